@@ -1,0 +1,54 @@
+"""The Parquet schemas of the manifests: the one place that says which columns exist and their types."""
+from __future__ import annotations
+
+import pyarrow as pa
+
+STR, F64, I32, I64, BOOL = pa.string(), pa.float64(), pa.int32(), pa.int64(), pa.bool_()
+
+DECISION = [
+    ("status", STR),  # sources: done | rejected | failed; clips: accepted | rejected
+    ("reject_stage", STR),
+    ("reject_reason", STR),  # short code, e.g. sync_offset
+    ("reject_detail", STR),  # the measurement behind it, for people
+]
+
+SOURCES = pa.schema([
+    ("source_id", STR), ("source_path", STR), ("size_bytes", I64), *DECISION, ("error", STR),
+    ("container", STR), ("duration_s", F64), ("has_video", BOOL), ("has_audio", BOOL),
+    ("video_codec", STR), ("width", I32), ("height", I32), ("rotation", I32),
+    ("display_width", I32), ("display_height", I32), ("fps", F64), ("variable_fps", BOOL), ("num_frames", I64),
+    ("audio_codec", STR), ("audio_sample_rate", I32), ("audio_channels", I32),
+    ("decode_passes", I32), ("decoded_frames", I64), ("decoded_seconds", F64),
+    ("analysis_width", I32), ("analysis_height", I32), ("normalized_width", I32), ("normalized_height", I32),
+    ("scene_cuts_s", pa.list_(F64)), ("speech_seconds", F64),
+    ("clips_total", I32), ("clips_accepted", I32), ("clips_rejected", I32),
+    ("seconds_probe", F64), ("seconds_decode", F64), ("seconds_segment", F64), ("seconds_total", F64),
+    ("shard", STR), ("pipeline_version", STR),
+])
+
+MEMBER = pa.struct([("name", STR), ("bytes", I64), ("sha256", STR)])
+
+CLIPS = pa.schema([
+    ("clip_id", STR), ("source_id", STR), ("source_path", STR), ("scene_index", I32),
+    ("start_frame", I64), ("num_frames", I32), ("fps", F64), ("start_s", F64), ("end_s", F64), *DECISION,
+    ("loudness_db", F64), ("speech_ratio", F64),
+    ("face_detector", STR), ("face_count", I32), ("face_track_coverage", F64), ("other_face_coverage", F64),
+    ("face_width_px", F64), ("face_height_px", F64), ("face_score", F64), ("pose_yaw_deg", F64),
+    ("face_box", pa.list_(F64)), ("crop_box", pa.list_(F64)),  # x0 y0 x1 y1, normalised to the frame
+    ("sync_scorer", STR), ("sync_offset_frames", I32), ("sync_fps", F64), ("sync_offset_s", F64),
+    ("sync_conf", F64), ("sync_min_dist", F64),
+    ("language", STR), ("language_prob", F64), ("transcript", STR), ("words_json", STR), ("num_words", I32),
+    ("words_per_s", F64), ("word_timing_source", STR), ("transcript_conf", F64), ("transcript_avg_logprob", F64),
+    ("transcriber", STR),
+    ("seconds_audio", F64), ("seconds_face", F64), ("seconds_sync", F64), ("seconds_transcribe", F64),
+    ("shard", STR), ("members", pa.list_(MEMBER)), ("video_width", I32), ("video_height", I32),
+    ("sample_rate", I32), ("audio_samples", I64),
+])
+
+# Columns that legitimately differ between two runs over the same input (placement and timing).
+RUN_DEPENDENT = {"shard"} | {n for n in SOURCES.names + CLIPS.names if n.startswith("seconds_")}
+
+
+def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Rows (dicts, extra keys ignored, missing keys null) as a table of exactly `schema`."""
+    return pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)

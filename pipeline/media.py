@@ -1,0 +1,159 @@
+"""ffmpeg and ffprobe, always through argument lists (file names never reach a shell)."""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+
+import ffmpeg
+import numpy as np
+
+
+class ProbeError(Exception):
+    """ffprobe could not read the file; `reason` is a short code for the manifest."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def _rate(text: str | None) -> float:
+    try:
+        r = Fraction(text or "0/1")
+        return float(r) if r.denominator else 0.0
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+
+
+def _rotation(stream: dict) -> int:
+    for side in stream.get("side_data_list", []) or []:
+        if "rotation" in side:
+            return int(side["rotation"])
+    rot = (stream.get("tags") or {}).get("rotate")
+    return -int(rot) if rot else 0  # the legacy tag is clockwise, the display matrix counter-clockwise
+
+
+def probe(path: str) -> dict:
+    """Streams, duration, frame rate and rotation of a media file, as flat manifest fields."""
+    if os.path.getsize(path) == 0:
+        raise ProbeError("empty_file", "file has 0 bytes")
+    try:
+        info = ffmpeg.probe(path)
+    except ffmpeg.Error as e:
+        tail = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or ["ffprobe failed"]
+        raise ProbeError("unreadable", tail[0][-300:]) from None
+    streams = info.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"
+                  and not (s.get("disposition") or {}).get("attached_pic")), None)
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    fmt = info.get("format", {})
+    out = {
+        "container": fmt.get("format_name"),
+        "duration_s": float(fmt.get("duration") or 0.0),
+        "has_video": video is not None,
+        "has_audio": audio is not None,
+    }
+    if video is not None:
+        rot = _rotation(video)
+        w, h = int(video.get("width") or 0), int(video.get("height") or 0)
+        r_fps, avg_fps = _rate(video.get("r_frame_rate")), _rate(video.get("avg_frame_rate"))
+        out.update(video_codec=video.get("codec_name"), width=w, height=h, rotation=rot,
+                   display_width=h if rot % 180 else w, display_height=w if rot % 180 else h,
+                   fps=avg_fps or r_fps, variable_fps=bool(r_fps and avg_fps and abs(r_fps - avg_fps) > 0.01),
+                   num_frames=int(video.get("nb_frames") or 0))
+        out["duration_s"] = out["duration_s"] or float(video.get("duration") or 0.0)
+    if audio is not None:
+        out.update(audio_codec=audio.get("codec_name"), audio_sample_rate=int(audio.get("sample_rate") or 0),
+                   audio_channels=int(audio.get("channels") or 0))
+    return out
+
+
+def even_size(width: int, height: int, long_side: int, upscale: bool = False) -> tuple[int, int]:
+    """(w, h) scaled so the long side is `long_side` (not above the source unless `upscale`), both even."""
+    scale = long_side / max(width, height)
+    if not upscale:
+        scale = min(scale, 1.0)
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+@dataclass
+class DecodeResult:
+    frames_path: str  # raw RGB frames, analysis size, target fps
+    audio_path: str  # raw s16le mono PCM at the target rate
+    normalized_path: str  # mp4 at the target fps, display orientation, capped size
+    num_frames: int
+    analysis_size: tuple[int, int]
+    normalized_size: tuple[int, int]
+    errors: str
+
+
+def decode(path: str, workdir: str, fps: float, sample_rate: int, analysis: tuple[int, int],
+           normalized: tuple[int, int], crf: int) -> DecodeResult:
+    """Decode the source once; one ffmpeg process writes analysis frames, PCM audio and a normalised mp4.
+
+    Frames and audio both start at t = 0 (padded if a stream starts late), so frame i and sample
+    round(i * sample_rate / fps) are the same instant."""
+    frames_path = os.path.join(workdir, "frames.rgb")
+    audio_path = os.path.join(workdir, "audio.s16")
+    normalized_path = os.path.join(workdir, "normalized.mp4")
+    src = ffmpeg.input(path)
+    video = src.video.filter("fps", fps=fps, start_time=0).split()
+    aw, ah = analysis
+    nw, nh = normalized
+    ana = video[0].filter("scale", aw, ah, flags="area")
+    norm = video[1].filter("scale", nw, nh, flags="bicubic")
+    audio = src.audio.filter("aresample", sample_rate, **{"async": 1, "first_pts": 0}).filter(
+        "aformat", channel_layouts="mono").asplit()
+    gop = max(1, int(round(fps)))
+    outputs = ffmpeg.merge_outputs(
+        ffmpeg.output(ana, frames_path, format="rawvideo", pix_fmt="rgb24"),
+        ffmpeg.output(audio[0], audio_path, format="s16le", ar=sample_rate, ac=1),
+        ffmpeg.output(norm, audio[1], normalized_path, vcodec="libx264", pix_fmt="yuv420p", crf=crf,
+                      preset="veryfast", g=gop, acodec="aac", audio_bitrate="128k", movflags="+faststart"),
+    )
+    args = outputs.global_args("-nostdin", "-v", "error", "-y").compile()
+    proc = subprocess.run(args, capture_output=True)
+    errors = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0 and not os.path.exists(frames_path):
+        raise RuntimeError(f"ffmpeg decode failed: {errors.strip()[-400:]}")
+    n = os.path.getsize(frames_path) // (aw * ah * 3) if os.path.exists(frames_path) else 0
+    return DecodeResult(frames_path, audio_path, normalized_path, n, analysis, normalized, errors.strip())
+
+
+class FrameReader:
+    """Reads windows of the raw analysis frames without mapping the whole file (memory stays flat)."""
+
+    def __init__(self, path: str, size: tuple[int, int], num_frames: int):
+        self.path, (self.w, self.h), self.num_frames = path, size, num_frames
+        self.frame_bytes = self.w * self.h * 3
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        count = max(0, min(count, self.num_frames - start))
+        with open(self.path, "rb") as f:
+            f.seek(start * self.frame_bytes)
+            buf = f.read(count * self.frame_bytes)
+        return np.frombuffer(buf, np.uint8).reshape(count, self.h, self.w, 3)
+
+    def windows(self, start: int, stop: int, size: int):
+        for s in range(start, stop, size):
+            yield s, self.read(s, min(size, stop - s))
+
+
+def read_pcm(path: str) -> np.ndarray:
+    """The decoded s16le audio as float32 in [-1, 1]."""
+    if not os.path.exists(path):
+        return np.zeros(0, np.float32)
+    return np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def cut_clip(normalized_path: str, pcm: np.ndarray, sample_rate: int, start_s: float, num_frames: int,
+             fps: float, out_path: str) -> None:
+    """Write one clip as mp4: frames from the normalised source, the exact PCM slice as its audio."""
+    pcm16 = (np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes()
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{start_s:.6f}", "-i", normalized_path,
+           "-f", "s16le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0",
+           "-map", "0:v:0", "-map", "1:a:0", "-frames:v", str(num_frames), "-r", f"{fps:g}",
+           "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+           "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", out_path]
+    subprocess.run(cmd, input=pcm16, check=True, capture_output=True)

@@ -1,0 +1,125 @@
+"""Runs every CPU stage on one source, end to end, inside one worker: the decoded frames stay on that
+worker's local scratch disk and every stage reads them from there.
+
+Returns a JSON document (the source row and its clip rows); accepted samples are staged as a tar on the
+output file system for the shard packer. Nothing pickled crosses the process boundary."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import time
+import traceback
+
+import numpy as np
+from scipy.io import wavfile
+
+from pipeline import media
+from pipeline.config import PipelineConfig
+from pipeline.stages.audio import AudioStage, clip_pcm
+from pipeline.stages.base import Record, source_id
+from pipeline.stages.decode import DecodeStage, cleanup
+from pipeline.stages.face import FaceStage
+from pipeline.stages.probe import ProbeStage
+from pipeline.stages.segment import SegmentStage
+from pipeline.stages.sync import SyncStage
+from pipeline.stages.transcribe import TranscribeStage
+
+PIPELINE_VERSION = "clips-v1"
+STAGING = os.path.join("shards", ".staging")
+
+
+def staging_path(out_dir: str, sid: str) -> str:
+    return os.path.join(out_dir, STAGING, f"{sid}.tar")
+
+
+def new_source_record(path: str, rel: str) -> Record:
+    size = os.path.getsize(path)
+    return {"_path": path, "source_path": rel, "source_id": source_id(f"{rel}:{size}"), "size_bytes": size,
+            "status": "processing", "pipeline_version": PIPELINE_VERSION, "decode_passes": 0}
+
+
+class SourceProcessor:
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg = cfg
+        self.source_stages = [ProbeStage(cfg), DecodeStage(cfg), SegmentStage(cfg)]
+        # cheapest rejections first: audio needs no pixels, face needs no model of sync
+        self.clip_stages = [AudioStage(cfg), FaceStage(cfg), SyncStage(cfg), TranscribeStage(cfg)]
+
+    def setup(self) -> None:
+        for stage in self.source_stages + self.clip_stages:
+            stage.setup()
+
+    def run(self, path: str, rel: str) -> str:
+        t0 = time.perf_counter()
+        src = new_source_record(path, rel)
+        clips: list[Record] = []
+        try:
+            for stage in self.source_stages:
+                stage([src])
+            clips = src.pop("_clips", [])
+            for c in clips:
+                c["_source"] = src
+            for stage in self.clip_stages:
+                stage(clips)
+            for c in clips:
+                if c["status"] != "rejected":
+                    c["status"] = "accepted"
+            self.stage_samples(src, [c for c in clips if c["status"] == "accepted"])
+            if src["status"] != "rejected":
+                src["status"] = "done"
+        except Exception as e:  # one bad source never stops the job; its row carries the error
+            src.update(status="failed", reject_stage=src.get("reject_stage") or "worker",
+                       reject_reason="exception", error=f"{type(e).__name__}: {e}\n{traceback.format_exc()[-2000:]}")
+            clips = []
+        finally:
+            cleanup(src)
+        src["clips_total"] = len(clips)
+        src["clips_accepted"] = sum(c["status"] == "accepted" for c in clips)
+        src["clips_rejected"] = src["clips_total"] - src["clips_accepted"]
+        src["seconds_total"] = round(time.perf_counter() - t0, 3)
+        public = lambda r: {k: v for k, v in r.items() if not k.startswith("_")}
+        return json.dumps({"source": public(src), "clips": [public(c) for c in clips]})
+
+    def stage_samples(self, src: Record, accepted: list[Record]) -> None:
+        """Write the accepted clips' samples to this source's staging tar (complete or absent)."""
+        import webdataset as wds
+
+        path = staging_path(self.cfg.output, src["source_id"])
+        if not accepted:
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp"
+        with wds.TarWriter(tmp) as tar, tempfile.TemporaryDirectory(dir=self.cfg.scratch_dir or None) as scratch:
+            for c in accepted:
+                sample = self.sample(src, c, scratch)
+                c["members"] = [{"name": f"{c['clip_id']}.{ext}", "bytes": len(data),
+                                 "sha256": hashlib.sha256(data).hexdigest()} for ext, data in sample.items()]
+                tar.write({"__key__": c["clip_id"], **sample})
+        os.replace(tmp, path)
+
+    def sample(self, src: Record, c: Record, scratch: str) -> dict[str, bytes]:
+        cfg = self.cfg
+        pcm = clip_pcm(c, cfg.sample_rate)
+        mp4 = os.path.join(scratch, f"{c['clip_id']}.mp4")
+        media.cut_clip(src["_decoded"].normalized_path, pcm, cfg.sample_rate, c["start_s"], c["num_frames"], cfg.fps, mp4)
+        with open(mp4, "rb") as f:
+            mp4_bytes = f.read()
+        wav = io.BytesIO()
+        wavfile.write(wav, cfg.sample_rate, (np.clip(pcm, -1, 1) * 32767).astype(np.int16))
+        c.update(video_width=src["normalized_width"], video_height=src["normalized_height"],
+                 sample_rate=cfg.sample_rate, audio_samples=len(pcm))
+        meta = {
+            "clip_id": c["clip_id"], "source_id": src["source_id"], "source_path": src["source_path"],
+            "source_span_s": [c["start_s"], c["end_s"]], "start_frame": c["start_frame"],
+            "fps": cfg.fps, "num_frames": c["num_frames"], "sample_rate": cfg.sample_rate, "audio_samples": len(pcm),
+            "width": src["normalized_width"], "height": src["normalized_height"],
+            "transcript": c["transcript"], "words": json.loads(c["words_json"]), "language": c["language"],
+            "word_timing_source": c["word_timing_source"], "face_box": c["face_box"], "crop_box": c["crop_box"],
+            "sync": {k: c[k] for k in ("sync_scorer", "sync_offset_frames", "sync_fps", "sync_conf", "sync_min_dist")},
+            "loudness_db": c["loudness_db"], "speech_ratio": c["speech_ratio"], "reference_clip_id": None,
+            "pipeline_version": PIPELINE_VERSION,
+        }
+        return {"mp4": mp4_bytes, "wav": wav.getvalue(), "json": json.dumps(meta, ensure_ascii=False).encode()}

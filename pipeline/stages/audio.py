@@ -1,0 +1,46 @@
+"""Stage 4 (cheap, so it runs before face and lip sync): loudness and share of speech of each clip."""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.config import PipelineConfig
+from pipeline.stages.base import Record, Resources, Stage, reject
+
+SILENCE_FLOOR_DB = -120.0  # digital silence is reported as this instead of -inf
+
+
+def clip_pcm(clip: Record, sample_rate: int) -> np.ndarray:
+    """The clip's audio, sample-exact to its frames (sample round(frame * sr / fps))."""
+    a = int(round(clip["start_frame"] * sample_rate / clip["fps"]))
+    b = int(round((clip["start_frame"] + clip["num_frames"]) * sample_rate / clip["fps"]))
+    pcm = clip["_source"]["_pcm"][a:b]
+    return np.pad(pcm, (0, (b - a) - len(pcm)))
+
+
+def mean_volume_db(pcm: np.ndarray) -> float:
+    """Mean power in dBFS, as ffmpeg's volumedetect reports mean_volume."""
+    power = float(np.mean(pcm.astype(np.float64) ** 2)) if len(pcm) else 0.0
+    return max(SILENCE_FLOOR_DB, 10.0 * np.log10(power)) if power > 0 else SILENCE_FLOOR_DB
+
+
+def overlap_ratio(regions: list[tuple[float, float]], start: float, end: float) -> float:
+    covered = sum(max(0.0, min(b, end) - max(a, start)) for a, b in regions)
+    return covered / (end - start)
+
+
+class AudioStage(Stage):
+    name = "audio"
+    resources = Resources(cpus=0.25, memory_gb=0.2)
+
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg = cfg
+
+    def process(self, records: list[Record]) -> None:
+        for c in records:
+            c["loudness_db"] = round(mean_volume_db(clip_pcm(c, self.cfg.sample_rate)), 2)
+            c["speech_ratio"] = round(overlap_ratio(c["_source"]["_speech"], c["start_s"], c["end_s"]), 4)
+            if c["loudness_db"] < self.cfg.min_loudness_db:
+                reject(c, self.name, "loudness", f"mean volume {c['loudness_db']:.1f} dB < {self.cfg.min_loudness_db} dB")
+            elif c["speech_ratio"] < self.cfg.min_speech_ratio:
+                reject(c, self.name, "speech_ratio",
+                       f"speech in {c['speech_ratio']:.0%} of the clip < {self.cfg.min_speech_ratio:.0%}")

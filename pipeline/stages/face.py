@@ -1,0 +1,128 @@
+"""Stage 5: exactly one face track covering the clip, big enough and near frontal; a fixed crop for it."""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline import media
+from pipeline.config import PipelineConfig
+from pipeline.face_backends import Detection, make_detector
+from pipeline.stages.base import Record, Resources, Stage, reject
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def link_tracks(per_frame: list[tuple[int, list[Detection]]], min_iou: float) -> list[dict[int, Detection]]:
+    """Greedy IoU linking: a detection joins the track whose latest box overlaps it most."""
+    tracks: list[dict[int, Detection]] = []
+    for frame, dets in per_frame:
+        taken: set[int] = set()
+        for d in sorted(dets, key=lambda d: -d.score):
+            best, best_iou = None, min_iou
+            for k, t in enumerate(tracks):
+                last = t[max(t)]
+                overlap = iou(last.box, d.box)
+                if k not in taken and frame not in t and overlap >= best_iou:
+                    best, best_iou = k, overlap
+            if best is None:
+                tracks.append({frame: d})
+                taken.add(len(tracks) - 1)
+            else:
+                tracks[best][frame] = d
+                taken.add(best)
+    return tracks
+
+
+def interpolate(track: dict[int, Detection], num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (T, 4) and landmarks (T, 5, 2) for every frame, linear between detections, held at the ends."""
+    frames = np.array(sorted(track))
+    boxes = np.stack([track[f].box for f in frames])
+    marks = np.stack([track[f].landmarks for f in frames]).reshape(len(frames), -1)
+    t = np.arange(num_frames)
+    out_b = np.stack([np.interp(t, frames, boxes[:, j]) for j in range(4)], 1)
+    out_m = np.stack([np.interp(t, frames, marks[:, j]) for j in range(10)], 1).reshape(num_frames, 5, 2)
+    return out_b.astype(np.float32), out_m.astype(np.float32)
+
+
+def yaw_degrees(landmarks: np.ndarray) -> float:
+    """Rough yaw from 5 points: how far the nose sits from the eyes' midpoint, in half eye-distances."""
+    le, re, nose = landmarks[0], landmarks[1], landmarks[2]
+    half = max(1e-3, float(np.linalg.norm(re - le)) / 2)
+    return float(np.degrees(np.arctan2(nose[0] - (le[0] + re[0]) / 2, half)))
+
+
+class FaceStage(Stage):
+    name = "face"
+    resources = Resources(cpus=1.0, memory_gb=1.0)
+
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg = cfg
+        self.detector = None
+
+    def setup(self) -> None:
+        self.detector = make_detector(self.cfg.face_backend, self.cfg.models_dir)
+
+    def sampled_detections(self, clip: Record) -> list[tuple[int, list[Detection]]]:
+        dec, n, step = clip["_source"]["_decoded"], clip["num_frames"], self.cfg.detect_every
+        reader = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames)
+        wanted = sorted(set(range(0, n, step)) | {n - 1})
+        out = []
+        for start, frames in reader.windows(clip["start_frame"], clip["start_frame"] + n, 32):
+            idx = [i for i in wanted if start - clip["start_frame"] <= i < start - clip["start_frame"] + len(frames)]
+            local = frames[[i - (start - clip["start_frame"]) for i in idx]]
+            out += list(zip(idx, self.detector.detect(local, self.cfg.face_score)))
+        return out
+
+    def process(self, records: list[Record]) -> None:
+        for c in records:
+            self.measure(c)
+
+    def measure(self, c: Record) -> None:
+        cfg, src = self.cfg, c["_source"]
+        c["face_detector"] = self.detector.version or self.detector.name
+        per_frame = self.sampled_detections(c)
+        c["face_count"] = max((len(d) for _, d in per_frame), default=0)
+        if c["face_count"] == 0:
+            reject(c, self.name, "no_face", "no face detected in any sampled frame")
+            return
+        tracks = sorted(link_tracks(per_frame, cfg.track_iou), key=len, reverse=True)
+        coverage = [len(t) / len(per_frame) for t in tracks]
+        c["face_track_coverage"] = round(coverage[0], 4)
+        c["other_face_coverage"] = round(coverage[1], 4) if len(tracks) > 1 else 0.0
+        boxes, marks = interpolate(tracks[0], c["num_frames"])
+        scale = src["display_width"] / src["analysis_width"]  # analysis pixels -> source pixels
+        w, h = (boxes[:, 2] - boxes[:, 0]) * scale, (boxes[:, 3] - boxes[:, 1]) * scale
+        c["face_width_px"], c["face_height_px"] = round(float(np.median(w)), 1), round(float(np.median(h)), 1)
+        c["face_score"] = round(float(np.median([d.score for d in tracks[0].values()])), 4)
+        c["pose_yaw_deg"] = round(float(np.median([yaw_degrees(d.landmarks) for d in tracks[0].values()])), 2)
+        aw, ah = src["analysis_width"], src["analysis_height"]
+        med = np.median(boxes, 0)
+        c["face_box"] = [round(float(v), 5) for v in med / [aw, ah, aw, ah]]
+        c["crop_box"] = self.crop_box(boxes, aw, ah)
+        c["_track_boxes"], c["_track_landmarks"] = boxes, marks
+        if c["other_face_coverage"] > cfg.max_other_face_coverage:
+            reject(c, self.name, "face_count",
+                   f"{len(tracks)} face tracks; the second covers {c['other_face_coverage']:.0%} of frames")
+        elif c["face_track_coverage"] < cfg.min_track_coverage:
+            reject(c, self.name, "face_track_coverage",
+                   f"the face is found in {c['face_track_coverage']:.0%} of frames < {cfg.min_track_coverage:.0%}")
+        elif c["face_width_px"] < cfg.min_face_width or c["face_height_px"] < cfg.min_face_height:
+            reject(c, self.name, "face_too_small", f"face {c['face_width_px']:.0f}x{c['face_height_px']:.0f} px "
+                   f"< {cfg.min_face_width}x{cfg.min_face_height} px")
+        elif abs(c["pose_yaw_deg"]) > cfg.max_yaw_deg:
+            reject(c, self.name, "pose", f"yaw {c['pose_yaw_deg']:.0f} deg beyond {cfg.max_yaw_deg:.0f}")
+
+    def crop_box(self, boxes: np.ndarray, width: int, height: int) -> list[float]:
+        """One square region for the whole clip, centred on the face, normalised to the frame."""
+        cx = float(np.median((boxes[:, 0] + boxes[:, 2]) / 2))
+        cy = float(np.median((boxes[:, 1] + boxes[:, 3]) / 2))
+        side = self.cfg.crop_scale * float(np.max(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
+        side = min(side, width, height)
+        x0 = min(max(0.0, cx - side / 2), width - side)
+        y0 = min(max(0.0, cy - side / 2), height - side)
+        return [round(x0 / width, 5), round(y0 / height, 5), round((x0 + side) / width, 5), round((y0 + side) / height, 5)]

@@ -1,0 +1,29 @@
+"""Stage 1: ffprobe each source; unusable ones end here with a reason."""
+from __future__ import annotations
+
+from pipeline import media
+from pipeline.config import PipelineConfig
+from pipeline.stages.base import Record, Resources, Stage, reject
+
+
+class ProbeStage(Stage):
+    name = "probe"
+    resources = Resources(cpus=0.25, memory_gb=0.2)
+
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg = cfg
+
+    def process(self, records: list[Record]) -> None:
+        for r in records:
+            try:
+                r.update(media.probe(r["_path"]))
+            except media.ProbeError as e:
+                reject(r, self.name, e.reason, e.detail)
+                continue
+            if not r["has_video"]:
+                reject(r, self.name, "no_video_stream", "the file has no video stream")
+            elif not r["has_audio"]:
+                reject(r, self.name, "no_audio_stream", "the file has no audio stream")
+            elif r["duration_s"] < self.cfg.clip_seconds:
+                reject(r, self.name, "too_short",
+                       f"{r['duration_s']:.2f} s is shorter than one clip ({self.cfg.clip_seconds:.2f} s)")

@@ -1,0 +1,96 @@
+"""Stage 3: scene cuts, speech regions (VAD), then clip windows that never cross a cut."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline import media
+from pipeline.config import PipelineConfig
+from pipeline.stages.base import Record, Resources, Stage, clip_id, reject
+
+THUMB = (64, 36)  # thumbnails compared for cuts: small enough to be cheap, big enough to see a new shot
+
+
+def scene_change_scores(reader: media.FrameReader, window: int = 64) -> np.ndarray:
+    """Mean absolute HSV difference between each frame and the one before it (score[0] = 0)."""
+    scores, prev = np.zeros(reader.num_frames, np.float32), None
+    for start, frames in reader.windows(0, reader.num_frames, window):
+        for i, f in enumerate(frames):
+            hsv = cv2.cvtColor(cv2.resize(f, THUMB, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2HSV).astype(np.int16)
+            if prev is not None:
+                scores[start + i] = np.abs(hsv - prev).mean()
+            prev = hsv
+    return scores
+
+
+def scenes_from_scores(scores: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """[start, stop) frame ranges between cuts."""
+    cuts = [int(i) for i in np.flatnonzero(scores > threshold)]
+    bounds = [0] + cuts + [len(scores)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def place_windows(scene: tuple[int, int], length: int, margin: int, onsets: list[int]) -> list[int]:
+    """Start frames of non-overlapping windows inside a scene, each starting at the next speech onset
+    where one exists (else where the previous window ended)."""
+    lo, hi = scene[0] + margin, scene[1] - margin
+    starts, pos = [], lo
+    while pos + length <= hi:
+        nxt = [o for o in onsets if o >= pos]
+        start = min(nxt[0], hi - length) if nxt else pos
+        start = max(start, pos)
+        starts.append(start)
+        pos = start + length
+    return starts
+
+
+class SegmentStage(Stage):
+    name = "segment"
+    resources = Resources(cpus=1.0, memory_gb=1.0)
+
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg = cfg
+        self.vad = None
+
+    def setup(self) -> None:
+        from whisperx.vads.pyannote import load_vad_model
+
+        self.vad = load_vad_model("cpu", vad_onset=self.cfg.vad_onset, vad_offset=self.cfg.vad_offset)
+
+    def speech_regions(self, pcm: np.ndarray) -> list[tuple[float, float]]:
+        import torch
+        from whisperx.vads.pyannote import Binarize
+
+        if len(pcm) < self.cfg.sample_rate // 10:
+            return []
+        scores = self.vad({"waveform": torch.from_numpy(pcm)[None], "sample_rate": self.cfg.sample_rate})
+        binarize = Binarize(onset=self.cfg.vad_onset, offset=self.cfg.vad_offset,
+                            min_duration_on=0.1, min_duration_off=0.1)
+        return [(float(s.start), float(s.end)) for s in binarize(scores).get_timeline()]
+
+    def process(self, records: list[Record]) -> None:
+        for r in records:
+            cfg, dec = self.cfg, r["_decoded"]
+            reader = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames)
+            scenes = scenes_from_scores(scene_change_scores(reader), cfg.scene_threshold)
+            r["_pcm"] = pcm = media.read_pcm(dec.audio_path)
+            r["_speech"] = speech = self.speech_regions(pcm)
+            r["scene_cuts_s"] = [round(a / cfg.fps, 4) for a, _ in scenes[1:]]
+            r["speech_seconds"] = round(sum(b - a for a, b in speech), 3)
+            onsets = [max(0, int(np.floor((a - 0.1) * cfg.fps))) for a, _ in speech]
+            margin = int(round(cfg.edge_margin_s * cfg.fps))
+            clips = []
+            for k, scene in enumerate(scenes):
+                for start in place_windows(scene, cfg.clip_frames, margin, onsets):
+                    clips.append({
+                        "clip_id": clip_id(r["source_id"], start, cfg.clip_frames, cfg.fps),
+                        "source_id": r["source_id"], "source_path": r["source_path"], "scene_index": k,
+                        "start_frame": start, "num_frames": cfg.clip_frames, "fps": cfg.fps,
+                        "start_s": round(start / cfg.fps, 6), "end_s": round((start + cfg.clip_frames) / cfg.fps, 6),
+                        "status": "candidate",
+                    })
+            r["_clips"] = clips
+            if not clips:
+                longest = max((b - a for a, b in scenes), default=0) / cfg.fps
+                reject(r, self.name, "no_window",
+                       f"no scene holds a {cfg.clip_seconds:.2f} s clip (longest {longest:.2f} s)")
