@@ -34,17 +34,17 @@ def part_stems(out_dir: str) -> list[str]:
 
 def read_parts(out_dir: str) -> tuple[pa.Table, pa.Table]:
     """All parts merged; a source written by several parts (a failed try, then a retry) keeps its last."""
-    sources, clips = [], []
-    for stem in part_stems(out_dir):
+    sources, clips, s_part, c_part = [], [], [], []
+    for k, stem in enumerate(part_stems(out_dir)):
         sources.append(pq.read_table(stem + PART_SOURCES, schema=SOURCES))
         clips.append(pq.read_table(stem + PART_CLIPS, schema=CLIPS))
+        s_part += [k] * len(sources[-1])
+        c_part += [k] * len(clips[-1])
     s = pa.concat_tables(sources) if sources else SOURCES.empty_table()
     c = pa.concat_tables(clips) if clips else CLIPS.empty_table()
-    last: dict[str, str] = {}
-    for sid, shard in zip(s.column("source_id").to_pylist(), s.column("shard").to_pylist()):
-        last[sid] = shard
-    keep_s = [last[sid] == shard for sid, shard in zip(s.column("source_id").to_pylist(), s.column("shard").to_pylist())]
-    keep_c = [last.get(sid) == shard for sid, shard in zip(c.column("source_id").to_pylist(), c.column("shard").to_pylist())]
+    last = dict(zip(s.column("source_id").to_pylist(), s_part))  # later parts overwrite earlier ones
+    keep_s = [last[sid] == k for sid, k in zip(s.column("source_id").to_pylist(), s_part)]
+    keep_c = [last.get(sid) == k for sid, k in zip(c.column("source_id").to_pylist(), c_part)]
     return s.filter(pa.array(keep_s, pa.bool_())), c.filter(pa.array(keep_c, pa.bool_()))
 
 

@@ -72,8 +72,10 @@ def build(out_dir: str) -> dict:
     talking("mismatched_mouth.mp4", 24, 2, rejected_clip("sync", "sync_confidence"), mouth_sentence=1)
 
     pair = [cm.transform_face(face, 0.8, flip=f, canvas=(832, 416), offset=(o, 0)) for f, o in ((False, 0), (True, 420))]
+    both = pair[0].image.copy()
+    both[:, 420:] = pair[1].image[:, 420:]
     audio = utterance(3)
-    frames = frames_for(pair[0], audio, 24)
+    frames = frames_for(cm.Face(both, pair[0].mouth_left, pair[0].mouth_right), audio, 24)
     env = cm.envelope(audio, 24, len(frames))
     for i, f in enumerate(frames):
         cm.paint_mouth(f, pair[1], float(env[i]))
@@ -132,7 +134,7 @@ def build(out_dir: str) -> dict:
         subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", plain, "-c", "copy",
                         "-metadata:s:v:0", "rotate=270", os.path.join(out_dir, "rotated_90.mp4")],
                        check=True, capture_output=True)
-    labels["rotated_90.mp4"] = dict(accepted(), rotation=-90)
+    labels["rotated_90.mp4"] = dict(accepted(), rotation=-90, sentence=SENTENCES[2])
     odd = cm.transform_face(face, 0.95, canvas=(515, 487), offset=(10, 3))
     talking("odd_dims_515x487.mp4", 24, 3, accepted(), face_=odd,
             codec=("-c:v", "libx264", "-pix_fmt", "yuv444p"))
@@ -143,16 +145,20 @@ def build(out_dir: str) -> dict:
 
 
 def _music(n: int) -> np.ndarray:
-    """An instrumental arpeggio: plucked-string notes with harmonics, no voice."""
+    """Instrumental music: a chord each second (soft attack and release) over a noise-drum beat."""
     t = np.arange(n) / cm.SAMPLE_RATE
-    out = np.zeros(n, np.float32)
-    notes = [261.6, 329.6, 392.0, 523.3, 392.0, 329.6]
-    step = int(0.25 * cm.SAMPLE_RATE)
-    for k, start in enumerate(range(0, n, step)):
-        f0, seg = notes[k % len(notes)], t[: min(step * 2, n - start)]
-        tone = sum(np.sin(2 * np.pi * f0 * h * seg) / h for h in (1, 2, 3)) * np.exp(-seg * 6)
-        out[start:start + len(seg)] += 0.2 * tone.astype(np.float32)
-    return out
+    out = np.zeros(n)
+    chords = [(261.6, 329.6, 392.0), (220.0, 261.6, 329.6), (174.6, 220.0, 261.6), (196.0, 246.9, 293.7)]
+    for k in range(int(np.ceil(n / cm.SAMPLE_RATE))):
+        s, e = k * cm.SAMPLE_RATE, min(n, (k + 1) * cm.SAMPLE_RATE)
+        tt = t[s:e] - k
+        ramp = np.minimum(1, tt / 0.05) * np.minimum(1, (1 - tt) / 0.05)
+        out[s:e] = 0.1 * ramp * sum(np.sin(2 * np.pi * f * tt) + 0.3 * np.sin(4 * np.pi * f * tt) for f in chords[k % 4])
+    rng = np.random.default_rng(0)
+    for s in range(0, n, cm.SAMPLE_RATE // 4):
+        hit = min(2000, n - s)
+        out[s:s + hit] += rng.normal(0, 0.3, hit) * np.exp(-np.arange(hit) / 300)
+    return np.clip(out, -1, 1).astype(np.float32)
 
 
 def _vfr(out_dir: str, face: cm.Face, labels: dict) -> None:

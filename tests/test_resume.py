@@ -1,0 +1,101 @@
+"""Acceptance 5: a rerun decodes nothing and leaves identical manifests; a job killed part way through
+`ray job submit` on a local cluster and submitted again ends like an uninterrupted run."""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from manifests.schema import RUN_DEPENDENT
+from tests.conftest import REPO, build_shards
+
+
+def digest(path: str) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_rerun_decodes_nothing_and_keeps_manifests(corpus_run, models_dir, tmp_path):
+    out = corpus_run["out"]
+    before = {n: digest(os.path.join(out, "manifests", n)) for n in ("sources.parquet", "clips.parquet")}
+    # ffmpeg and ffprobe that fail loudly: any decode or probe in the rerun would turn into a failed row
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    for tool in ("ffmpeg", "ffprobe"):
+        (shims / tool).write_text("#!/bin/sh\necho decoding is not allowed in a rerun >&2\nexit 97\n")
+        (shims / tool).chmod(stat.S_IRWXU)
+    env = dict(os.environ, PATH=f"{shims}:{os.environ['PATH']}")
+    proc = build_shards(corpus_run["corpus"], out, models_dir, env=env)
+    assert f"{len(corpus_run['labels'])} already finished, 0 to process" in proc.stdout
+    after = {n: digest(os.path.join(out, "manifests", n)) for n in before}
+    assert after == before
+
+
+def comparable(rows: list[dict]) -> list[dict]:
+    return sorted(({k: v for k, v in r.items() if k not in RUN_DEPENDENT} for r in rows),
+                  key=lambda r: (r["source_path"], r.get("start_frame") or 0))
+
+
+def ray_cli(*args: str, env: dict, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    ray = os.path.join(os.path.dirname(sys.executable), "ray")
+    return subprocess.run([ray, *args], capture_output=True, text=True, env=env, cwd=REPO, check=check, timeout=timeout)
+
+
+@pytest.fixture
+def local_cluster(tmp_path):
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+               RAY_ADDRESS="http://127.0.0.1:8265")
+    if os.path.exists(os.path.expanduser("~/.ray/auth_token")):
+        env["RAY_AUTH_MODE"] = "token"
+    ray_cli("stop", "--force", env=env, check=False)
+    ray_cli("start", "--head", "--num-cpus", "2", "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
+            "--disable-usage-stats", env=env)
+    yield env
+    ray_cli("stop", "--force", env=env, check=False)
+
+
+def submit(env: dict, corpus_dir: str, out: str, models: str, wait: bool) -> subprocess.CompletedProcess:
+    args = ["job", "submit", "--working-dir", "."] + ([] if wait else ["--no-wait"]) + [
+        "--", "python", "pipeline/build_shards.py", "--input", corpus_dir, "--output", out, "--models-dir", models,
+        "--shard-target-mb", "0.0001", "--workers", "1"]
+    return ray_cli(*args, env=env)
+
+
+def test_killed_job_resumes_to_the_same_manifests(corpus_run, models_dir, local_cluster, tmp_path):
+    env = local_cluster
+    subset = tmp_path / "in"
+    subset.mkdir()
+    names = ["insync_24fps.mp4", "in sync 25fps.mp4", "audio_late_0.3s.mp4", "silence.mp4", "notes.mp4",
+             "scene_cut.mp4"]
+    for n in names:
+        shutil.copy(os.path.join(corpus_run["corpus"], n), subset / n)
+    out = str(tmp_path / "out")
+    submit(env, str(subset), out, models_dir, wait=False)
+    parts = os.path.join(out, "shards", "clips", "*.sources.parquet")
+    deadline = time.time() + 300
+    while len(glob.glob(parts)) < 2 and time.time() < deadline:
+        time.sleep(0.5)
+    jobs = ray_cli("job", "list", env=env).stdout
+    for job_id in set(__import__("re").findall(r"submission_id='(raysubmit_\w+)'", jobs)):
+        ray_cli("job", "stop", job_id, env=env, check=False)
+    finished_before = len(glob.glob(parts))
+    assert 2 <= finished_before < len(names), "the job was not stopped part way"
+    time.sleep(2)
+
+    submit(env, str(subset), out, models_dir, wait=True)
+    sources = pq.read_table(os.path.join(out, "manifests", "sources.parquet")).to_pylist()
+    clips = pq.read_table(os.path.join(out, "manifests", "clips.parquet")).to_pylist()
+    assert sorted(s["source_path"] for s in sources) == sorted(names)
+    ids = [c["clip_id"] for c in clips]
+    assert len(ids) == len(set(ids))
+    want_s = [corpus_run["sources"][n] for n in names]
+    want_c = [c for n in names for c in corpus_run["clips"][n]]
+    assert comparable(sources) == comparable(want_s)
+    assert comparable(clips) == comparable(want_c)
