@@ -42,7 +42,8 @@ def probe(path: str) -> dict:
         info = ffmpeg.probe(path)
     except ffmpeg.Error as e:
         tail = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or ["ffprobe failed"]
-        raise ProbeError("unreadable", tail[0][-300:]) from None
+        # the message starts with the file's path: keep it out, so the manifest is the same wherever the file lies
+        raise ProbeError("unreadable", tail[0].replace(path, "<file>")[-300:]) from None
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"
                   and not (s.get("disposition") or {}).get("attached_pic")), None)
