@@ -46,7 +46,12 @@ def connect_ray(cfg: PipelineConfig) -> None:
 def make_worker_class(cfg: PipelineConfig):
     import ray
 
-    @ray.remote(num_cpus=cfg.worker_cpus, max_restarts=1)
+    from pipeline.source_worker import worker_resources
+
+    need = worker_resources()
+    cpus = cfg.worker_cpus or need.cpus
+
+    @ray.remote(num_cpus=cpus, num_gpus=need.gpus, memory=int(need.memory_gb * 2**30), max_restarts=1)
     class SourceWorker:
         def __init__(self, cfg: PipelineConfig):
             from pipeline.source_worker import SourceProcessor
@@ -90,7 +95,10 @@ def run(cfg: PipelineConfig) -> dict:
     packer = ShardPacker(cfg.output, cfg.shard_target_mb)
     if todo:
         connect_ray(cfg)
-        n = cfg.workers or max(1, int(ray.available_resources().get("CPU", 1) // cfg.worker_cpus))
+        from pipeline.source_worker import worker_resources
+
+        per_worker = cfg.worker_cpus or worker_resources().cpus
+        n = cfg.workers or max(1, int(ray.available_resources().get("CPU", 1) // per_worker))
         Worker = make_worker_class(cfg)
         idle = [Worker.remote(cfg) for _ in range(min(n, len(todo)))]
         queue, pending = list(todo), {}

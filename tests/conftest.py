@@ -22,10 +22,10 @@ def corpus(tmp_path_factory) -> tuple[str, dict]:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> str:
-    from pipeline.local_models import assemble_whisper_base
+    from pipeline.local_models import prepare_offline_models
 
     out = str(tmp_path_factory.mktemp("models"))
-    assemble_whisper_base(out)
+    prepare_offline_models(out)
     return out
 
 

@@ -39,9 +39,14 @@ class TranscribeStage(Stage):
         import whisperx
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        nltk_dir = os.path.join(self.cfg.models_dir, "nltk_data")
+        if os.path.isdir(nltk_dir):  # whisperx's aligner needs punkt_tab; never let NLTK go online for it
+            import nltk
+
+            nltk.data.path.insert(0, nltk_dir)
         path = whisper_dir(self.cfg.models_dir)
         self.pipeline = whisperx.load_model(path, self.device, compute_type="int8" if self.device == "cpu" else "float16",
-                                            language=self.cfg.language or None, threads=max(1, int(self.cfg.worker_cpus)))
+                                            language=self.cfg.language or None, threads=max(1, int(self.cfg.worker_cpus or self.resources.cpus)))
         self.model_version = f"whisper:{os.path.basename(path)}"
 
     def aligner(self, language: str):
@@ -57,43 +62,58 @@ class TranscribeStage(Stage):
         return self.aligners[language]
 
     def process(self, records: list[Record]) -> None:
+        by_source: dict[int, list[Record]] = {}
         for c in records:
-            self.transcribe(c)
+            by_source.setdefault(id(c["_source"]), []).append(c)
+        for clips in by_source.values():
+            self.transcribe_source(clips)
 
-    def transcribe(self, c: Record) -> None:
+    def transcribe_source(self, clips: list[Record]) -> None:
+        """One batched Whisper call for all clips of a source: each clip is one chunk of the batch."""
+        from faster_whisper import BatchedInferencePipeline
+
+        cfg, pcm = self.cfg, clips[0]["_source"]["_pcm"]
+        spans = [{"start": c["start_s"], "end": c["end_s"]} for c in clips]
+        segments, info = BatchedInferencePipeline(self.pipeline.model).transcribe(
+            pcm, language=cfg.language or None, clip_timestamps=spans, batch_size=cfg.whisper_batch_size,
+            word_timestamps=True, beam_size=5)
+        segments = list(segments)
+        for c in clips:
+            mine = [s for s in segments if c["start_s"] - 1e-3 <= s.start < c["end_s"]]
+            self.record(c, mine, info.language, float(info.language_probability))
+
+    def record(self, c: Record, segments: list, language: str, language_prob: float) -> None:
         cfg = self.cfg
         pcm = clip_pcm(c, cfg.sample_rate)
-        duration = len(pcm) / cfg.sample_rate
-        speech = [(max(0.0, a - c["start_s"]), min(duration, b - c["start_s"])) for a, b in c["_source"]["_speech"]
-                  if b > c["start_s"] and a < c["end_s"]]
-        clip_ts = [t for a, b in speech for t in (round(a, 3), round(b, 3))] or "0"
-        segments, info = self.pipeline.model.transcribe(
-            pcm, language=cfg.language or None, word_timestamps=True, beam_size=5, vad_filter=False,
-            condition_on_previous_text=False, clip_timestamps=clip_ts)
-        segments = list(segments)
-        c["language"], c["language_prob"] = info.language, round(float(info.language_probability), 4)
+        duration, t0 = len(pcm) / cfg.sample_rate, c["start_s"]
+        speech = [(max(0.0, a - t0), min(duration, b - t0)) for a, b in c["_source"]["_speech"]
+                  if b > t0 and a < c["end_s"]]
+        c["language"], c["language_prob"] = language, round(language_prob, 4)
         text = " ".join(s.text.strip() for s in segments).strip()
-        words = [{"word": w.word.strip(), "start": w.start, "end": w.end, "prob": w.probability}
+        words = [{"word": w.word.strip(), "start": w.start - t0, "end": w.end - t0, "prob": w.probability}
                  for s in segments for w in (s.words or [])]
+        seg_rows = [{"start": s.start - t0, "end": s.end - t0, "text": s.text.strip()} for s in segments]
         source = "whisper"
-        aligner = self.aligner(info.language) if text else None
+        aligner = self.aligner(language) if text else None
         if aligner is not None:
             import whisperx
 
             model, meta = aligner
-            aligned = whisperx.align([{"text": s.text, "start": s.start, "end": s.end} for s in segments],
-                                     model, meta, pcm, self.device)
+            aligned = whisperx.align([dict(r) for r in seg_rows], model, meta, pcm, self.device)
             words = [{"word": w["word"], "start": w.get("start"), "end": w.get("end"), "prob": w.get("score")}
                      for w in aligned["word_segments"]]
-            source = f"whisperx_align:{info.language}"
-        for w in words:  # times are relative to the clip and kept inside it
+            source = f"whisperx_align:{language}"
+        for row in words + seg_rows:  # times are relative to the clip and kept inside it
             for k in ("start", "end"):
-                w[k] = None if w[k] is None else round(float(min(max(w[k], 0.0), duration)), 3)
+                row[k] = None if row[k] is None else round(float(min(max(row[k], 0.0), duration)), 3)
+        for w in words:
             w["prob"] = None if w["prob"] is None else round(float(w["prob"]), 4)
         speech_s = max(sum(b - a for a, b in speech), 1e-3)
+        probs = [w["prob"] for w in words if w["prob"] is not None]
         c.update(transcript=text, words_json=json.dumps(words, ensure_ascii=False), num_words=len(words),
+                 segments_json=json.dumps(seg_rows, ensure_ascii=False),
                  words_per_s=round(len(words) / speech_s, 3), word_timing_source=source,
-                 transcript_conf=round(float(np.mean([w["prob"] for w in words if w["prob"] is not None] or [0.0])), 4),
+                 transcript_conf=round(float(np.mean(probs or [0.0])), 4),
                  transcript_avg_logprob=round(float(np.mean([s.avg_logprob for s in segments] or [-10.0])), 4),
                  transcriber=self.model_version)
         if not words:

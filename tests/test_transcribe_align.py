@@ -1,0 +1,53 @@
+"""The whisperx alignment path, with a tiny random wav2vec2 CTC model saved in the same format as a real
+one (no aligner can be downloaded here): the stage must load it from models/align/<lang>/, use it, say so,
+and keep word times inside the clip."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+
+from pipeline import corpus_media as cm
+from pipeline.config import PipelineConfig
+from pipeline.sample_corpus import SENTENCES
+from pipeline.stages.transcribe import TranscribeStage
+
+
+def save_tiny_aligner(path: str) -> None:
+    import torch
+    from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC,
+                              Wav2Vec2Processor)
+
+    os.makedirs(path, exist_ok=True)
+    letters = ["<pad>", "<s>", "</s>", "<unk>", "|"] + list("abcdefghijklmnopqrstuvwxyz'")
+    with open(os.path.join(path, "vocab.json"), "w") as f:
+        json.dump({c: i for i, c in enumerate(letters)}, f)
+    tokenizer = Wav2Vec2CTCTokenizer(os.path.join(path, "vocab.json"), word_delimiter_token="|")
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True, return_attention_mask=False)
+    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(path)
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(vocab_size=len(letters), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=64, conv_dim=(16,) * 7, num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=2, pad_token_id=0)
+    Wav2Vec2ForCTC(config).save_pretrained(path)
+
+
+def test_alignment_model_is_used_when_present(models_dir, tmp_path):
+    models = tmp_path / "models"
+    for sub in ("whisper-base", "nltk_data"):
+        shutil.copytree(os.path.join(models_dir, sub), models / sub)
+    save_tiny_aligner(str(models / "align" / "en"))
+    speech = cm.pad_to(cm.speak(SENTENCES[1]), 121 / 24, lead_s=0.2)
+    source = {"_pcm": speech, "_speech": [(0.2, 4.8)]}
+    clip = {"start_frame": 0, "num_frames": 121, "fps": 24.0, "start_s": 0.0, "end_s": 121 / 24, "_source": source,
+            "status": "candidate"}
+    stage = TranscribeStage(PipelineConfig(input="x", output="y", models_dir=str(models)))
+    stage.setup()
+    stage([clip])
+    assert clip["word_timing_source"] == "whisperx_align:en"
+    assert "window" in clip["transcript"].lower()
+    words = json.loads(clip["words_json"])
+    assert words and all(0.0 <= w["start"] <= w["end"] <= 121 / 24 for w in words if w["start"] is not None)
+    assert clip["seconds_transcribe"] > 0
