@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 
-import numpy as np
 
 from pipeline import corpus_media as cm
 from pipeline.config import PipelineConfig

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage, reject
 
 SILENCE_FLOOR_DB = -120.0  # digital silence is reported as this instead of -inf
@@ -31,9 +30,6 @@ def overlap_ratio(regions: list[tuple[float, float]], start: float, end: float) 
 class AudioStage(Stage):
     name = "audio"
     resources = Resources(cpus=0.25, memory_gb=0.2)
-
-    def __init__(self, cfg: PipelineConfig):
-        self.cfg = cfg
 
     def process(self, records: list[Record]) -> None:
         for c in records:

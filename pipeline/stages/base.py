@@ -37,6 +37,9 @@ class Stage:
     name = "stage"
     resources = Resources()
 
+    def __init__(self, cfg):
+        self.cfg = cfg  # a PipelineConfig; cheap to build anywhere, models come in setup()
+
     def setup(self) -> None:
         """Load models once per worker (never in __init__, which runs where the stage is built)."""
 

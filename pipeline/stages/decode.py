@@ -8,7 +8,6 @@ import os
 import tempfile
 
 from pipeline import media
-from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage, reject
 
 # A source that decodes to less than its probed duration by this much is truncated or corrupt.
@@ -18,9 +17,6 @@ TRUNCATION_TOLERANCE_S = 1.0
 class DecodeStage(Stage):
     name = "decode"
     resources = Resources(cpus=1.0, memory_gb=0.5)
-
-    def __init__(self, cfg: PipelineConfig):
-        self.cfg = cfg
 
     def process(self, records: list[Record]) -> None:
         for r in records:

@@ -61,7 +61,7 @@ class FaceStage(Stage):
     resources = Resources(cpus=1.0, memory_gb=1.0)
 
     def __init__(self, cfg: PipelineConfig):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.detector = None
 
     def setup(self) -> None:

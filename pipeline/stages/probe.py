@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 from pipeline import media
-from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage, reject
 
 
 class ProbeStage(Stage):
     name = "probe"
     resources = Resources(cpus=0.25, memory_gb=0.2)
-
-    def __init__(self, cfg: PipelineConfig):
-        self.cfg = cfg
 
     def process(self, records: list[Record]) -> None:
         for r in records:

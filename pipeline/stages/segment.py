@@ -49,7 +49,7 @@ class SegmentStage(Stage):
     resources = Resources(cpus=1.0, memory_gb=1.0)
 
     def __init__(self, cfg: PipelineConfig):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.vad = None
 
     def setup(self) -> None:

@@ -18,7 +18,7 @@ class SyncStage(Stage):
     resources = Resources(cpus=1.0, memory_gb=1.5)
 
     def __init__(self, cfg: PipelineConfig):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.syncnet = None
         self.motion = MouthMotionScorer()
 

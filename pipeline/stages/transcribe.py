@@ -30,7 +30,7 @@ class TranscribeStage(Stage):
     resources = Resources(cpus=1.0, gpus=0.0, memory_gb=2.0)
 
     def __init__(self, cfg: PipelineConfig):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.pipeline = None
         self.aligners: dict[str, tuple] = {}
 
