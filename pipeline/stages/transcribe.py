@@ -78,8 +78,11 @@ class TranscribeStage(Stage):
             pcm, language=cfg.language or None, clip_timestamps=spans, batch_size=cfg.whisper_batch_size,
             word_timestamps=True, beam_size=5)
         segments = list(segments)
-        for c in clips:
-            mine = [s for s in segments if c["start_s"] - 1e-3 <= s.start < c["end_s"]]
+        # chunk times come back rounded to Whisper's 20 ms steps: give each segment to the clip it overlaps most
+        overlap = lambda s, c: min(s.end, c["end_s"]) - max(s.start, c["start_s"])
+        owner = [max(range(len(clips)), key=lambda k: overlap(s, clips[k])) for s in segments]
+        for k, c in enumerate(clips):
+            mine = [s for s, o in zip(segments, owner) if o == k]
             self.record(c, mine, info.language, float(info.language_probability))
 
     def record(self, c: Record, segments: list, language: str, language_prob: float) -> None:
