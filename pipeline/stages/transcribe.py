@@ -31,12 +31,12 @@ class TranscribeStage(Stage):
 
     def __init__(self, cfg: PipelineConfig):
         super().__init__(cfg)
-        self.pipeline = None
+        self.whisper = None
         self.aligners: dict[str, tuple] = {}
 
     def setup(self) -> None:
         import torch
-        import whisperx
+        from whisperx.asr import WhisperModel
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         nltk_dir = os.path.join(self.cfg.models_dir, "nltk_data")
@@ -45,8 +45,10 @@ class TranscribeStage(Stage):
 
             nltk.data.path.insert(0, nltk_dir)
         path = whisper_dir(self.cfg.models_dir)
-        self.pipeline = whisperx.load_model(path, self.device, compute_type="int8" if self.device == "cpu" else "float16",
-                                            language=self.cfg.language or None, threads=max(1, int(self.cfg.worker_cpus or self.resources.cpus)))
+        # whisperx's Whisper (CTranslate2); VAD already ran in the segment stage, so its pipeline's own
+        # VAD model is not loaded a second time
+        self.whisper = WhisperModel(path, device=self.device, compute_type="int8" if self.device == "cpu" else "float16",
+                                    cpu_threads=max(1, int(self.cfg.worker_cpus or self.resources.cpus)))
         self.model_version = f"whisper:{os.path.basename(path)}"
 
     def aligner(self, language: str):
@@ -74,7 +76,7 @@ class TranscribeStage(Stage):
 
         cfg, pcm = self.cfg, clips[0]["_source"]["_pcm"]
         spans = [{"start": c["start_s"], "end": c["end_s"]} for c in clips]
-        segments, info = BatchedInferencePipeline(self.pipeline.model).transcribe(
+        segments, info = BatchedInferencePipeline(self.whisper).transcribe(
             pcm, language=cfg.language or None, clip_timestamps=spans, batch_size=cfg.whisper_batch_size,
             word_timestamps=True, beam_size=5)
         segments = list(segments)
