@@ -20,6 +20,9 @@ from model.wan_vae_blocks import (AttentionBlock, AvgDown3D, CausalConv3d, DupUp
 STATS_FILE = os.path.join(os.path.dirname(__file__), "wan_latent_stats.json")
 
 
+WEIGHT_FILES = {"2.2": "wan2.2/Wan2.2_VAE.pth", "2.1": "wan2.1/Wan2.1_VAE.pth"}
+
+
 @dataclass(frozen=True)
 class WanVAEConfig:
     version: str = "2.2"
@@ -179,3 +182,10 @@ def latent_stats(config: WanVAEConfig) -> tuple[torch.Tensor, torch.Tensor]:
     mean, std = torch.tensor(stats["latent_mean"]), torch.tensor(stats["latent_std"])
     reps = -(-config.z_dim // len(mean))
     return mean.repeat(reps)[: config.z_dim], std.repeat(reps)[: config.z_dim]
+
+
+def load_wan_vae(models_dir: str, config: WanVAEConfig = WAN22) -> WanVAE:
+    """The official checkpoint (models_dir/wan2.x/Wan2.x_VAE.pth), loaded strictly."""
+    from model.checkpoints import load_strict
+
+    return load_strict(WanVAE(config), models_dir, WEIGHT_FILES[config.version]).eval()
