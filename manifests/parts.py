@@ -29,7 +29,8 @@ def write_part(shard_path_stem: str, sources: list[dict], clips: list[dict]) -> 
 
 def part_stems(out_dir: str) -> list[str]:
     found = glob.glob(os.path.join(glob.escape(out_dir), "shards", "*", "*" + PART_SOURCES))
-    return sorted(p[: -len(PART_SOURCES)] for p in found)
+    # in the order they were written, so a source's last part (a retry after a failure) wins
+    return [p[: -len(PART_SOURCES)] for p in sorted(found, key=lambda p: (os.path.getmtime(p), p))]
 
 
 def read_parts(out_dir: str) -> tuple[pa.Table, pa.Table]:

@@ -23,7 +23,7 @@ SOURCES = pa.schema([
     ("scene_cuts_s", pa.list_(F64)), ("speech_seconds", F64),
     ("clips_total", I32), ("clips_accepted", I32), ("clips_rejected", I32),
     ("seconds_probe", F64), ("seconds_decode", F64), ("seconds_segment", F64), ("seconds_total", F64),
-    ("shard", STR), ("pipeline_version", STR),
+    ("shard", STR), ("part", STR), ("pipeline_version", STR),
 ])
 
 MEMBER = pa.struct([("name", STR), ("bytes", I64), ("sha256", STR)])
@@ -43,10 +43,18 @@ CLIPS = pa.schema([
     ("seconds_audio", F64), ("seconds_face", F64), ("seconds_sync", F64), ("seconds_transcribe", F64),
     ("shard", STR), ("members", pa.list_(MEMBER)), ("video_width", I32), ("video_height", I32),
     ("sample_rate", I32), ("audio_samples", I64),
+    *[(name, STR) for name in ("caption", "prompt", "latent_bucket", "latent_shapes", "latent_dtype",
+                               "reference_clip_id", "ref_image_clip_id", "ref_voice_clip_id",
+                               "video_vae_version", "audio_vae_version", "text_encoder_version")],
+    ("seconds_encode", F64),
 ])
 
+# What a re-encode (build_shards --from-clips) may change in a clip row.
+LATENT_COLUMNS = {"members", "shard", "prompt", "latent_bucket", "latent_shapes", "latent_dtype",
+                  "video_vae_version", "audio_vae_version", "text_encoder_version", "seconds_encode"}
+
 # Columns that legitimately differ between two runs over the same input (placement and timing).
-RUN_DEPENDENT = {"shard"} | {n for n in SOURCES.names + CLIPS.names if n.startswith("seconds_")}
+RUN_DEPENDENT = {"shard", "part"} | {n for n in SOURCES.names + CLIPS.names if n.startswith("seconds_")}
 
 
 def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:

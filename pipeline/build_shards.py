@@ -8,8 +8,8 @@ OUT/manifests/clips.parquet, with its scores and, when rejected, the stage and r
 same OUT skips the sources already finished."""
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import sys
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -43,81 +43,39 @@ def connect_ray(cfg: PipelineConfig) -> None:
                  include_dashboard=False)
 
 
-def make_worker_class(cfg: PipelineConfig):
-    import ray
-
-    from pipeline.source_worker import worker_resources
-
-    need = worker_resources()
-    cpus = cfg.worker_cpus or need.cpus
-
-    @ray.remote(num_cpus=cpus, num_gpus=need.gpus, memory=int(need.memory_gb * 2**30), max_restarts=1)
-    class SourceWorker:
-        def __init__(self, cfg: PipelineConfig):
-            from pipeline.source_worker import SourceProcessor
-
-            self.processor = SourceProcessor(cfg)
-            self.processor.setup()
-
-        def run(self, path: str, rel: str) -> str:
-            return self.processor.run(path, rel)
-
-    return SourceWorker
-
-
-def failed_result(path: str, rel: str, error: str) -> dict:
-    from pipeline.source_worker import new_source_record
-
-    src = new_source_record(path, rel)
-    src.pop("_path")
-    src.update(status="failed", reject_stage="worker", reject_reason="worker_died", error=error[-2000:],
-               clips_total=0, clips_accepted=0, clips_rejected=0)
-    return {"source": src, "clips": []}
-
-
 def run(cfg: PipelineConfig) -> dict:
-    import ray
     from tqdm import tqdm
 
     from manifests.parts import finished_source_ids, write_manifests
-    from pipeline.shard_packer import ShardPacker
-    from pipeline.source_worker import new_source_record
+    from pipeline.scheduler import check_models, run_sources
+    from pipeline.shard_packer import Packers
+    from pipeline.source_worker import STAGING, new_source_record
 
     if not os.path.isdir(cfg.input):
         raise SystemExit(f"--input {cfg.input!r} is not a folder")
     cfg.input, cfg.output = os.path.abspath(cfg.input), os.path.abspath(cfg.output)
     cfg.models_dir = os.path.abspath(cfg.models_dir)
+    check_models(cfg)
     os.makedirs(cfg.output, exist_ok=True)
+    if cfg.debug_models and cfg.latents == "on":
+        from pipeline.latent_models import write_debug_models
+
+        write_debug_models(os.path.join(cfg.output, "debug_models"), cfg.video_vae)
     sources = list_sources(cfg.input)[: cfg.limit or None]
     finished = finished_source_ids(cfg.output)
     todo = [(p, r) for p, r in sources if new_source_record(p, r)["source_id"] not in finished]
     print(f"{len(sources)} sources, {len(sources) - len(todo)} already finished, {len(todo)} to process", flush=True)
-    packer = ShardPacker(cfg.output, cfg.shard_target_mb)
+    shutil.rmtree(os.path.join(cfg.output, STAGING), ignore_errors=True)  # leftovers of a killed run
+    packers = Packers(cfg.output, cfg.shard_target_mb)
     if todo:
         connect_ray(cfg)
-        from pipeline.source_worker import worker_resources
-
-        per_worker = cfg.worker_cpus or worker_resources().cpus
-        n = cfg.workers or max(1, int(ray.available_resources().get("CPU", 1) // per_worker))
-        Worker = make_worker_class(cfg)
-        idle = [Worker.remote(cfg) for _ in range(min(n, len(todo)))]
-        queue, pending = list(todo), {}
         with tqdm(total=len(todo), unit="source", desc="build_shards") as bar:
-            while queue or pending:
-                while idle and queue:
-                    actor, (path, rel) = idle.pop(), queue.pop(0)
-                    pending[actor.run.remote(path, rel)] = (actor, path, rel)
-                (ref,), _ = ray.wait(list(pending), num_returns=1)
-                actor, path, rel = pending.pop(ref)
-                idle.append(actor)
-                try:
-                    result = json.loads(ray.get(ref))
-                except ray.exceptions.RayError as e:  # the worker process died on this source
-                    result = failed_result(path, rel, str(e))
-                packer.add(result)
+            def progress(result: dict) -> None:
                 bar.set_postfix_str(f"{result['source']['source_path'][:30]} {result['source']['status']}")
                 bar.update()
-    packer.flush()
+
+            run_sources(cfg, todo, packers, progress)
+    packers.flush()
     paths = write_manifests(cfg.output)
     return summarize(cfg.output, paths)
 

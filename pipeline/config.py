@@ -47,6 +47,19 @@ class PipelineConfig:
     max_words_per_s: float = opt(6.0, "Reject transcripts faster than this.")
     models_dir: str = opt("models", "Local model folder: syncnet/, whisper-base/ (CTranslate2), "
                                     "align/<lang>/, insightface/.")
+    latents: str = opt("on", "Encode latents of accepted clips ('on') or only cut and check clips ('off').",
+                       choices=["on", "off"])
+    video_vae: str = opt("2.2", "Video VAE: Wan '2.2' (48 ch, 16x16) or '2.1' (16 ch, 8x8).", choices=["2.2", "2.1"])
+    buckets: str = opt("704x704", "Resolution buckets WxH (multiples of 16); a clip's crop goes to the closest aspect.")
+    latent_dtype: str = opt("float16", "dtype latents are stored in (.npy cannot hold bfloat16).",
+                            choices=["float16", "float32"])
+    save_video_logvar: bool = opt(False, "Also store the video latent's log-variance.")
+    encode_batch: int = opt(2, "Clips per video-VAE call.")
+    encode_gpus: float = opt(1.0, "GPUs each encode worker reserves where the cluster has GPUs (fractions allowed).")
+    encode_workers: int = opt(0, "Encode workers; 0 means one per GPU share, or one on a CPU-only cluster.")
+    ref_voice_s: float = opt(4.0, "Seconds of reference voice taken from another clip of the same source (3-5).")
+    debug_models: bool = opt(False, "Write and use small seeded random weights (tests and demos only; "
+                                    "manifests say so).")
     shard_target_mb: float = opt(256.0, "Close a shard once it holds this many MiB (whole sources only).")
     workers: int = opt(0, "Source workers (Ray actors); 0 means one per available CPU.")
     worker_cpus: float = opt(0.0, "CPUs each source worker reserves; 0 takes the most any stage declares.")
@@ -59,6 +72,11 @@ class PipelineConfig:
             raise ValueError(f"--clip-frames must be 1 + 4k, got {self.clip_frames}")
         if self.fps <= 0:
             raise ValueError("--fps must be positive")
+        if not 3.0 <= self.ref_voice_s <= 5.0:
+            raise ValueError("--ref-voice-s must lie in [3, 5] seconds")
+        from pipeline.stages.encode import parse_buckets
+
+        parse_buckets(self.buckets)
 
     @property
     def clip_seconds(self) -> float:
@@ -76,7 +94,12 @@ def build_parser(description: str) -> argparse.ArgumentParser:
             kw["default"] = f.default
         if "choices" in f.metadata:
             kw["choices"] = f.metadata["choices"]
-        kw["type"] = {"float": float, "int": int, "str": str}[f.type]
+        if f.type == "bool":
+            kw.update(action="store_true")
+            kw.pop("default")
+            kw["default"] = False
+        else:
+            kw["type"] = {"float": float, "int": int, "str": str}[f.type]
         p.add_argument(flag, **kw)
     return p
 

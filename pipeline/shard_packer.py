@@ -1,8 +1,10 @@
 """Packs finished sources into WebDataset shards of a target size, whole sources at a time.
 
-A shard is written under a temporary name, renamed when complete, and only then gets its manifest part
-(which lists its sources, including those with no accepted clip). A crash loses at most the open shard,
-whose sources a rerun processes again: no clip id is ever written twice."""
+One packer per bucket (a latent shape, or 'clips' when no latents are made); sources without any sample
+go to the parts-only bucket 'unsharded'. A shard is written under a temporary name, renamed when
+complete, and only then gets its manifest part (which lists its sources, including those with no accepted
+clip). A crash loses at most the open shards, whose sources a rerun processes again: no clip id is ever
+written twice."""
 from __future__ import annotations
 
 import glob
@@ -10,15 +12,14 @@ import os
 import tarfile
 
 from manifests.parts import write_part
-from pipeline.source_worker import staging_path
 
-BUCKET = "clips"  # latents add shape buckets; cut clips all share one
+UNSHARDED = "unsharded"
 
 
 class ShardPacker:
-    def __init__(self, out_dir: str, target_mb: float):
-        self.out_dir, self.target = out_dir, int(target_mb * 2 ** 20)
-        self.dir = os.path.join(out_dir, "shards", BUCKET)
+    def __init__(self, out_dir: str, bucket: str, target_mb: float):
+        self.out_dir, self.bucket, self.target = out_dir, bucket, int(target_mb * 2 ** 20)
+        self.dir = os.path.join(out_dir, "shards", bucket)
         os.makedirs(self.dir, exist_ok=True)
         for stale in glob.glob(os.path.join(glob.escape(self.dir), "*.tmp")):
             os.remove(stale)
@@ -37,9 +38,9 @@ class ShardPacker:
     def add(self, result: dict) -> None:
         """Append one source (its row, its clip rows, its staged samples, if any)."""
         src, clips = result["source"], result["clips"]
-        shard = f"{BUCKET}/{self.name}.tar"
-        staged = staging_path(self.out_dir, src["source_id"])
-        if os.path.exists(staged) and any(c["status"] == "accepted" for c in clips):
+        shard = f"{self.bucket}/{self.name}.tar"
+        staged = result.get("staged")
+        if staged and any(c["status"] == "accepted" for c in clips):
             if self.tar is None:
                 self.tar = tarfile.open(os.path.join(self.dir, self.name + ".tar.tmp"), "w", format=tarfile.USTAR_FORMAT)
             with tarfile.open(staged) as part:
@@ -47,7 +48,8 @@ class ShardPacker:
                     self.tar.addfile(member, part.extractfile(member))
                     self.size += member.size
             self.staged.append(staged)
-        src["shard"] = shard
+        src["shard"] = shard if self.bucket != UNSHARDED else None
+        src["part"] = f"{self.bucket}/{self.name}"
         for c in clips:
             c["shard"] = shard if c["status"] == "accepted" else None
         self.sources.append(src)
@@ -68,3 +70,21 @@ class ShardPacker:
             os.remove(staged)
         self.next_index += 1
         self.tar, self.sources, self.clips, self.staged, self.size = None, [], [], [], 0
+
+
+class Packers:
+    """One ShardPacker per bucket, made on first use."""
+
+    def __init__(self, out_dir: str, target_mb: float):
+        self.out_dir, self.target_mb = out_dir, target_mb
+        self.by_bucket: dict[str, ShardPacker] = {}
+
+    def add(self, result: dict) -> None:
+        bucket = result.get("bucket") if result.get("staged") else UNSHARDED
+        if bucket not in self.by_bucket:
+            self.by_bucket[bucket] = ShardPacker(self.out_dir, bucket, self.target_mb)
+        self.by_bucket[bucket].add(result)
+
+    def flush(self) -> None:
+        for packer in self.by_bucket.values():
+            packer.flush()

@@ -9,6 +9,8 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# latents from small random weights made through the real loaders, at a bucket small enough for a CPU
+LATENT_ARGS = ("--debug-models", "--buckets", "128x128")
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +48,7 @@ def corpus_run(corpus, models_dir, tmp_path_factory) -> dict:
 
     corpus_dir, labels = corpus
     out = str(tmp_path_factory.mktemp("run"))
-    proc = build_shards(corpus_dir, out, models_dir)
+    proc = build_shards(corpus_dir, out, models_dir, *LATENT_ARGS)
     sources = pq.read_table(os.path.join(out, "manifests", "sources.parquet")).to_pylist()
     clips = pq.read_table(os.path.join(out, "manifests", "clips.parquet")).to_pylist()
     return {"out": out, "labels": labels, "corpus": corpus_dir, "stdout": proc.stdout,

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from manifests.schema import RUN_DEPENDENT
-from tests.conftest import REPO, build_shards
+from tests.conftest import LATENT_ARGS, REPO, build_shards
 
 
 def digest(path: str) -> str:
@@ -64,7 +64,7 @@ def local_cluster(tmp_path):
 def submit(env: dict, corpus_dir: str, out: str, models: str, wait: bool) -> subprocess.CompletedProcess:
     args = ["job", "submit", "--working-dir", "."] + ([] if wait else ["--no-wait"]) + [
         "--", "python", "pipeline/build_shards.py", "--input", corpus_dir, "--output", out, "--models-dir", models,
-        "--shard-target-mb", "0.0001", "--workers", "1"]
+        "--shard-target-mb", "0.0001", "--workers", "1", *LATENT_ARGS]
     return ray_cli(*args, env=env)
 
 
@@ -78,7 +78,7 @@ def test_killed_job_resumes_to_the_same_manifests(corpus_run, models_dir, local_
         shutil.copy(os.path.join(corpus_run["corpus"], n), subset / n)
     out = str(tmp_path / "out")
     submit(env, str(subset), out, models_dir, wait=False)
-    parts = os.path.join(out, "shards", "clips", "*.sources.parquet")
+    parts = os.path.join(out, "shards", "*", "*.sources.parquet")
     deadline = time.time() + 300
     while len(glob.glob(parts)) < 2 and time.time() < deadline:
         time.sleep(0.5)

@@ -1,0 +1,116 @@
+"""Encodes the accepted clips of one source: reads its staged clip samples, runs the encode stage, stages
+complete training samples (clip mp4, wav, json and one .npy per latent) for the shard packer.
+
+Takes and returns JSON text; samples travel as tar files on the output file system, never pickled."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import traceback
+
+import numpy as np
+from scipy.io import wavfile
+
+from pipeline.config import PipelineConfig
+from pipeline.stages.base import reject
+from pipeline.stages.encode import EncodeStage
+
+PUBLIC_LATENT_COLUMNS = ("latent_bucket", "latent_shapes", "latent_dtype", "reference_clip_id", "ref_image_clip_id",
+                         "ref_voice_clip_id", "video_vae_version", "audio_vae_version", "text_encoder_version", "prompt")
+
+
+def read_samples(path: str) -> dict[str, dict[str, bytes]]:
+    """WebDataset tar -> {key: {extension: bytes}}."""
+    out: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(path) as tar:
+        for member in tar:
+            if member.isfile():
+                key, ext = os.path.basename(member.name).split(".", 1)
+                out.setdefault(key, {})[ext] = tar.extractfile(member).read()
+    return out
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_samples(path: str, samples: list[tuple[str, dict[str, bytes]]]) -> None:
+    """Write (key, {ext: bytes}) samples as a tar under a temporary name, then rename."""
+    tmp = path + ".tmp"
+    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for key, members in samples:
+            for ext, data in members.items():
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size, info.mode, info.mtime = len(data), 0o444, 0
+                tar.addfile(info, io.BytesIO(data))
+    os.replace(tmp, path)
+
+
+def member_rows(key: str, members: dict[str, bytes]) -> list[dict]:
+    return [{"name": f"{key}.{ext}", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            for ext, data in members.items()]
+
+
+class EncodeProcessor:
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg = cfg
+        self.stage = EncodeStage(cfg)
+
+    def setup(self) -> None:
+        self.stage.setup()
+
+    def run(self, staged_path: str, result_json: str) -> str:
+        result = json.loads(result_json)
+        accepted = sorted((c for c in result["clips"] if c["status"] == "accepted"), key=lambda c: c["start_frame"])
+        try:
+            records = self.records(staged_path, accepted)
+            self.stage(records)
+            bucket = records[0]["latent_bucket"]
+            samples = [(r["clip_id"], self.sample(r)) for r in records]
+            out = os.path.join(os.path.dirname(staged_path), f"{result['source']['source_id']}.{bucket}.tar")
+            write_samples(out, samples)
+        except Exception as e:  # the source's clips are rejected with the reason; the job goes on
+            detail = f"{type(e).__name__}: {e}"
+            for c in accepted:
+                reject(c, "encode", "encode_error", detail[:500])
+                c["shard"], c["members"] = None, None
+            result["source"]["error"] = traceback.format_exc()[-2000:]
+            result["source"]["clips_accepted"] = 0
+            result["source"]["clips_rejected"] = result["source"]["clips_total"]
+            result["staged"], result["bucket"] = None, None
+            return json.dumps(result)
+        by_id = {r["clip_id"]: r for r in records}
+        for c in accepted:
+            r = by_id[c["clip_id"]]
+            c.update({k: r.get(k) for k in PUBLIC_LATENT_COLUMNS})
+            c["members"] = member_rows(c["clip_id"], dict(samples)[c["clip_id"]])
+        os.remove(staged_path)
+        result["staged"], result["bucket"] = out, bucket
+        return json.dumps(result)
+
+    @staticmethod
+    def records(staged_path: str, accepted: list[dict]) -> list[dict]:
+        samples = read_samples(staged_path)
+        records = []
+        for c in accepted:
+            s = samples[c["clip_id"]]
+            rate, pcm = wavfile.read(io.BytesIO(s["wav"]))
+            records.append(dict(c, _mp4=s["mp4"], _wav=s["wav"], _pcm=pcm.astype(np.float32) / 32768.0,
+                                _meta=json.loads(s["json"])))
+        return records
+
+    @staticmethod
+    def sample(r: dict) -> dict[str, bytes]:
+        meta = dict(r["_meta"], prompt=r["prompt"], latent_bucket=r["latent_bucket"],
+                    latent_shapes=json.loads(r["latent_shapes"]), latent_dtype=r["latent_dtype"],
+                    reference_clip_id=r["reference_clip_id"], ref_image_clip_id=r["ref_image_clip_id"],
+                    ref_voice_clip_id=r["ref_voice_clip_id"],
+                    models={k: r[f"{k}_version"] for k in ("video_vae", "audio_vae", "text_encoder")})
+        out = {"mp4": r["_mp4"], "wav": r["_wav"], "json": json.dumps(meta, ensure_ascii=False).encode()}
+        out.update({f"{name}.npy": npy_bytes(array) for name, array in r["_latents"].items()})
+        return out

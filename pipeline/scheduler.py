@@ -1,0 +1,118 @@
+"""Drives the Ray workers: sources through CPU source workers, then (with latents on) each source's
+accepted clips through encode workers that take a GPU where the cluster has one. A source reaches the
+packers as soon as its last step is done; a worker that dies costs only the source it held."""
+from __future__ import annotations
+
+import json
+import os
+
+from pipeline.config import PipelineConfig
+from pipeline.source_worker import new_source_record, staging_path, worker_resources
+from pipeline.stages.encode import EncodeStage
+
+
+def failed_result(path: str, rel: str, error: str) -> dict:
+    src = new_source_record(path, rel)
+    src.pop("_path")
+    src.update(status="failed", reject_stage="worker", reject_reason="worker_died", error=error[-2000:],
+               clips_total=0, clips_accepted=0, clips_rejected=0)
+    return {"source": src, "clips": []}
+
+
+def encode_failed(result: dict, error: str) -> dict:
+    for c in result["clips"]:
+        if c["status"] == "accepted":
+            c.update(status="rejected", reject_stage="encode", reject_reason="encode_worker_died",
+                     reject_detail=error[-500:], shard=None, members=None)
+    # failed, so that a rerun tries the source again
+    result["source"].update(status="failed", reject_stage="encode", reject_reason="encode_worker_died",
+                            error=error[-2000:], clips_accepted=0,
+                            clips_rejected=result["source"]["clips_total"])
+    result["staged"] = None
+    return result
+
+
+def actor_classes(cfg: PipelineConfig, gpus_in_cluster: float):
+    import ray
+
+    need = worker_resources()
+
+    @ray.remote(num_cpus=cfg.worker_cpus or need.cpus, num_gpus=need.gpus, memory=int(need.memory_gb * 2**30),
+                max_restarts=1)
+    class SourceWorker:
+        def __init__(self, cfg: PipelineConfig):
+            from pipeline.source_worker import SourceProcessor
+
+            self.processor = SourceProcessor(cfg)
+            self.processor.setup()
+
+        def run(self, path: str, rel: str) -> str:
+            return self.processor.run(path, rel)
+
+    @ray.remote(num_cpus=EncodeStage.resources.cpus, num_gpus=cfg.encode_gpus if gpus_in_cluster else 0,
+                max_restarts=1)
+    class EncodeWorker:
+        def __init__(self, cfg: PipelineConfig):
+            from pipeline.encode_worker import EncodeProcessor
+
+            self.processor = EncodeProcessor(cfg)
+            self.processor.setup()
+
+        def run(self, staged: str, result_json: str) -> str:
+            return self.processor.run(staged, result_json)
+
+    return SourceWorker, EncodeWorker
+
+
+def worker_counts(cfg: PipelineConfig, cpus: float, gpus: float) -> tuple[int, int]:
+    encoders = 0
+    if cfg.latents == "on":
+        encoders = cfg.encode_workers or (max(1, int(gpus // cfg.encode_gpus)) if gpus else 1)
+    left = cpus - encoders * EncodeStage.resources.cpus
+    per_source = cfg.worker_cpus or worker_resources().cpus
+    return cfg.workers or max(1, int(left // per_source)), encoders
+
+
+def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str]], packers, progress) -> None:
+    import ray
+
+    cluster = ray.cluster_resources()
+    n_src, n_enc = worker_counts(cfg, cluster.get("CPU", 1), cluster.get("GPU", 0))
+    SourceWorker, EncodeWorker = actor_classes(cfg, cluster.get("GPU", 0))
+    idle_src = [SourceWorker.remote(cfg) for _ in range(min(n_src, len(todo)))]
+    idle_enc = [EncodeWorker.remote(cfg) for _ in range(n_enc)]
+    queue, to_encode, pending = list(todo), [], {}
+    while queue or to_encode or pending:
+        while idle_src and queue:
+            actor, (path, rel) = idle_src.pop(), queue.pop(0)
+            pending[actor.run.remote(path, rel)] = ("source", actor, (path, rel))
+        while idle_enc and to_encode:
+            actor, result = idle_enc.pop(), to_encode.pop(0)
+            pending[actor.run.remote(result["staged"], json.dumps(result))] = ("encode", actor, result)
+        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        kind, actor, payload = pending.pop(ref)
+        (idle_src if kind == "source" else idle_enc).append(actor)
+        try:
+            result = json.loads(ray.get(ref))
+        except ray.exceptions.RayError as e:  # the worker process died on this source
+            result = failed_result(*payload, str(e)) if kind == "source" else encode_failed(payload, str(e))
+        if kind == "source" and result["source"]["clips_accepted"]:
+            result["staged"] = staging_path(cfg.output, result["source"]["source_id"])
+            if cfg.latents == "on":
+                to_encode.append(result)
+                continue
+            result["bucket"] = "clips"
+        packers.add(result)
+        progress(result)
+
+
+def check_models(cfg: PipelineConfig) -> None:
+    """Fail before any work when a real run lacks a model file (debug runs make their own)."""
+    from pipeline.latent_models import required_files
+
+    if cfg.latents == "on" and not cfg.debug_models:
+        missing = [p for p in required_files(cfg.models_dir, cfg.video_vae) if not os.path.exists(p)]
+        if missing:
+            raise SystemExit("missing model files:\n  " + "\n  ".join(missing) +
+                             f"\ndownload them with: python -m model.fetch --models-dir {cfg.models_dir}"
+                             "\n(or run with --latents off, or --debug-models for a trial with random weights)")

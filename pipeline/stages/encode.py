@@ -1,0 +1,159 @@
+"""Stage 8: latents for the accepted clips of one source, batched (bf16 on a GPU, float32 on a CPU).
+
+Video: the clip's fixed face crop, resized into a resolution bucket, through the Wan VAE. Audio: the
+clip's 16 kHz audio (sample-exact to its frames) through the MMAudio mel front end and VAE. Text: umT5
+hidden states of the transcript marked as speech. References come from another clip of the same source:
+its middle frame (the clip's own first frame when the source has no other clip) and its first seconds of
+audio (never the clip's own; absent when the source has no other clip).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import torch
+
+from pipeline.config import PipelineConfig
+from pipeline.stages.base import Record, Resources, Stage
+
+
+def parse_buckets(text: str) -> list[tuple[int, int]]:
+    """'704x704,832x480' -> [(704, 704), (832, 480)] as (width, height); sides must be multiples of 16."""
+    out = []
+    for part in text.split(","):
+        w, h = (int(v) for v in part.lower().split("x"))
+        if w % 16 or h % 16:
+            raise ValueError(f"bucket {part}: width and height must be multiples of 16")
+        out.append((w, h))
+    return out
+
+
+def choose_bucket(buckets: list[tuple[int, int]], crop_w: float, crop_h: float) -> tuple[int, int]:
+    """The bucket whose aspect ratio is closest to the crop's (in log space)."""
+    aspect = np.log(crop_w / crop_h)
+    return min(buckets, key=lambda b: abs(np.log(b[0] / b[1]) - aspect))
+
+
+def decode_crop(mp4: bytes, crop_px: tuple[int, int, int, int], size: tuple[int, int], frames: int) -> np.ndarray:
+    """(T, H, W, 3) uint8: the crop (x, y, w, h) of every frame of an in-memory clip, resized to `size`."""
+    x, y, w, h = crop_px
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", "pipe:0", "-vf",
+           f"crop={w}:{h}:{x}:{y},scale={size[0]}:{size[1]}:flags=bicubic", "-frames:v", str(frames),
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    out = subprocess.run(cmd, input=mp4, capture_output=True, check=True).stdout
+    video = np.frombuffer(out, np.uint8).reshape(-1, size[1], size[0], 3)
+    if len(video) != frames:
+        raise ValueError(f"clip decoded to {len(video)} frames, expected {frames}")
+    return video
+
+
+def to_video_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(N, T, H, W, 3) uint8 -> (N, 3, T, H, W) in [-1, 1]."""
+    return torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+class EncodeStage(Stage):
+    name = "encode"
+    resources = Resources(cpus=1.0, gpus=1.0, memory_gb=8.0)
+
+    def __init__(self, cfg: PipelineConfig):
+        super().__init__(cfg)
+        self.models = None
+
+    def setup(self) -> None:
+        from pipeline.latent_models import LatentModels
+
+        import os
+
+        models_dir = os.path.join(self.cfg.output, "debug_models") if self.cfg.debug_models else self.cfg.models_dir
+        self.models = LatentModels.load(models_dir, self.cfg.video_vae, self.cfg.debug_models)
+        self.buckets = parse_buckets(self.cfg.buckets)
+
+    def process(self, records: list[Record]) -> None:
+        """All accepted clips of one source, in time order."""
+        cfg, m = self.cfg, self.models
+        store = np.dtype(cfg.latent_dtype)
+        for r in records:
+            meta = r["_meta"]
+            x0, y0, x1, y1 = r["crop_box"]
+            cw, ch = (x1 - x0) * meta["width"], (y1 - y0) * meta["height"]
+            r["_size"] = choose_bucket(self.buckets, cw, ch)
+            r["_crop"] = (int(round(x0 * meta["width"])), int(round(y0 * meta["height"])), int(round(cw)), int(round(ch)))
+        for r, ref in zip(records, self.references(records)):
+            r["_ref"] = ref
+        with torch.no_grad():
+            for i in range(0, len(records), cfg.encode_batch):  # frames of one batch in memory at a time
+                batch = records[i:i + cfg.encode_batch]
+                for r in batch:
+                    frames = decode_crop(r["_mp4"], r["_crop"], r["_size"], r["_meta"]["num_frames"])
+                    r["_frames"], r["_first"], r["_middle"] = frames, frames[0].copy(), frames[len(frames) // 2].copy()
+                self.encode_video(batch, store)
+                for r in batch:
+                    del r["_frames"]
+            self.encode_reference_images(records, store)
+            self.encode_audio_and_text(records, store)
+        for r in records:
+            lat, ref = r["_latents"], r["_ref"]
+            r.update(latent_bucket=f"{r['_size'][0]}x{r['_size'][1]}x{r['_meta']['num_frames']}",
+                     latent_shapes=json.dumps({k: list(v.shape) for k, v in lat.items()}),
+                     latent_dtype=str(store), reference_clip_id=ref["clip_id"] if ref else None,
+                     ref_image_clip_id=(ref or r)["clip_id"], ref_voice_clip_id=ref["clip_id"] if ref else None,
+                     **{f"{k}_version": v for k, v in m.versions.items()})
+
+    @staticmethod
+    def references(records: list[Record]) -> list[Record | None]:
+        """For each clip the nearest other clip of the source in time (None when it is alone)."""
+        out = []
+        for r in records:
+            others = [o for o in records if o is not r]
+            out.append(min(others, key=lambda o: (abs(o["start_frame"] - r["start_frame"]), o["start_frame"]))
+                       if others else None)
+        return out
+
+    def encode_video(self, batch: list[Record], store: np.dtype) -> None:
+        m = self.models
+        for size in {r["_size"] for r in batch}:  # one VAE call per bucket
+            group = [r for r in batch if r["_size"] == size]
+            mean, logvar = m.video.encode(to_video_tensor(np.stack([r["_frames"] for r in group])).to(m.device, m.dtype))
+            for k, r in enumerate(group):
+                lat = r.setdefault("_latents", {})
+                lat["video_mean"] = mean[k].float().cpu().numpy().astype(store)
+                if self.cfg.save_video_logvar:
+                    lat["video_logvar"] = logvar[k].float().cpu().numpy().astype(store)
+
+    def encode_reference_images(self, records: list[Record], store: np.dtype) -> None:
+        """The reference clip's middle frame (same bucket), else the clip's own first frame, as 1-frame videos."""
+        m = self.models
+        stills = [r["_ref"]["_middle"] if r["_ref"] is not None and r["_ref"]["_size"] == r["_size"] else r["_first"]
+                  for r in records]
+        for i in range(0, len(records), 16):
+            for size in {r["_size"] for r in records[i:i + 16]}:
+                idx = [k for k in range(i, min(i + 16, len(records))) if records[k]["_size"] == size]
+                mean, _ = m.video.encode(to_video_tensor(np.stack([stills[k][None] for k in idx])).to(m.device, m.dtype))
+                for j, k in enumerate(idx):
+                    records[k]["_latents"]["ref_image"] = mean[j].float().cpu().numpy().astype(store)
+
+    def encode_audio_and_text(self, records: list[Record], store: np.dtype) -> None:
+        m, cfg = self.models, self.cfg
+        pcm = torch.from_numpy(np.stack([r["_pcm"] for r in records])).to(m.device)
+        mean, logvar = m.audio.encode(m.mel(pcm))
+        voice_len = int(cfg.ref_voice_s * cfg.sample_rate)
+        refs = [(k, r["_ref"]["_pcm"][:voice_len]) for k, r in enumerate(records) if r["_ref"] is not None]
+        voices = {}
+        if refs:
+            voice_pcm = torch.from_numpy(np.stack([v for _, v in refs])).to(m.device)
+            voice_mean, _ = m.audio.encode(m.mel(voice_pcm))
+            voices = {k: voice_mean[j] for j, (k, _) in enumerate(refs)}
+        from model.text_encoder import speech_prompt
+
+        prompts = [speech_prompt(r["_meta"]["transcript"], r.get("caption")) for r in records]
+        texts = m.text.encode(prompts)
+        for k, r in enumerate(records):
+            lat = r["_latents"]
+            lat["audio_mean"] = mean[k].float().cpu().numpy().astype(store)
+            lat["audio_logvar"] = logvar[k].float().cpu().numpy().astype(store)
+            lat["text"] = texts[k].float().cpu().numpy().astype(store)
+            if k in voices:
+                lat["ref_voice"] = voices[k].float().cpu().numpy().astype(store)
+            r["prompt"] = prompts[k]
