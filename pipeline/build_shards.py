@@ -61,20 +61,34 @@ def run(cfg: PipelineConfig) -> dict:
         from pipeline.latent_models import write_debug_models
 
         write_debug_models(os.path.join(cfg.output, "debug_models"), cfg.video_vae)
-    sources = list_sources(cfg.input)[: cfg.limit or None]
     finished = finished_source_ids(cfg.output)
-    todo = [(p, r) for p, r in sources if new_source_record(p, r)["source_id"] not in finished]
-    print(f"{len(sources)} sources, {len(sources) - len(todo)} already finished, {len(todo)} to process", flush=True)
     shutil.rmtree(os.path.join(cfg.output, STAGING), ignore_errors=True)  # leftovers of a killed run
     packers = Packers(cfg.output, cfg.shard_target_mb)
-    if todo:
+    todo, encode_only = [], []
+    if cfg.from_clips:
+        from pipeline.from_clips import previous_results, restage
+
+        earlier = previous_results(cfg.input)
+        pending = [r for r in earlier if r["source"]["source_id"] not in finished]
+        restage(cfg.input, cfg.output, pending)
+        encode_only = [r for r in pending if r.get("staged")]
+        for r in pending:
+            if not r.get("staged"):  # nothing to encode: the rows stay as they were
+                packers.add(r)
+        total, skipped, left = len(earlier), len(earlier) - len(pending), len(encode_only)
+    else:
+        sources = list_sources(cfg.input)[: cfg.limit or None]
+        todo = [(p, r) for p, r in sources if new_source_record(p, r)["source_id"] not in finished]
+        total, skipped, left = len(sources), len(sources) - len(todo), len(todo)
+    print(f"{total} sources, {skipped} already finished, {left} to process", flush=True)
+    if todo or encode_only:
         connect_ray(cfg)
-        with tqdm(total=len(todo), unit="source", desc="build_shards") as bar:
+        with tqdm(total=left, unit="source", desc="build_shards") as bar:
             def progress(result: dict) -> None:
                 bar.set_postfix_str(f"{result['source']['source_path'][:30]} {result['source']['status']}")
                 bar.update()
 
-            run_sources(cfg, todo, packers, progress)
+            run_sources(cfg, todo, packers, progress, encode_only)
     packers.flush()
     paths = write_manifests(cfg.output)
     return summarize(cfg.output, paths)

@@ -73,7 +73,10 @@ def worker_counts(cfg: PipelineConfig, cpus: float, gpus: float) -> tuple[int, i
     return cfg.workers or max(1, int(left // per_source)), encoders
 
 
-def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str]], packers, progress) -> None:
+def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str]], packers, progress,
+                encode_only: list[dict] = ()) -> None:
+    """`todo`: (path, relative path) of sources to cut; `encode_only`: results of an earlier run whose
+    staged clips only need latents (build_shards --from-clips)."""
     import ray
 
     cluster = ray.cluster_resources()
@@ -81,7 +84,7 @@ def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str]], packers, progr
     SourceWorker, EncodeWorker = actor_classes(cfg, cluster.get("GPU", 0))
     idle_src = [SourceWorker.remote(cfg) for _ in range(min(n_src, len(todo)))]
     idle_enc = [EncodeWorker.remote(cfg) for _ in range(n_enc)]
-    queue, to_encode, pending = list(todo), [], {}
+    queue, to_encode, pending = list(todo), list(encode_only), {}
     while queue or to_encode or pending:
         while idle_src and queue:
             actor, (path, rel) = idle_src.pop(), queue.pop(0)

@@ -34,7 +34,7 @@ def test_case_outcome(corpus_run, name):
             assert clip["reject_detail"]
         else:
             assert clip["shard"] and clip["reject_reason"] is None
-            assert {m["name"].rsplit(".", 1)[1] for m in clip["members"]} == {"mp4", "wav", "json"}
+            assert {"mp4", "wav", "json", "npy"} == {m["name"].rsplit(".", 1)[1] for m in clip["members"]}
 
 
 def test_accepted_sources_count_their_clips(corpus_run):

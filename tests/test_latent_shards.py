@@ -79,3 +79,24 @@ def test_shards_load_with_ray_data(corpus_run):
         ray.shutdown()
     assert {r["__key__"] for r in rows} == set(accepted(corpus_run))
     assert all(np.asarray(r["audio_mean.npy"]).shape == (20, 157) for r in rows)
+
+
+def test_reencode_from_clip_shards_changes_only_latent_columns(corpus_run, models_dir, tmp_path):
+    import pyarrow.parquet as pq
+
+    from manifests.schema import LATENT_COLUMNS, RUN_DEPENDENT
+    from tests.conftest import build_shards
+
+    out = str(tmp_path / "reencoded")
+    build_shards(corpus_run["out"], out, models_dir, "--from-clips", "--video-vae", "2.1", "--debug-models",
+                 "--buckets", "128x128")
+    skip = LATENT_COLUMNS | RUN_DEPENDENT
+    for name in ("sources", "clips"):
+        before = pq.read_table(os.path.join(corpus_run["out"], "manifests", f"{name}.parquet")).to_pylist()
+        after = pq.read_table(os.path.join(out, "manifests", f"{name}.parquet")).to_pylist()
+        assert [{k: v for k, v in r.items() if k not in skip} for r in after] == \
+               [{k: v for k, v in r.items() if k not in skip} for r in before]
+    clips = [c for c in pq.read_table(os.path.join(out, "manifests", "clips.parquet")).to_pylist()
+             if c["status"] == "accepted"]
+    assert clips and all(json.loads(c["latent_shapes"])["video_mean"] == [16, 31, 16, 16] for c in clips)
+    assert all(c["video_vae_version"].startswith("wan2.1_vae") for c in clips)
