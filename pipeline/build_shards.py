@@ -21,12 +21,12 @@ VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".m
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def list_sources(root: str) -> list[tuple[str, str]]:
-    """(absolute path, path relative to root) of every video file, sorted."""
+def list_sources(root: str, extensions: set[str] = VIDEO_EXTENSIONS) -> list[tuple[str, str]]:
+    """(absolute path, path relative to root) of every media file, sorted."""
     found = []
     for dirpath, _, files in os.walk(root):
         for f in files:
-            if os.path.splitext(f)[1].lower() in VIDEO_EXTENSIONS:
+            if os.path.splitext(f)[1].lower() in extensions:
                 path = os.path.join(dirpath, f)
                 found.append((os.path.abspath(path), os.path.relpath(path, root)))
     return sorted(found, key=lambda p: p[1])
@@ -55,7 +55,6 @@ def run(cfg: PipelineConfig) -> dict:
         raise SystemExit(f"--input {cfg.input!r} is not a folder")
     cfg.input, cfg.output = os.path.abspath(cfg.input), os.path.abspath(cfg.output)
     cfg.models_dir = os.path.abspath(cfg.models_dir)
-    check_models(cfg)
     os.makedirs(cfg.output, exist_ok=True)
     if cfg.debug_models and cfg.latents == "on":
         from pipeline.latent_models import write_debug_models
@@ -77,11 +76,14 @@ def run(cfg: PipelineConfig) -> dict:
                 packers.add(r)
         total, skipped, left = len(earlier), len(earlier) - len(pending), len(encode_only)
     else:
-        sources = list_sources(cfg.input)[: cfg.limit or None]
+        from pipeline.stages.audio_only import AUDIO_EXTENSIONS
+
+        sources = list_sources(cfg.input, AUDIO_EXTENSIONS if cfg.audio_only else VIDEO_EXTENSIONS)[: cfg.limit or None]
         todo = [(p, r) for p, r in sources if new_source_record(p, r)["source_id"] not in finished]
         total, skipped, left = len(sources), len(sources) - len(todo), len(todo)
     print(f"{total} sources, {skipped} already finished, {left} to process", flush=True)
     if todo or encode_only:
+        check_models(cfg)
         connect_ray(cfg)
         with tqdm(total=left, unit="source", desc="build_shards") as bar:
             def progress(result: dict) -> None:

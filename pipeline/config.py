@@ -58,6 +58,9 @@ class PipelineConfig:
     encode_gpus: float = opt(1.0, "GPUs each encode worker reserves where the cluster has GPUs (fractions allowed).")
     encode_workers: int = opt(0, "Encode workers; 0 means one per GPU share, or one on a CPU-only cluster.")
     ref_voice_s: float = opt(4.0, "Seconds of reference voice taken from another clip of the same source (3-5).")
+    audio_only: bool = opt(False, "Speech recordings (wav, flac, mp3, ...; optional .txt transcript beside each) "
+                                  "become audio-only samples for stage-1 audio pre-training.")
+    max_audio_s: float = opt(10.0, "Longest audio-only chunk in seconds; recordings are cut at pauses.")
     from_clips: bool = opt(False, "Re-encode latents from the shards of an earlier run given as --input "
                                   "(for example with another --video-vae), without cutting and filtering again.")
     debug_models: bool = opt(False, "Write and use small seeded random weights (tests and demos only; "

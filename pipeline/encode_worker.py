@@ -100,7 +100,7 @@ class EncodeProcessor:
         for c in accepted:
             s = samples[c["clip_id"]]
             rate, pcm = wavfile.read(io.BytesIO(s["wav"]))
-            records.append(dict(c, _mp4=s["mp4"], _wav=s["wav"], _pcm=pcm.astype(np.float32) / 32768.0,
+            records.append(dict(c, _mp4=s.get("mp4"), _wav=s["wav"], _pcm=pcm.astype(np.float32) / 32768.0,
                                 _meta=json.loads(s["json"])))
         return records
 
@@ -110,7 +110,8 @@ class EncodeProcessor:
                     latent_shapes=json.loads(r["latent_shapes"]), latent_dtype=r["latent_dtype"],
                     reference_clip_id=r["reference_clip_id"], ref_image_clip_id=r["ref_image_clip_id"],
                     ref_voice_clip_id=r["ref_voice_clip_id"],
-                    models={k: r[f"{k}_version"] for k in ("video_vae", "audio_vae", "text_encoder")})
-        out = {"mp4": r["_mp4"], "wav": r["_wav"], "json": json.dumps(meta, ensure_ascii=False).encode()}
+                    models={k: r.get(f"{k}_version") for k in ("video_vae", "audio_vae", "text_encoder")})
+        out = {"mp4": r["_mp4"]} if r["_mp4"] is not None else {}
+        out.update(wav=r["_wav"], json=json.dumps(meta, ensure_ascii=False).encode())
         out.update({f"{name}.npy": npy_bytes(array) for name, array in r["_latents"].items()})
         return out

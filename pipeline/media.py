@@ -48,6 +48,10 @@ def probe(path: str) -> dict:
     video = next((s for s in streams if s.get("codec_type") == "video"
                   and not (s.get("disposition") or {}).get("attached_pic")), None)
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if audio is not None and not (int(audio.get("sample_rate") or 0) and int(audio.get("channels") or 0)):
+        raise ProbeError("unreadable", "the audio stream has no sample rate or channels (not really audio)")
+    if video is not None and not (int(video.get("width") or 0) and int(video.get("height") or 0)):
+        raise ProbeError("unreadable", "the video stream has no picture size (not really video)")
     fmt = info.get("format", {})
     out = {
         "container": fmt.get("format_name"),

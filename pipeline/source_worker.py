@@ -56,8 +56,14 @@ def worker_resources() -> Resources:
 class SourceProcessor:
     def __init__(self, cfg: PipelineConfig):
         self.cfg = cfg
-        self.source_stages = [stage(cfg) for stage in SOURCE_STAGES]
-        self.clip_stages = [stage(cfg) for stage in CLIP_STAGES]
+        if cfg.audio_only:
+            from pipeline.stages.audio_only import AudioChunkStage, AudioDecodeStage
+
+            self.source_stages = [ProbeStage(cfg), AudioDecodeStage(cfg), AudioChunkStage(cfg)]
+            self.clip_stages = [AudioStage(cfg), TranscribeStage(cfg)]
+        else:
+            self.source_stages = [stage(cfg) for stage in SOURCE_STAGES]
+            self.clip_stages = [stage(cfg) for stage in CLIP_STAGES]
 
     def setup(self) -> None:
         for stage in self.source_stages + self.clip_stages:
@@ -114,24 +120,28 @@ class SourceProcessor:
     def sample(self, src: Record, c: Record, scratch: str) -> dict[str, bytes]:
         cfg = self.cfg
         pcm = clip_pcm(c, cfg.sample_rate)
-        mp4 = os.path.join(scratch, f"{c['clip_id']}.mp4")
-        media.cut_clip(src["_decoded"].normalized_path, pcm, cfg.sample_rate, c["start_s"], c["num_frames"], cfg.fps, mp4)
-        with open(mp4, "rb") as f:
-            mp4_bytes = f.read()
+        out = {}
+        if not cfg.audio_only:
+            mp4 = os.path.join(scratch, f"{c['clip_id']}.mp4")
+            media.cut_clip(src["_decoded"].normalized_path, pcm, cfg.sample_rate, c["start_s"], c["num_frames"],
+                           cfg.fps, mp4)
+            with open(mp4, "rb") as f:
+                out["mp4"] = f.read()
+            c.update(video_width=src["normalized_width"], video_height=src["normalized_height"])
         wav = io.BytesIO()
         wavfile.write(wav, cfg.sample_rate, (np.clip(pcm, -1, 1) * 32767).astype(np.int16))
-        c.update(video_width=src["normalized_width"], video_height=src["normalized_height"],
-                 sample_rate=cfg.sample_rate, audio_samples=len(pcm))
+        c.update(sample_rate=cfg.sample_rate, audio_samples=len(pcm))
         meta = {
             "clip_id": c["clip_id"], "source_id": src["source_id"], "source_path": src["source_path"],
             "source_span_s": [c["start_s"], c["end_s"]], "start_frame": c["start_frame"],
-            "fps": cfg.fps, "num_frames": c["num_frames"], "sample_rate": cfg.sample_rate, "audio_samples": len(pcm),
-            "width": src["normalized_width"], "height": src["normalized_height"],
+            "fps": c["fps"], "num_frames": c["num_frames"], "sample_rate": cfg.sample_rate, "audio_samples": len(pcm),
+            "width": src.get("normalized_width"), "height": src.get("normalized_height"), "audio_only": cfg.audio_only,
             "transcript": c["transcript"], "segments": json.loads(c["segments_json"]),
             "words": json.loads(c["words_json"]), "language": c["language"],
-            "word_timing_source": c["word_timing_source"], "face_box": c["face_box"], "crop_box": c["crop_box"],
-            "sync": {k: c[k] for k in ("sync_scorer", "sync_offset_frames", "sync_fps", "sync_conf", "sync_min_dist")},
+            "word_timing_source": c["word_timing_source"], "face_box": c.get("face_box"), "crop_box": c.get("crop_box"),
+            "sync": {k: c.get(k) for k in ("sync_scorer", "sync_offset_frames", "sync_fps", "sync_conf", "sync_min_dist")},
             "loudness_db": c["loudness_db"], "speech_ratio": c["speech_ratio"], "reference_clip_id": None,
             "pipeline_version": PIPELINE_VERSION,
         }
-        return {"mp4": mp4_bytes, "wav": wav.getvalue(), "json": json.dumps(meta, ensure_ascii=False).encode()}
+        out.update(wav=wav.getvalue(), json=json.dumps(meta, ensure_ascii=False).encode())
+        return out

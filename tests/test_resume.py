@@ -32,7 +32,7 @@ def test_rerun_decodes_nothing_and_keeps_manifests(corpus_run, models_dir, tmp_p
         (shims / tool).write_text("#!/bin/sh\necho decoding is not allowed in a rerun >&2\nexit 97\n")
         (shims / tool).chmod(stat.S_IRWXU)
     env = dict(os.environ, PATH=f"{shims}:{os.environ['PATH']}")
-    proc = build_shards(corpus_run["corpus"], out, models_dir, env=env)
+    proc = build_shards(corpus_run["corpus"], out, models_dir, *LATENT_ARGS, env=env)
     assert f"{len(corpus_run['labels'])} already finished, 0 to process" in proc.stdout
     after = {n: digest(os.path.join(out, "manifests", n)) for n in before}
     assert after == before

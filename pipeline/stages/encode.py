@@ -72,16 +72,21 @@ class EncodeStage(Stage):
 
     def process(self, records: list[Record]) -> None:
         """All accepted clips of one source, in time order."""
-        cfg, m = self.cfg, self.models
+        cfg = self.cfg
         store = np.dtype(cfg.latent_dtype)
+        for r, ref in zip(records, self.references(records)):
+            r["_ref"], r["_latents"] = ref, {}
+        if records[0]["_mp4"] is None:  # audio-only samples: no picture to encode
+            with torch.no_grad():
+                self.encode_audio_and_text(records, store)
+            self.describe(records, "audio", store)
+            return
         for r in records:
             meta = r["_meta"]
             x0, y0, x1, y1 = r["crop_box"]
             cw, ch = (x1 - x0) * meta["width"], (y1 - y0) * meta["height"]
             r["_size"] = choose_bucket(self.buckets, cw, ch)
             r["_crop"] = (int(round(x0 * meta["width"])), int(round(y0 * meta["height"])), int(round(cw)), int(round(ch)))
-        for r, ref in zip(records, self.references(records)):
-            r["_ref"] = ref
         with torch.no_grad():
             for i in range(0, len(records), cfg.encode_batch):  # frames of one batch in memory at a time
                 batch = records[i:i + cfg.encode_batch]
@@ -93,13 +98,20 @@ class EncodeStage(Stage):
                     del r["_frames"]
             self.encode_reference_images(records, store)
             self.encode_audio_and_text(records, store)
+        self.describe(records, None, store)
+
+    def describe(self, records: list[Record], bucket: str | None, store: np.dtype) -> None:
+        """The manifest columns of what was encoded."""
         for r in records:
             lat, ref = r["_latents"], r["_ref"]
-            r.update(latent_bucket=f"{r['_size'][0]}x{r['_size'][1]}x{r['_meta']['num_frames']}",
+            video = bucket is None
+            r.update(latent_bucket=bucket or f"{r['_size'][0]}x{r['_size'][1]}x{r['_meta']['num_frames']}",
                      latent_shapes=json.dumps({k: list(v.shape) for k, v in lat.items()}),
                      latent_dtype=str(store), reference_clip_id=ref["clip_id"] if ref else None,
-                     ref_image_clip_id=(ref or r)["clip_id"], ref_voice_clip_id=ref["clip_id"] if ref else None,
-                     **{f"{k}_version": v for k, v in m.versions.items()})
+                     ref_image_clip_id=(ref or r)["clip_id"] if video else None,
+                     ref_voice_clip_id=ref["clip_id"] if ref else None,
+                     **{f"{k}_version": v for k, v in self.models.versions.items()
+                        if video or k != "video_vae"})
 
     @staticmethod
     def references(records: list[Record]) -> list[Record | None]:
@@ -117,7 +129,7 @@ class EncodeStage(Stage):
             group = [r for r in batch if r["_size"] == size]
             mean, logvar = m.video.encode(to_video_tensor(np.stack([r["_frames"] for r in group])).to(m.device, m.dtype))
             for k, r in enumerate(group):
-                lat = r.setdefault("_latents", {})
+                lat = r["_latents"]
                 lat["video_mean"] = mean[k].float().cpu().numpy().astype(store)
                 if self.cfg.save_video_logvar:
                     lat["video_logvar"] = logvar[k].float().cpu().numpy().astype(store)
@@ -136,8 +148,13 @@ class EncodeStage(Stage):
 
     def encode_audio_and_text(self, records: list[Record], store: np.dtype) -> None:
         m, cfg = self.models, self.cfg
-        pcm = torch.from_numpy(np.stack([r["_pcm"] for r in records])).to(m.device)
-        mean, logvar = m.audio.encode(m.mel(pcm))
+        encoded = [m.audio.encode(m.mel(torch.from_numpy(r["_pcm"][None]).to(m.device)))
+                   for r in records] if len({len(r["_pcm"]) for r in records}) > 1 else None
+        if encoded is None:  # equal lengths (video clips): one batched call
+            pcm = torch.from_numpy(np.stack([r["_pcm"] for r in records])).to(m.device)
+            mean, logvar = m.audio.encode(m.mel(pcm))
+        else:
+            mean, logvar = [e[0][0] for e in encoded], [e[1][0] for e in encoded]
         voice_len = int(cfg.ref_voice_s * cfg.sample_rate)
         refs = [(k, r["_ref"]["_pcm"][:voice_len]) for k, r in enumerate(records) if r["_ref"] is not None]
         voices = {}

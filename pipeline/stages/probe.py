@@ -16,10 +16,10 @@ class ProbeStage(Stage):
             except media.ProbeError as e:
                 reject(r, self.name, e.reason, e.detail)
                 continue
-            if not r["has_video"]:
+            if not r["has_video"] and not self.cfg.audio_only:
                 reject(r, self.name, "no_video_stream", "the file has no video stream")
             elif not r["has_audio"]:
                 reject(r, self.name, "no_audio_stream", "the file has no audio stream")
-            elif r["duration_s"] < self.cfg.clip_seconds:
+            elif r["duration_s"] < (1.0 if self.cfg.audio_only else self.cfg.clip_seconds):
                 reject(r, self.name, "too_short",
                        f"{r['duration_s']:.2f} s is shorter than one clip ({self.cfg.clip_seconds:.2f} s)")

@@ -74,6 +74,12 @@ class TranscribeStage(Stage):
         """One batched Whisper call for all clips of a source: each clip is one chunk of the batch."""
         from faster_whisper import BatchedInferencePipeline
 
+        given = [c for c in clips if c.get("provided_transcript")]
+        clips = [c for c in clips if not c.get("provided_transcript")]
+        for c in given:
+            self.record_provided(c)
+        if not clips:
+            return
         cfg, pcm = self.cfg, clips[0]["_source"]["_pcm"]
         spans = [{"start": c["start_s"], "end": c["end_s"]} for c in clips]
         segments, info = BatchedInferencePipeline(self.whisper).transcribe(
@@ -126,3 +132,14 @@ class TranscribeStage(Stage):
         elif not cfg.min_words_per_s <= c["words_per_s"] <= cfg.max_words_per_s:
             reject(c, self.name, "speech_rate", f"{c['words_per_s']:.2f} words/s of speech outside "
                    f"[{cfg.min_words_per_s}, {cfg.max_words_per_s}]")
+
+    def record_provided(self, c: Record) -> None:
+        """A transcript that came with the recording: kept as given, without word times."""
+        text = c.pop("provided_transcript").strip()
+        n = len(text.split())
+        c.update(transcript=text, words_json="[]", segments_json="[]", num_words=n, language=self.cfg.language or None,
+                 words_per_s=round(n / max(c["speech_ratio"] * (c["end_s"] - c["start_s"]), 1e-3), 3),
+                 word_timing_source="provided", transcriber="provided")
+        if not self.cfg.min_words_per_s <= c["words_per_s"] <= self.cfg.max_words_per_s:
+            reject(c, self.name, "speech_rate", f"{c['words_per_s']:.2f} words/s of speech outside "
+                   f"[{self.cfg.min_words_per_s}, {self.cfg.max_words_per_s}]")
