@@ -29,7 +29,7 @@ def test_shards_hold_exactly_the_accepted_clips(corpus_run):
     for key, sample in samples.items():
         row = rows[key]
         for m in row["members"]:
-            data = sample[m["name"].rsplit(".", 1)[1]]
+            data = sample[m["name"].split(".", 1)[1]]
             assert len(data) == m["bytes"] and hashlib.sha256(data).hexdigest() == m["sha256"]
         meta = json.loads(sample["json"])
         assert meta["clip_id"] == key and meta["num_frames"] == row["num_frames"] == 121
