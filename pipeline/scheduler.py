@@ -33,35 +33,28 @@ def encode_failed(result: dict, error: str) -> dict:
 
 
 def actor_classes(cfg: PipelineConfig, gpus_in_cluster: float):
+    """The source and encode workers: one actor class around a processor, placed by its declared resources."""
     import ray
 
+    @ray.remote(max_restarts=1)
+    class Worker:
+        def __init__(self, kind: str, cfg: PipelineConfig):
+            if kind == "source":
+                from pipeline.source_worker import SourceProcessor as Processor
+            else:
+                from pipeline.encode_worker import EncodeProcessor as Processor
+            self.processor = Processor(cfg)
+            self.processor.setup()
+
+        def run(self, *args: str) -> str:
+            return self.processor.run(*args)
+
     need = worker_resources()
-
-    @ray.remote(num_cpus=cfg.worker_cpus or need.cpus, num_gpus=need.gpus, memory=int(need.memory_gb * 2**30),
-                max_restarts=1)
-    class SourceWorker:
-        def __init__(self, cfg: PipelineConfig):
-            from pipeline.source_worker import SourceProcessor
-
-            self.processor = SourceProcessor(cfg)
-            self.processor.setup()
-
-        def run(self, path: str, rel: str) -> str:
-            return self.processor.run(path, rel)
-
-    @ray.remote(num_cpus=EncodeStage.resources.cpus, num_gpus=cfg.encode_gpus if gpus_in_cluster else 0,
-                max_restarts=1)
-    class EncodeWorker:
-        def __init__(self, cfg: PipelineConfig):
-            from pipeline.encode_worker import EncodeProcessor
-
-            self.processor = EncodeProcessor(cfg)
-            self.processor.setup()
-
-        def run(self, staged: str, result_json: str) -> str:
-            return self.processor.run(staged, result_json)
-
-    return SourceWorker, EncodeWorker
+    source = lambda: Worker.options(num_cpus=cfg.worker_cpus or need.cpus, num_gpus=need.gpus,
+                                    memory=int(need.memory_gb * 2**30)).remote("source", cfg)
+    encode = lambda: Worker.options(num_cpus=EncodeStage.resources.cpus,
+                                    num_gpus=cfg.encode_gpus if gpus_in_cluster else 0).remote("encode", cfg)
+    return source, encode
 
 
 def worker_counts(cfg: PipelineConfig, cpus: float, gpus: float) -> tuple[int, int]:
@@ -81,9 +74,9 @@ def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str]], packers, progr
 
     cluster = ray.cluster_resources()
     n_src, n_enc = worker_counts(cfg, cluster.get("CPU", 1), cluster.get("GPU", 0))
-    SourceWorker, EncodeWorker = actor_classes(cfg, cluster.get("GPU", 0))
-    idle_src = [SourceWorker.remote(cfg) for _ in range(min(n_src, len(todo)))]
-    idle_enc = [EncodeWorker.remote(cfg) for _ in range(n_enc)]
+    new_source_worker, new_encode_worker = actor_classes(cfg, cluster.get("GPU", 0))
+    idle_src = [new_source_worker() for _ in range(min(n_src, len(todo)))]
+    idle_enc = [new_encode_worker() for _ in range(n_enc)]
     queue, to_encode, pending = list(todo), list(encode_only), {}
     while queue or to_encode or pending:
         while idle_src and queue:
