@@ -1,0 +1,146 @@
+"""One stream of the joint transformer, in Wan2.x's block design and parameter names (so the official
+Wan2.2-TI2V-5B DiT loads strictly into the video stream). The joint forward lives in `unitalking.py`;
+these modules only hold parameters and the per-stream pieces of computation.
+
+Shapes: tokens (B, L, dim); per-token modulation (B, L, 6, dim); heads (B, L, heads, head_dim).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FREQ_DIM = 256  # sinusoidal timestep features
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in float32."""
+
+    def __init__(self, dim: int, affine: bool = False, eps: float = 1e-6):
+        super().__init__(dim, eps=eps, elementwise_affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).type_as(x)
+
+
+class Attention(nn.Module):
+    """Projections of Wan's attention (q, k, v, o with RMS-normalised q and k over the full width)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
+        self.norm_q, self.norm_k = RMSNorm(dim), RMSNorm(dim)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, dim) -> (B, L, heads, head_dim)
+        return x.unflatten(-1, (self.heads, -1))
+
+    def query(self, x: torch.Tensor) -> torch.Tensor:
+        return self.split(self.norm_q(self.q(x)))
+
+    def key_value(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split(self.norm_k(self.k(x))), self.split(self.v(x))
+
+
+class ReferenceKV(nn.Module):
+    """Separate key/value projections through which a block's cross-attention reads the reference voice."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.norm_k = RMSNorm(dim)
+
+    def forward(self, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.norm_k(self.k(ref)).unflatten(-1, (self.heads, -1)), self.v(ref).unflatten(-1, (self.heads, -1))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, ffn_dim: int, heads: int):
+        super().__init__()
+        self.norm1 = LayerNorm(dim)
+        self.self_attn = Attention(dim, heads)
+        self.norm3 = LayerNorm(dim, affine=True)
+        self.cross_attn = Attention(dim, heads)
+        self.norm2 = LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(ffn_dim, dim))
+        self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim ** 0.5)
+
+    def modulations(self, e: torch.Tensor) -> list[torch.Tensor]:
+        """(B, L, 6, dim) timestep projection -> six (B, L, dim): shift, scale, gate for attention, then FFN."""
+        return [m.squeeze(2) for m in (self.modulation.float() + e.float()).chunk(6, dim=2)]
+
+
+class Head(nn.Module):
+    def __init__(self, dim: int, out_dim: int):
+        super().__init__()
+        self.norm = LayerNorm(dim)
+        self.head = nn.Linear(dim, out_dim)
+        self.modulation = nn.Parameter(torch.randn(1, 2, dim) / dim ** 0.5)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        shift, scale = (m.squeeze(2) for m in (self.modulation.float() + e.float()[:, :, None]).chunk(2, dim=2))
+        return self.head((self.norm(x).float() * (1 + scale) + shift).type_as(x))
+
+
+def timestep_features(t: torch.Tensor, dim: int = FREQ_DIM) -> torch.Tensor:
+    """(...,) timesteps in [0, 1000] -> (..., dim) cos/sin features (float64 as Wan computes them)."""
+    half = dim // 2
+    freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float64, device=t.device) / half)
+    x = t.to(torch.float64)[..., None] * freqs
+    return torch.cat([torch.cos(x), torch.sin(x)], -1)
+
+
+class Stream(nn.Module):
+    """Embeddings, blocks and head of one modality. `patch` is (t, h, w) for video, (t,) for audio."""
+
+    def __init__(self, in_dim: int, dim: int, ffn_dim: int, heads: int, layers: int, patch: tuple[int, ...],
+                 text_dim: int = 4096):
+        super().__init__()
+        self.patch, self.in_dim = patch, in_dim
+        conv = nn.Conv3d if len(patch) == 3 else nn.Conv1d
+        self.patch_embedding = conv(in_dim, dim, kernel_size=patch, stride=patch)
+        self.text_embedding = nn.Sequential(nn.Linear(text_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, dim))
+        self.time_embedding = nn.Sequential(nn.Linear(FREQ_DIM, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(dim, dim * 6))
+        self.blocks = nn.ModuleList(Block(dim, ffn_dim, heads) for _ in range(layers))
+        self.head = Head(dim, in_dim * math.prod(patch))
+
+    def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """(B, C, *grid) latent -> (B, L, dim) tokens and the token grid."""
+        x = self.patch_embedding(x)
+        return x.flatten(2).transpose(1, 2), tuple(x.shape[2:])
+
+    def time(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) per-token timesteps -> e (B, L, dim) for the head, e0 (B, L, 6, dim) for the blocks."""
+        e = self.time_embedding(timestep_features(t).float())
+        return e, self.time_projection(e).unflatten(-1, (6, -1))
+
+    def unpatchify(self, x: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+        """(B, L, C * prod(patch)) -> (B, C, *grid * patch)."""
+        b, p = x.shape[0], self.patch
+        x = x.reshape(b, *grid, *p, self.in_dim)
+        if len(p) == 3:
+            x = torch.einsum("bfhwpqrc->bcfphqwr", x)
+        else:
+            x = torch.einsum("blpc->bclp", x)
+        return x.reshape(b, self.in_dim, *[g * q for g, q in zip(grid, p)])
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """(B, Lq, heads, d) x (B, Lk, heads, d) -> (B, Lq, heads * d) with torch's SDPA."""
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+    return out.transpose(1, 2).flatten(2)
