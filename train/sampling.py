@@ -140,3 +140,14 @@ def _unipc_update(x: list[torch.Tensor], history, t: float, m_t, order: int, cor
             pred = 0.5 * d1[0] if d1 else 0.0
             out.append(base - alpha_t * float(b_h) * pred)
     return out
+
+
+def model_velocity(model, cond, uncond, video_to_audio: bool = False) -> Velocity:
+    """Adapter from the joint model to the samplers: per-frame video timesteps become per-token ones, and
+    the unconditional branch runs with `uncond` (empty text, no reference voice)."""
+    def velocity(xv, xa, s_frames, s_audio, conditional):
+        tokens_per_frame = (xv.shape[3] // model.config.video_patch[1]) * (xv.shape[4] // model.config.video_patch[2])
+        t_video = s_frames.repeat_interleave(tokens_per_frame, dim=1)
+        with torch.no_grad():
+            return model(xv, xa, t_video, s_audio, cond if conditional else uncond, video_to_audio=video_to_audio)
+    return velocity
