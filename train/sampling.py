@@ -29,6 +29,8 @@ class SamplerConfig:
     """Guidance scale of the video velocity (1 turns guidance off)."""
     audio_scale: float = 3.0
     """Guidance scale of the audio velocity."""
+    guide_image: bool = True
+    """Guide over the given first frame as well (the unconditional branch does not see it)."""
 
 
 S_MAX = 1.0 - 1.0 / 1000  # the noisiest training timestep (999 of 1000); at s = 1 the data term vanishes
@@ -44,12 +46,13 @@ def noise_like(shape: tuple[int, ...], seed: int, device=None) -> torch.Tensor:
 
 
 def guided(velocity: Velocity, cfg: SamplerConfig) -> Callable:
-    """v(x, s) = v_uncond + scale * (v_cond - v_uncond) per modality; scale 1 is the conditional call alone."""
-    def v(xv, xa, sv, sa):
+    """v = v_uncond + scale * (v_cond - v_uncond) per modality; scale 1 is the conditional call alone.
+    The unconditional branch may see its own video input (`xv_u`, `sv_u`: without the given image)."""
+    def v(xv, xa, sv, sa, xv_u=None, sv_u=None):
         cv, ca = velocity(xv, xa, sv, sa, True)
         if cfg.video_scale == 1.0 and cfg.audio_scale == 1.0:
             return cv, ca
-        uv, ua = velocity(xv, xa, sv, sa, False)
+        uv, ua = velocity(xv if xv_u is None else xv_u, xa, sv if sv_u is None else sv_u, sa, False)
         return uv + cfg.video_scale * (cv - uv), ua + cfg.audio_scale * (ca - ua)
     return v
 
@@ -65,11 +68,13 @@ def sample(velocity: Velocity, noise_video: torch.Tensor, noise_audio: torch.Ten
     keep = mask.view(1, 1, -1, 1, 1).to(noise_video.device)
 
     def x0_of(xv, xa, s):
-        if clean_video is not None:
-            xv = torch.where(keep, clean_video, xv)
-        s_frames = torch.full((b, frames), float(s) * 1000.0, device=xv.device).masked_fill(mask.to(xv.device), 0.0)
-        vv, va = v(xv, xa, s_frames, torch.full((b,), float(s) * 1000.0, device=xv.device))
-        return [xv - s * vv, xa - s * va]  # data prediction: x0 = x_s - s * v
+        noisy_t = torch.full((b, frames), float(s) * 1000.0, device=xv.device)
+        given = torch.where(keep, clean_video, xv) if clean_video is not None else xv
+        s_frames = noisy_t.masked_fill(mask.to(xv.device), 0.0)
+        # guidance over the image too: the unconditional branch gets the frame noised, not given
+        vv, va = v(given, xa, s_frames, torch.full((b,), float(s) * 1000.0, device=xv.device),
+                   xv if cfg.guide_image else None, noisy_t if cfg.guide_image else None)
+        return [given - s * vv, xa - s * va]  # data prediction: x0 = x_s - s * v
 
     sigmas = schedule(cfg.steps, cfg.shift)
     xs = [noise_video.float(), noise_audio.float()]
