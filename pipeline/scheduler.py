@@ -50,10 +50,13 @@ def actor_classes(cfg: PipelineConfig, gpus_in_cluster: float):
             return self.processor.run(*args)
 
     need = worker_resources()
+    labels = ray.cluster_resources()
+    # node labels of ray_cluster.yaml: CPU stages on CPU workers, encoders on GPU workers, where they exist
+    on = lambda label: {"resources": {label: 0.001}} if label in labels else {}
     source = lambda: Worker.options(num_cpus=cfg.worker_cpus or need.cpus, num_gpus=need.gpus,
-                                    memory=int(need.memory_gb * 2**30)).remote("source", cfg)
-    encode = lambda: Worker.options(num_cpus=EncodeStage.resources.cpus,
-                                    num_gpus=cfg.encode_gpus if gpus_in_cluster else 0).remote("encode", cfg)
+                                    memory=int(need.memory_gb * 2**30), **on("cpu_node")).remote("source", cfg)
+    encode = lambda: Worker.options(num_cpus=EncodeStage.resources.cpus, num_gpus=cfg.encode_gpus if gpus_in_cluster else 0,
+                                    **on("gpu_node")).remote("encode", cfg)
     return source, encode
 
 
