@@ -9,6 +9,11 @@ def main() -> None:
     sub.add_parser("summary", help="counts of accepted and rejected sources and clips, by reason").add_argument("out_dir")
     sub.add_parser("verify", help="every accepted row has its shard member (size, sha256) and back; "
                                   "exit 1 on any mismatch").add_argument("out_dir")
+    au = sub.add_parser("audit", help="counts, funnel, reasons, languages, score distributions, slowest stages; "
+                                      "--html writes a report with plots and contact sheets")
+    au.add_argument("out_dir")
+    au.add_argument("--html", help="write the HTML report here (default OUT/manifests/audit.html)", nargs="?",
+                    const="", default=None)
     d = sub.add_parser("diff", help="clips added, dropped and decisions flipped between two runs")
     d.add_argument("out_a")
     d.add_argument("out_b")
@@ -25,6 +30,20 @@ def main() -> None:
             print(line)
         print(f"{len(problems)} problem(s)" if problems else "manifests and shards agree")
         sys.exit(1 if problems else 0)
+    elif a.command == "audit":
+        import os
+
+        from manifests.audit import load, text_report
+
+        audit = load(a.out_dir)
+        print(text_report(audit))
+        if a.html is not None:
+            from manifests.report import html_report
+
+            path = a.html or os.path.join(a.out_dir, "manifests", "audit.html")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(html_report(audit, a.out_dir))
+            print(f"\nHTML report: {path}")
     elif a.command == "diff":
         from manifests.diff import diff_runs, format_diff
 

@@ -13,7 +13,7 @@ DECISION = [
 ]
 
 SOURCES = pa.schema([
-    ("source_id", STR), ("source_path", STR), ("size_bytes", I64), *DECISION, ("error", STR),
+    ("source_id", STR), ("source_path", STR), ("source_uri", STR), ("size_bytes", I64), *DECISION, ("error", STR),
     ("container", STR), ("duration_s", F64), ("has_video", BOOL), ("has_audio", BOOL),
     ("video_codec", STR), ("width", I32), ("height", I32), ("rotation", I32),
     ("display_width", I32), ("display_height", I32), ("fps", F64), ("variable_fps", BOOL), ("num_frames", I64),
@@ -54,7 +54,7 @@ LATENT_COLUMNS = {"members", "shard", "prompt", "latent_bucket", "latent_shapes"
                   "video_vae_version", "audio_vae_version", "text_encoder_version", "seconds_encode"}
 
 # Columns that legitimately differ between two runs over the same input (placement and timing).
-RUN_DEPENDENT = {"shard", "part"} | {n for n in SOURCES.names + CLIPS.names if n.startswith("seconds_")}
+RUN_DEPENDENT = {"shard", "part", "source_uri"} | {n for n in SOURCES.names + CLIPS.names if n.startswith("seconds_")}
 
 
 def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:

@@ -37,7 +37,8 @@ def staging_path(out_dir: str, sid: str) -> str:
 
 def new_source_record(path: str, rel: str) -> Record:
     size = os.path.getsize(path)
-    return {"_path": path, "source_path": rel, "source_id": source_id(f"{rel}:{size}"), "size_bytes": size,
+    return {"_path": path, "source_uri": os.path.abspath(path), "source_path": rel,
+            "source_id": source_id(f"{rel}:{size}"), "size_bytes": size,
             "status": "processing", "pipeline_version": PIPELINE_VERSION, "decode_passes": 0}
 
 
