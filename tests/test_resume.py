@@ -45,7 +45,10 @@ def comparable(rows: list[dict]) -> list[dict]:
 
 def ray_cli(*args: str, env: dict, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
     ray = os.path.join(os.path.dirname(sys.executable), "ray")
-    return subprocess.run([ray, *args], capture_output=True, text=True, env=env, cwd=REPO, check=check, timeout=timeout)
+    proc = subprocess.run([ray, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ray {' '.join(args[:3])} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
 
 
 @pytest.fixture
