@@ -9,6 +9,7 @@ audio (never the clip's own; absent when the source has no other clip).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import numpy as np
@@ -16,6 +17,8 @@ import torch
 
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage
+
+MIN_VOICE_S = 3.0  # a reference voice shorter than this says too little about the speaker
 
 
 def parse_buckets(text: str) -> list[tuple[int, int]]:
@@ -64,8 +67,6 @@ class EncodeStage(Stage):
     def setup(self) -> None:
         from pipeline.latent_models import LatentModels
 
-        import os
-
         models_dir = os.path.join(self.cfg.output, "debug_models") if self.cfg.debug_models else self.cfg.models_dir
         self.models = LatentModels.load(models_dir, self.cfg.video_vae, self.cfg.debug_models)
         self.buckets = parse_buckets(self.cfg.buckets)
@@ -74,8 +75,12 @@ class EncodeStage(Stage):
         """All accepted clips of one source, in time order."""
         cfg = self.cfg
         store = np.dtype(cfg.latent_dtype)
+        min_voice = int(MIN_VOICE_S * cfg.sample_rate)
+        voiced = [r for r in records if len(r["_pcm"]) >= min_voice]
         for r, ref in zip(records, self.references(records)):
             r["_ref"], r["_latents"] = ref, {}
+            r["_voice_ref"] = (self.references([r] + [o for o in voiced if o is not r])[0]
+                               if voiced else None)  # the nearest other clip with 3 s of voice or more
         if records[0]["_mp4"] is None:  # audio-only samples: no picture to encode
             with torch.no_grad():
                 self.encode_audio_and_text(records, store)
@@ -109,7 +114,7 @@ class EncodeStage(Stage):
                      latent_shapes=json.dumps({k: list(v.shape) for k, v in lat.items()}),
                      latent_dtype=str(store), reference_clip_id=ref["clip_id"] if ref else None,
                      ref_image_clip_id=(ref or r)["clip_id"] if video else None,
-                     ref_voice_clip_id=ref["clip_id"] if ref else None,
+                     ref_voice_clip_id=r["_voice_ref"]["clip_id"] if r["_voice_ref"] else None,
                      **{f"{k}_version": v for k, v in self.models.versions.items()
                         if video or k != "video_vae"})
 
@@ -156,12 +161,12 @@ class EncodeStage(Stage):
         else:
             mean, logvar = [e[0][0] for e in encoded], [e[1][0] for e in encoded]
         voice_len = int(cfg.ref_voice_s * cfg.sample_rate)
-        refs = [(k, r["_ref"]["_pcm"][:voice_len]) for k, r in enumerate(records) if r["_ref"] is not None]
+        refs = [(k, r["_voice_ref"]["_pcm"][:voice_len]) for k, r in enumerate(records) if r["_voice_ref"] is not None]
         voices = {}
-        if refs:
-            voice_pcm = torch.from_numpy(np.stack([v for _, v in refs])).to(m.device)
-            voice_mean, _ = m.audio.encode(m.mel(voice_pcm))
-            voices = {k: voice_mean[j] for j, (k, _) in enumerate(refs)}
+        for length in {len(v) for _, v in refs}:  # one batched call per voice length
+            same = [(k, v) for k, v in refs if len(v) == length]
+            voice_mean, _ = m.audio.encode(m.mel(torch.from_numpy(np.stack([v for _, v in same])).to(m.device)))
+            voices.update({k: voice_mean[j] for j, (k, _) in enumerate(same)})
         from model.text_encoder import speech_prompt
 
         prompts = [speech_prompt(r["_meta"]["transcript"], r.get("caption")) for r in records]
