@@ -86,3 +86,30 @@ def test_mouth_motion_scorer_finds_a_known_shift(lag_frames):
     mouths = (200 - 100 * opening / opening.max())[:, None, None] * np.ones((1, 24, 32), np.float32)
     s = MouthMotionScorer().score(mouths, pcm, sr, fps, 15)
     assert s.offset == -lag_frames and s.confidence > 0.5
+
+
+def test_sync_stage_uses_syncnet_when_its_weights_are_present(tmp_path):
+    """The stage path with the model: decoded frames on disk, a face track, SyncNet at 25 fps."""
+    from pipeline.config import PipelineConfig
+    from pipeline.media import DecodeResult
+    from pipeline.stages.sync import SyncStage
+
+    save_debug_weights(str(tmp_path))
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (130, 96, 128, 3), dtype=np.uint8)
+    frames.tofile(tmp_path / "frames.rgb")
+    decoded = DecodeResult(str(tmp_path / "frames.rgb"), "", "", 130, (128, 96), (128, 96), "")
+    source = {"_decoded": decoded, "_pcm": (rng.standard_normal(16000 * 6) * 0.1).astype(np.float32)}
+    clip = {"start_frame": 0, "num_frames": 121, "fps": 24.0, "_source": source, "status": "candidate",
+            "_track_boxes": np.tile(np.array([30, 20, 90, 80], np.float32), (121, 1)),
+            "_track_landmarks": np.tile(np.array([[45, 40], [75, 40], [60, 55], [50, 68], [70, 68]], np.float32),
+                                        (121, 1, 1))}
+    stage = SyncStage(PipelineConfig(input="x", output="y", models_dir=str(tmp_path)))
+    stage.setup()
+    stage([clip])
+    assert clip["sync_scorer"] == "syncnet_v2" and clip["sync_fps"] == 25.0
+    assert -15 <= clip["sync_offset_frames"] <= 15 and clip["sync_conf"] >= 0
+    passes = clip["sync_conf"] >= 1.5 and abs(clip["sync_offset_frames"]) <= 3  # the field's thresholds
+    assert (clip["status"] != "rejected") == passes
+    if not passes:
+        assert clip["reject_reason"] == ("sync_confidence" if clip["sync_conf"] < 1.5 else "sync_offset")
