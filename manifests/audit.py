@@ -5,12 +5,12 @@ every score, and the slowest stages, as text tables; `--html` also writes a self
 plots and contact sheets (report.py)."""
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyarrow.parquet as pq
+
+from manifests.parts import read_manifest
 
 CLIP_STAGES = ("audio", "face", "sync", "transcribe", "encode")  # the order clips meet them
 SCORES = {  # column -> label
@@ -40,8 +40,7 @@ class Audit:
 
 
 def load(out_dir: str) -> Audit:
-    read = lambda name: pq.read_table(os.path.join(out_dir, "manifests", f"{name}.parquet")).to_pylist()
-    a = Audit(read("sources"), read("clips"))
+    a = Audit(read_manifest(out_dir, "sources"), read_manifest(out_dir, "clips"))
     alive = len(a.clips)
     a.funnel.append(("candidates", alive))
     for stage in CLIP_STAGES:

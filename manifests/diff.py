@@ -2,10 +2,9 @@
 decisions flipped (with the stage and reason on each side), plus sources whose status changed."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
-import pyarrow.parquet as pq
+from manifests.parts import read_manifest
 
 
 def decision(row: dict) -> str:
@@ -25,7 +24,7 @@ class RunDiff:
 
 
 def _read(out_dir: str, name: str) -> list[dict]:
-    return pq.read_table(os.path.join(out_dir, "manifests", f"{name}.parquet")).to_pylist()
+    return read_manifest(out_dir, name)
 
 
 def diff_runs(a_dir: str, b_dir: str) -> RunDiff:

@@ -1,44 +1,52 @@
 """Manifest parts (one pair per shard, written beside it) and the merged manifests built from them.
 
-A part is written only after its shard is complete and renamed, so the parts on disk are exactly the
-finished work: a rerun skips their sources, and merging them gives the run's manifests."""
+A part is written only after its shard is complete and renamed, so the parts in the output are exactly
+the finished work: a rerun skips their sources, and merging them gives the run's manifests. The output
+may be a local folder or object storage (see storage.py)."""
 from __future__ import annotations
 
-import glob
-import os
+import io
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.schema import CLIPS, SOURCES, to_table
+from manifests.storage import Store
 
 PART_SOURCES, PART_CLIPS = ".sources.parquet", ".clips.parquet"
 
 
-def write_atomic(table: pa.Table, path: str) -> None:
-    tmp = path + ".tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+def write_table(store: Store, table: pa.Table, rel: str) -> None:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    store.write_bytes(rel, buf.getvalue())
 
 
-def write_part(shard_path_stem: str, sources: list[dict], clips: list[dict]) -> None:
+def read_table(store: Store, rel: str, schema: pa.Schema | None = None) -> pa.Table:
+    with store.open(rel) as f:
+        return pq.read_table(f, schema=schema)
+
+
+def write_part(store: Store, stem: str, sources: list[dict], clips: list[dict]) -> None:
     """Clips first, sources last: a part counts as present once its sources file exists."""
-    write_atomic(to_table(clips, CLIPS), shard_path_stem + PART_CLIPS)
-    write_atomic(to_table(sources, SOURCES), shard_path_stem + PART_SOURCES)
+    write_table(store, to_table(clips, CLIPS), stem + PART_CLIPS)
+    write_table(store, to_table(sources, SOURCES), stem + PART_SOURCES)
 
 
-def part_stems(out_dir: str) -> list[str]:
-    found = glob.glob(os.path.join(glob.escape(out_dir), "shards", "*", "*" + PART_SOURCES))
-    # in the order they were written, so a source's last part (a retry after a failure) wins
-    return [p[: -len(PART_SOURCES)] for p in sorted(found, key=lambda p: (os.path.getmtime(p), p))]
+def part_stems(store: Store) -> list[str]:
+    """Relative stems of the parts, in the order they were written (a source's last part wins)."""
+    found = store.files("shards", (PART_SOURCES,))
+    found.sort(key=lambda i: (i.mtime_ns or 0, i.path))
+    return [store.relative(i.path)[: -len(PART_SOURCES)] for i in found]
 
 
 def read_parts(out_dir: str) -> tuple[pa.Table, pa.Table]:
     """All parts merged; a source written by several parts (a failed try, then a retry) keeps its last."""
+    store = Store(out_dir)
     sources, clips, s_part, c_part = [], [], [], []
-    for k, stem in enumerate(part_stems(out_dir)):
-        sources.append(pq.read_table(stem + PART_SOURCES, schema=SOURCES))
-        clips.append(pq.read_table(stem + PART_CLIPS, schema=CLIPS))
+    for k, stem in enumerate(part_stems(store)):
+        sources.append(read_table(store, stem + PART_SOURCES, SOURCES))
+        clips.append(read_table(store, stem + PART_CLIPS, CLIPS))
         s_part += [k] * len(sources[-1])
         c_part += [k] * len(clips[-1])
     s = pa.concat_tables(sources) if sources else SOURCES.empty_table()
@@ -57,11 +65,15 @@ def finished_source_ids(out_dir: str) -> set[str]:
 
 def write_manifests(out_dir: str) -> tuple[str, str]:
     """manifests/sources.parquet and manifests/clips.parquet, sorted so equal work gives equal files."""
+    store = Store(out_dir)
     s, c = read_parts(out_dir)
     s = s.sort_by([("source_path", "ascending")])
     c = c.sort_by([("source_path", "ascending"), ("start_frame", "ascending")])
-    os.makedirs(os.path.join(out_dir, "manifests"), exist_ok=True)
-    paths = os.path.join(out_dir, "manifests", "sources.parquet"), os.path.join(out_dir, "manifests", "clips.parquet")
-    write_atomic(s, paths[0])
-    write_atomic(c, paths[1])
-    return paths
+    write_table(store, s, "manifests/sources.parquet")
+    write_table(store, c, "manifests/clips.parquet")
+    return store.uri_of("manifests/sources.parquet"), store.uri_of("manifests/clips.parquet")
+
+
+def read_manifest(out_dir: str, name: str) -> list[dict]:
+    """manifests/{name}.parquet of a run, as rows."""
+    return read_table(Store(out_dir), f"manifests/{name}.parquet").to_pylist()

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from manifests.audit import SCORES, Audit
+from manifests.storage import Store
 
 THUMB_WIDTH = 192
 PER_GROUP = 12
@@ -37,8 +38,9 @@ def thumbnail(out_dir: str, clip: dict, source: dict) -> str | None:
     frame = None
     mp4 = next((m["name"] for m in clip.get("members") or [] if m["name"].endswith(".mp4")), None)
     if clip["status"] == "accepted" and clip["shard"] and mp4:
-        with tarfile.open(os.path.join(out_dir, "shards", clip["shard"])) as tar:
+        with Store(out_dir).open(f"shards/{clip['shard']}") as f, tarfile.open(fileobj=f) as tar:
             frame = frame_at(tar.extractfile(mp4).read(), (clip["end_s"] - clip["start_s"]) / 2)
+    # rejected clips have no mp4 of their own: a frame of the source, where it is a local file
     if frame is None and source.get("source_uri") and os.path.exists(source["source_uri"]):
         frame = frame_at(source["source_uri"], (clip["start_s"] + clip["end_s"]) / 2)
     if frame is None:

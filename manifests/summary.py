@@ -4,12 +4,11 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-import pyarrow.parquet as pq
+from manifests.parts import read_manifest
 
 
 def summary_counts(out_dir: str) -> dict:
-    s = pq.read_table(os.path.join(out_dir, "manifests", "sources.parquet")).to_pylist()
-    c = pq.read_table(os.path.join(out_dir, "manifests", "clips.parquet")).to_pylist()
+    s, c = read_manifest(out_dir, "sources"), read_manifest(out_dir, "clips")
     accepted = [r for r in c if r["status"] == "accepted"]
     return {
         "sources": len(s),

@@ -4,18 +4,17 @@ Every accepted row's members must be in its shard with the recorded size and sha
 must belong to an accepted row; every shard must open with webdataset. Each mismatch is named."""
 from __future__ import annotations
 
-import glob
 import hashlib
-import os
 import tarfile
 
-import pyarrow.parquet as pq
+from manifests.parts import read_manifest
+from manifests.storage import Store
 
 
-def shard_members(path: str) -> dict[str, tuple[int, str]]:
+def shard_members(store: Store, rel: str) -> dict[str, tuple[int, str]]:
     """member name -> (size, sha256), reading the tar once."""
     out = {}
-    with tarfile.open(path) as tar:
+    with store.open(rel) as f, tarfile.open(fileobj=f) as tar:
         for m in tar:
             if m.isfile():
                 data = tar.extractfile(m).read()
@@ -23,12 +22,13 @@ def shard_members(path: str) -> dict[str, tuple[int, str]]:
     return out
 
 
-def opens_with_webdataset(path: str) -> str | None:
+def opens_with_webdataset(store: Store, rel: str) -> str | None:
     import webdataset as wds
 
     try:
-        for _ in wds.WebDataset(path, shardshuffle=False):
-            pass
+        with store.open(rel) as f:
+            for _ in wds.tariterators.tar_file_expander([{"stream": f, "url": rel}]):
+                pass
     except Exception as e:  # report, do not stop: the point is to list every problem
         return f"{type(e).__name__}: {e}"
     return None
@@ -37,7 +37,8 @@ def opens_with_webdataset(path: str) -> str | None:
 def verify(out_dir: str) -> list[str]:
     """Human-readable problems; empty when everything agrees."""
     problems: list[str] = []
-    clips = pq.read_table(os.path.join(out_dir, "manifests", "clips.parquet")).to_pylist()
+    store = Store(out_dir)
+    clips = read_manifest(out_dir, "clips")
     expected: dict[str, dict[str, tuple[int, str, str]]] = {}  # shard -> member -> (size, sha, clip id)
     for c in clips:
         if c["status"] != "accepted":
@@ -47,19 +48,19 @@ def verify(out_dir: str) -> list[str]:
             continue
         for m in c["members"]:
             expected.setdefault(c["shard"], {})[m["name"]] = (m["bytes"], m["sha256"], c["clip_id"])
-    on_disk = {os.path.relpath(p, os.path.join(out_dir, "shards"))
-               for p in glob.glob(os.path.join(glob.escape(out_dir), "shards", "*", "*.tar"))}
+    on_disk = {store.relative(i.path)[len("shards/"):] for i in store.files("shards", (".tar",))
+               if "/.staging/" not in i.path}
     for shard in sorted(set(expected) | on_disk):
-        path = os.path.join(out_dir, "shards", shard)
+        rel = f"shards/{shard}"
         if shard not in on_disk:
             problems.append(f"shard {shard}: named by the manifest but missing")
             continue
         try:
-            found = shard_members(path)
+            found = shard_members(store, rel)
         except (tarfile.TarError, OSError) as e:
             problems.append(f"shard {shard}: unreadable tar ({e})")
             continue
-        error = opens_with_webdataset(path)
+        error = opens_with_webdataset(store, rel)
         if error:
             problems.append(f"shard {shard}: webdataset cannot read it ({error})")
         want = expected.get(shard, {})

@@ -9,7 +9,6 @@ same OUT skips the sources already finished."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -21,14 +20,13 @@ VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".m
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def list_sources(root: str, extensions: set[str] = VIDEO_EXTENSIONS) -> list[tuple[str, str]]:
-    """(absolute path, path relative to root) of every media file, sorted."""
-    found = []
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            if os.path.splitext(f)[1].lower() in extensions:
-                path = os.path.join(dirpath, f)
-                found.append((os.path.abspath(path), os.path.relpath(path, root)))
+def list_sources(root: str, extensions: set[str] = VIDEO_EXTENSIONS) -> list[tuple[str, str, int]]:
+    """(path or URI, path relative to root, size) of every media file under a folder or prefix, sorted."""
+    from manifests.storage import Store
+
+    store = Store(root)
+    found = [(store.uri_of(store.relative(i.path)), store.relative(i.path), i.size)
+             for i in store.files("", tuple(extensions))]
     return sorted(found, key=lambda p: p[1])
 
 
@@ -51,17 +49,16 @@ def run(cfg: PipelineConfig) -> dict:
     from pipeline.shard_packer import Packers
     from pipeline.source_worker import STAGING, new_source_record
 
-    if not os.path.isdir(cfg.input):
-        raise SystemExit(f"--input {cfg.input!r} is not a folder")
-    cfg.input, cfg.output = os.path.abspath(cfg.input), os.path.abspath(cfg.output)
-    cfg.models_dir = os.path.abspath(cfg.models_dir)
-    os.makedirs(cfg.output, exist_ok=True)
-    if cfg.debug_models and cfg.latents == "on":
-        from pipeline.latent_models import write_debug_models
+    from manifests.storage import Store, is_remote
 
-        write_debug_models(os.path.join(cfg.output, "debug_models"), cfg.video_vae)
+    if not Store(cfg.input).exists(""):
+        raise SystemExit(f"--input {cfg.input!r} is not a folder")
+    cfg.input = cfg.input if is_remote(cfg.input) else os.path.abspath(cfg.input)
+    cfg.output = cfg.output if is_remote(cfg.output) else os.path.abspath(cfg.output)
+    cfg.models_dir = os.path.abspath(cfg.models_dir)
+    Store(cfg.output).makedirs("")
     finished = finished_source_ids(cfg.output)
-    shutil.rmtree(os.path.join(cfg.output, STAGING), ignore_errors=True)  # leftovers of a killed run
+    Store(cfg.output).remove_dir(STAGING)  # leftovers of a killed run
     packers = Packers(cfg.output, cfg.shard_target_mb)
     todo, encode_only = [], []
     if cfg.from_clips:
@@ -79,7 +76,7 @@ def run(cfg: PipelineConfig) -> dict:
         from pipeline.stages.audio_only import AUDIO_EXTENSIONS
 
         sources = list_sources(cfg.input, AUDIO_EXTENSIONS if cfg.audio_only else VIDEO_EXTENSIONS)[: cfg.limit or None]
-        todo = [(p, r) for p, r in sources if new_source_record(p, r)["source_id"] not in finished]
+        todo = [(p, r, n) for p, r, n in sources if new_source_record(p, r, n)["source_id"] not in finished]
         total, skipped, left = len(sources), len(sources) - len(todo), len(todo)
     print(f"{total} sources, {skipped} already finished, {left} to process", flush=True)
     if todo or encode_only:

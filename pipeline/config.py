@@ -12,8 +12,10 @@ def opt(default, doc: str, **kw):
 
 @dataclass
 class PipelineConfig:
-    input: str = opt("", "Folder of raw videos (searched recursively).", required=True)
-    output: str = opt("", "Output folder: manifests/ and shards/ are written inside it.", required=True)
+    input: str = opt("", "Folder or object-storage prefix (s3://...) of raw videos, searched recursively.",
+                     required=True)
+    output: str = opt("", "Output folder or object-storage prefix: manifests/ and shards/ go inside it.",
+                      required=True)
     fps: float = opt(24.0, "Target frame rate every clip is resampled to.")
     clip_frames: int = opt(121, "Frames per clip; must be 1 + 4k (121 = 5.04 s at 24 fps).")
     sample_rate: int = opt(16000, "Audio sample rate of clips (mono).")

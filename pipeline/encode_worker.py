@@ -9,11 +9,13 @@ import io
 import json
 import os
 import tarfile
+import tempfile
 import traceback
 
 import numpy as np
 from scipy.io import wavfile
 
+from manifests.storage import Store
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import reject
 from pipeline.stages.encode import EncodeStage
@@ -22,10 +24,10 @@ PUBLIC_LATENT_COLUMNS = ("latent_bucket", "latent_shapes", "latent_dtype", "refe
                          "ref_voice_clip_id", "video_vae_version", "audio_vae_version", "text_encoder_version", "prompt")
 
 
-def read_samples(path: str) -> dict[str, dict[str, bytes]]:
+def read_samples(store: Store, rel: str) -> dict[str, dict[str, bytes]]:
     """WebDataset tar -> {key: {extension: bytes}}."""
     out: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(path) as tar:
+    with store.open(rel) as f, tarfile.open(fileobj=f) as tar:
         for member in tar:
             if member.isfile():
                 key, ext = os.path.basename(member.name).split(".", 1)
@@ -65,15 +67,19 @@ class EncodeProcessor:
         self.stage.setup()
 
     def run(self, staged_path: str, result_json: str) -> str:
+        """`staged_path`: the source's staged clips, relative to the output."""
         result = json.loads(result_json)
         accepted = sorted((c for c in result["clips"] if c["status"] == "accepted"), key=lambda c: c["start_frame"])
+        store = Store(self.cfg.output)
         try:
-            records = self.records(staged_path, accepted)
+            records = self.records(store, staged_path, accepted)
             self.stage(records)
             bucket = records[0]["latent_bucket"]
             samples = [(r["clip_id"], self.sample(r)) for r in records]
-            out = os.path.join(os.path.dirname(staged_path), f"{result['source']['source_id']}.{bucket}.tar")
-            write_samples(out, samples)
+            out = f"{staged_path.rsplit('/', 1)[0]}/{result['source']['source_id']}.{bucket}.tar"
+            with tempfile.TemporaryDirectory(dir=self.cfg.scratch_dir or None) as tmp:
+                write_samples(os.path.join(tmp, "samples.tar"), samples)
+                store.upload(os.path.join(tmp, "samples.tar"), out)
         except Exception as e:  # the source's clips are rejected with the reason; the job goes on
             detail = f"{type(e).__name__}: {e}"
             for c in accepted:
@@ -89,13 +95,13 @@ class EncodeProcessor:
             r = by_id[c["clip_id"]]
             c.update({k: r.get(k) for k in PUBLIC_LATENT_COLUMNS})
             c["members"] = member_rows(c["clip_id"], dict(samples)[c["clip_id"]])
-        os.remove(staged_path)
+        store.remove(staged_path)
         result["staged"], result["bucket"] = out, bucket
         return json.dumps(result)
 
     @staticmethod
-    def records(staged_path: str, accepted: list[dict]) -> list[dict]:
-        samples = read_samples(staged_path)
+    def records(store: Store, staged_path: str, accepted: list[dict]) -> list[dict]:
+        samples = read_samples(store, staged_path)
         records = []
         for c in accepted:
             s = samples[c["clip_id"]]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import tarfile
+import tempfile
 
-import pyarrow.parquet as pq
-
+from manifests.parts import read_manifest
+from manifests.storage import Store
 from pipeline.source_worker import staging_path
 
 CLIP_MEMBERS = ("mp4", "wav", "json")  # what a clip needs to be encoded again
@@ -15,11 +16,10 @@ CLIP_MEMBERS = ("mp4", "wav", "json")  # what a clip needs to be encoded again
 
 def previous_results(old_out: str) -> list[dict]:
     """The earlier run's rows as scheduler results, one per source, in source order."""
-    manifests = os.path.join(old_out, "manifests")
-    if not os.path.isfile(os.path.join(manifests, "clips.parquet")):
-        raise SystemExit(f"--from-clips: {manifests}/clips.parquet not found; point --input at a build_shards output")
-    sources = pq.read_table(os.path.join(manifests, "sources.parquet")).to_pylist()
-    clips = pq.read_table(os.path.join(manifests, "clips.parquet")).to_pylist()
+    if not Store(old_out).exists("manifests/clips.parquet"):
+        raise SystemExit(f"--from-clips: {old_out}/manifests/clips.parquet not found; point --input at a "
+                         "build_shards output")
+    sources, clips = read_manifest(old_out, "sources"), read_manifest(old_out, "clips")
     results = {s["source_id"]: {"source": s, "clips": []} for s in sources}
     for c in clips:
         results[c["source_id"]]["clips"].append(c)
@@ -28,28 +28,30 @@ def previous_results(old_out: str) -> list[dict]:
 
 def restage(old_out: str, new_out: str, results: list[dict]) -> None:
     """Copy each source's clip members out of the old shards into a staging tar of the new run."""
+    old, new = Store(old_out), Store(new_out)
     owner = {c["clip_id"]: r["source"]["source_id"] for r in results for c in r["clips"] if c["status"] == "accepted"}
     shards = sorted({c["shard"] for r in results for c in r["clips"] if c["status"] == "accepted" and c["shard"]})
-    current, out = None, None
-    try:
+    with tempfile.TemporaryDirectory() as tmp:
+        current, out = None, None
+
+        def close() -> None:
+            if out is not None:
+                out.close()
+                new.upload(os.path.join(tmp, "staged.tar"), staging_path(current))
+
         for shard in shards:
-            with tarfile.open(os.path.join(old_out, "shards", shard)) as tar:
+            with old.open(f"shards/{shard}") as f, tarfile.open(fileobj=f) as tar:
                 for member in tar:
                     key, ext = os.path.basename(member.name).split(".", 1)
                     if ext not in CLIP_MEMBERS or key not in owner:
                         continue
                     if owner[key] != current:  # the packer keeps a source's samples together
-                        if out is not None:
-                            out.close()
-                            os.replace(staging_path(new_out, current) + ".tmp", staging_path(new_out, current))
+                        close()
                         current = owner[key]
-                        os.makedirs(os.path.dirname(staging_path(new_out, current)), exist_ok=True)
-                        out = tarfile.open(staging_path(new_out, current) + ".tmp", "w", format=tarfile.USTAR_FORMAT)
+                        out = tarfile.open(os.path.join(tmp, "staged.tar"), "w", format=tarfile.USTAR_FORMAT)
                     out.addfile(member, tar.extractfile(member))
-    finally:
-        if out is not None:
-            out.close()
-            os.replace(staging_path(new_out, current) + ".tmp", staging_path(new_out, current))
+        close()
+    staged = set(owner.values())
     for r in results:
-        if r["source"]["source_id"] in set(owner.values()):
-            r["staged"] = staging_path(new_out, r["source"]["source_id"])
+        if r["source"]["source_id"] in staged:
+            r["staged"] = staging_path(r["source"]["source_id"])

@@ -11,8 +11,8 @@ from pipeline.source_worker import new_source_record, staging_path, worker_resou
 from pipeline.stages.encode import EncodeStage
 
 
-def failed_result(path: str, rel: str, error: str) -> dict:
-    src = new_source_record(path, rel)
+def failed_result(path: str, rel: str, size: int, error: str) -> dict:
+    src = new_source_record(path, rel, size)
     src.pop("_path")
     src.update(status="failed", reject_stage="worker", reject_reason="worker_died", error=error[-2000:],
                clips_total=0, clips_accepted=0, clips_rejected=0)
@@ -69,9 +69,9 @@ def worker_counts(cfg: PipelineConfig, cpus: float, gpus: float) -> tuple[int, i
     return cfg.workers or max(1, int(left // per_source)), encoders
 
 
-def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str]], packers, progress,
+def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str, int]], packers, progress,
                 encode_only: list[dict] = ()) -> None:
-    """`todo`: (path, relative path) of sources to cut; `encode_only`: results of an earlier run whose
+    """`todo`: (path or URI, relative path, size) of sources to cut; `encode_only`: results of an earlier run whose
     staged clips only need latents (build_shards --from-clips)."""
     import ray
 
@@ -83,8 +83,8 @@ def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str]], packers, progr
     queue, to_encode, pending = list(todo), list(encode_only), {}
     while queue or to_encode or pending:
         while idle_src and queue:
-            actor, (path, rel) = idle_src.pop(), queue.pop(0)
-            pending[actor.run.remote(path, rel)] = ("source", actor, (path, rel))
+            actor, (path, rel, size) = idle_src.pop(), queue.pop(0)
+            pending[actor.run.remote(path, rel, size)] = ("source", actor, (path, rel, size))
         while idle_enc and to_encode:
             actor, result = idle_enc.pop(), to_encode.pop(0)
             pending[actor.run.remote(result["staged"], json.dumps(result))] = ("encode", actor, result)
@@ -96,7 +96,7 @@ def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str]], packers, progr
         except ray.exceptions.RayError as e:  # the worker process died on this source
             result = failed_result(*payload, str(e)) if kind == "source" else encode_failed(payload, str(e))
         if kind == "source" and result["source"]["clips_accepted"]:
-            result["staged"] = staging_path(cfg.output, result["source"]["source_id"])
+            result["staged"] = staging_path(result["source"]["source_id"])
             if cfg.latents == "on":
                 to_encode.append(result)
                 continue

@@ -7,24 +7,25 @@ clip). A crash loses at most the open shards, whose sources a rerun processes ag
 written twice."""
 from __future__ import annotations
 
-import glob
 import os
 import tarfile
+import tempfile
 
 from manifests.parts import write_part
+from manifests.storage import Store
 
 UNSHARDED = "unsharded"
 
 
 class ShardPacker:
     def __init__(self, out_dir: str, bucket: str, target_mb: float):
-        self.out_dir, self.bucket, self.target = out_dir, bucket, int(target_mb * 2 ** 20)
-        self.dir = os.path.join(out_dir, "shards", bucket)
-        os.makedirs(self.dir, exist_ok=True)
-        for stale in glob.glob(os.path.join(glob.escape(self.dir), "*.tmp")):
-            os.remove(stale)
-        done = [int(os.path.basename(p).split(".")[0]) for p in glob.glob(os.path.join(glob.escape(self.dir), "*.sources.parquet"))]
+        self.store, self.bucket, self.target = Store(out_dir), bucket, int(target_mb * 2 ** 20)
+        self.dir = f"shards/{bucket}"
+        for stale in self.store.files(self.dir, (".tmp",)):
+            self.store.fs.delete_file(stale.path)
+        done = [int(i.path.rsplit("/", 1)[1].split(".")[0]) for i in self.store.files(self.dir, (".sources.parquet",))]
         self.next_index = max(done, default=-1) + 1
+        self.local = tempfile.mkdtemp(prefix="shard-")  # the open shard grows here, then goes up whole
         self.tar: tarfile.TarFile | None = None
         self.sources: list[dict] = []
         self.clips: list[dict] = []
@@ -42,8 +43,8 @@ class ShardPacker:
         staged = result.get("staged")
         if staged and any(c["status"] == "accepted" for c in clips):
             if self.tar is None:
-                self.tar = tarfile.open(os.path.join(self.dir, self.name + ".tar.tmp"), "w", format=tarfile.USTAR_FORMAT)
-            with tarfile.open(staged) as part:
+                self.tar = tarfile.open(os.path.join(self.local, self.name + ".tar"), "w", format=tarfile.USTAR_FORMAT)
+            with self.store.open(staged) as f, tarfile.open(fileobj=f) as part:
                 for member in part:
                     self.tar.addfile(member, part.extractfile(member))
                     self.size += member.size
@@ -61,13 +62,15 @@ class ShardPacker:
         """Close the open shard (if it has anything), rename it, write its manifest part."""
         if not self.sources:
             return
-        stem = os.path.join(self.dir, self.name)
+        stem = f"{self.dir}/{self.name}"
         if self.tar is not None:
             self.tar.close()
-            os.replace(stem + ".tar.tmp", stem + ".tar")
-        write_part(stem, self.sources, self.clips)
+            local = os.path.join(self.local, self.name + ".tar")
+            self.store.upload(local, stem + ".tar")
+            os.remove(local)
+        write_part(self.store, stem, self.sources, self.clips)
         for staged in self.staged:
-            os.remove(staged)
+            self.store.remove(staged)
         self.next_index += 1
         self.tar, self.sources, self.clips, self.staged, self.size = None, [], [], [], 0
 

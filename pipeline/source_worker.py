@@ -13,9 +13,13 @@ import tempfile
 import time
 import traceback
 
+import shutil
+
 import numpy as np
+import pyarrow.fs as pafs
 from scipy.io import wavfile
 
+from manifests.storage import Store, is_remote
 from pipeline import media
 from pipeline.config import PipelineConfig
 from pipeline.stages.audio import AudioStage, clip_pcm
@@ -28,16 +32,18 @@ from pipeline.stages.sync import SyncStage
 from pipeline.stages.transcribe import TranscribeStage
 
 PIPELINE_VERSION = "clips-v1"
-STAGING = os.path.join("shards", ".staging")
+STAGING = "shards/.staging"  # inside the output: samples waiting for the packer (shared by every node)
 
 
-def staging_path(out_dir: str, sid: str) -> str:
-    return os.path.join(out_dir, STAGING, f"{sid}.tar")
+def staging_path(sid: str) -> str:
+    """Where a source's samples wait, relative to the output."""
+    return f"{STAGING}/{sid}.tar"
 
 
-def new_source_record(path: str, rel: str) -> Record:
-    size = os.path.getsize(path)
-    return {"_path": path, "source_uri": os.path.abspath(path), "source_path": rel,
+def new_source_record(path: str, rel: str, size: int | None = None) -> Record:
+    if size is None:
+        size = os.path.getsize(path)
+    return {"_path": path, "source_uri": path if is_remote(path) else os.path.abspath(path), "source_path": rel,
             "source_id": source_id(f"{rel}:{size}"), "size_bytes": size,
             "status": "processing", "pipeline_version": PIPELINE_VERSION, "decode_passes": 0}
 
@@ -70,11 +76,19 @@ class SourceProcessor:
         for stage in self.source_stages + self.clip_stages:
             stage.setup()
 
-    def run(self, path: str, rel: str) -> str:
+    def run(self, path: str, rel: str, size: int | None = None) -> str:
         t0 = time.perf_counter()
-        src = new_source_record(path, rel)
+        src = new_source_record(path, rel, size)
         clips: list[Record] = []
+        local_copy = None
         try:
+            if is_remote(path):  # ffmpeg reads local files: object-storage sources come to scratch first
+                fd, local_copy = tempfile.mkstemp(suffix=os.path.splitext(rel)[1], dir=self.cfg.scratch_dir or None)
+                os.close(fd)
+                fs, remote = pafs.FileSystem.from_uri(path)
+                with fs.open_input_file(remote) as f_in, open(local_copy, "wb") as f_out:
+                    shutil.copyfileobj(f_in, f_out, 8 << 20)
+                src["_path"] = local_copy
             for stage in self.source_stages:
                 stage([src])
             clips = src.pop("_clips", [])
@@ -94,6 +108,8 @@ class SourceProcessor:
             clips = []
         finally:
             cleanup(src)
+            if local_copy:
+                os.remove(local_copy)
         src["clips_total"] = len(clips)
         src["clips_accepted"] = sum(c["status"] == "accepted" for c in clips)
         src["clips_rejected"] = src["clips_total"] - src["clips_accepted"]
@@ -105,18 +121,17 @@ class SourceProcessor:
         """Write the accepted clips' samples to this source's staging tar (complete or absent)."""
         import webdataset as wds
 
-        path = staging_path(self.cfg.output, src["source_id"])
         if not accepted:
             return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp"
-        with wds.TarWriter(tmp) as tar, tempfile.TemporaryDirectory(dir=self.cfg.scratch_dir or None) as scratch:
-            for c in accepted:
-                sample = self.sample(src, c, scratch)
-                c["members"] = [{"name": f"{c['clip_id']}.{ext}", "bytes": len(data),
-                                 "sha256": hashlib.sha256(data).hexdigest()} for ext, data in sample.items()]
-                tar.write({"__key__": c["clip_id"], **sample})
-        os.replace(tmp, path)
+        with tempfile.TemporaryDirectory(dir=self.cfg.scratch_dir or None) as scratch:
+            local = os.path.join(scratch, "staged.tar")
+            with wds.TarWriter(local) as tar:
+                for c in accepted:
+                    sample = self.sample(src, c, scratch)
+                    c["members"] = [{"name": f"{c['clip_id']}.{ext}", "bytes": len(data),
+                                     "sha256": hashlib.sha256(data).hexdigest()} for ext, data in sample.items()]
+                    tar.write({"__key__": c["clip_id"], **sample})
+            Store(self.cfg.output).upload(local, staging_path(src["source_id"]))
 
     def sample(self, src: Record, c: Record, scratch: str) -> dict[str, bytes]:
         cfg = self.cfg

@@ -9,8 +9,8 @@ audio (never the clip's own; absent when the source has no other clip).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
+import tempfile
 
 import numpy as np
 import torch
@@ -67,7 +67,11 @@ class EncodeStage(Stage):
     def setup(self) -> None:
         from pipeline.latent_models import LatentModels
 
-        models_dir = os.path.join(self.cfg.output, "debug_models") if self.cfg.debug_models else self.cfg.models_dir
+        models_dir = self.cfg.models_dir
+        if self.cfg.debug_models:  # seeded, so every worker on every node writes the same weights
+            from pipeline.latent_models import write_debug_models
+
+            models_dir = write_debug_models(tempfile.mkdtemp(prefix="debug-models-"), self.cfg.video_vae)
         self.models = LatentModels.load(models_dir, self.cfg.video_vae, self.cfg.debug_models)
         self.buckets = parse_buckets(self.cfg.buckets)
 

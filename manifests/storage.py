@@ -1,0 +1,88 @@
+"""A folder on local disk or on object storage (`s3://bucket/prefix`, `gs://...`) through pyarrow's file
+systems. Paths inside are '/'-separated and relative to the folder. Whole-object writes are atomic on both:
+a temporary name and a rename locally, a single PUT on object storage."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pyarrow.fs as pafs
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+class Store:
+    def __init__(self, uri: str):
+        self.uri = uri
+        if is_remote(uri):
+            self.fs, self.root = pafs.FileSystem.from_uri(uri)
+        else:
+            self.fs, self.root = pafs.LocalFileSystem(), os.path.abspath(uri.removeprefix("file://"))
+        self.remote = is_remote(uri)
+
+    def path(self, rel: str = "") -> str:
+        return f"{self.root.rstrip('/')}/{rel}" if rel else self.root
+
+    def uri_of(self, rel: str) -> str:
+        return f"{self.uri.rstrip('/')}/{rel}" if self.remote else self.path(rel)
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
+
+    def files(self, rel: str = "", suffixes: tuple[str, ...] = ("",)) -> list[pafs.FileInfo]:
+        """Files under `rel` (recursive) whose names end with one of `suffixes`, sorted by path."""
+        if not self.exists(rel):
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path(rel), recursive=True))
+        return sorted((i for i in infos if i.type == pafs.FileType.File and i.path.lower().endswith(suffixes)),
+                      key=lambda i: i.path)
+
+    def relative(self, info_path: str) -> str:
+        return info_path[len(self.root.rstrip("/")) + 1:]
+
+    def makedirs(self, rel: str) -> None:
+        if not self.remote:
+            os.makedirs(self.path(rel), exist_ok=True)
+
+    def open(self, rel: str):
+        """A seekable binary reader (tarfile and Parquet readers take it)."""
+        return self.fs.open_input_file(self.path(rel))
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.open(rel) as f:
+            return f.read()
+
+    def upload(self, local_path: str, rel: str) -> None:
+        """Copy a finished local file to `rel`, whole or not at all."""
+        if self.remote:
+            with open(local_path, "rb") as src, self.fs.open_output_stream(self.path(rel)) as dst:
+                shutil.copyfileobj(src, dst, 8 << 20)
+        else:
+            os.makedirs(os.path.dirname(self.path(rel)), exist_ok=True)
+            tmp = self.path(rel) + ".tmp"
+            shutil.copyfile(local_path, tmp)
+            os.replace(tmp, self.path(rel))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        with tempfile.NamedTemporaryFile(delete=False) as f:
+            f.write(data)
+        try:
+            self.upload(f.name, rel)
+        finally:
+            os.remove(f.name)
+
+    def download(self, rel: str, local_path: str) -> str:
+        with self.open(rel) as src, open(local_path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 8 << 20)
+        return local_path
+
+    def remove(self, rel: str) -> None:
+        if self.exists(rel):
+            self.fs.delete_file(self.path(rel))
+
+    def remove_dir(self, rel: str) -> None:
+        if self.exists(rel):
+            self.fs.delete_dir(self.path(rel))
