@@ -148,15 +148,6 @@ class BigVGAN(nn.Module):
 
 def load_vocoder(models_dir: str, config: VocoderConfig = VocoderConfig()) -> BigVGAN:
     """The official 16 kHz generator (the checkpoint's 'generator' entry), loaded strictly."""
-    import os
+    from model.checkpoints import load_strict
 
-    from model.checkpoints import FETCH_HINT, read_state_dict
-
-    path = os.path.join(models_dir, WEIGHT_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model weights not found: {path} (download them with: "
-                                f"{FETCH_HINT.format(models_dir=models_dir)})")
-    state = read_state_dict(path)
-    net = BigVGAN(config)
-    net.load_state_dict(state.get("generator", state), strict=True)
-    return net.eval()
+    return load_strict(BigVGAN(config), models_dir, WEIGHT_FILE, entry="generator").eval()

@@ -22,13 +22,15 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_strict(module: nn.Module, models_dir: str, relpath: str) -> nn.Module:
-    """Load `models_dir/relpath` into `module`; every name and shape must match."""
+def load_strict(module: nn.Module, models_dir: str, relpath: str, entry: str | None = None) -> nn.Module:
+    """Load `models_dir/relpath` (its `entry` when the file holds several state dicts) into `module`;
+    every name and shape must match."""
     path = os.path.join(models_dir, relpath)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model weights not found: {path} (download them with: "
                                 f"{FETCH_HINT.format(models_dir=models_dir)})")
-    module.load_state_dict(read_state_dict(path), strict=True)
+    state = read_state_dict(path)
+    module.load_state_dict(state.get(entry, state) if entry else state, strict=True)
     return module
 
 

@@ -64,33 +64,22 @@ class SyncNet(nn.Module):
 
 
 WEIGHTS_FILE = "syncnet_v2.model"
+RELPATH = f"syncnet/{WEIGHTS_FILE}"
 
 
 def weights_path(models_dir: str) -> str:
-    return os.path.join(models_dir, "syncnet", WEIGHTS_FILE)
+    return os.path.join(models_dir, RELPATH)
 
 
 def load_syncnet(models_dir: str, device: str = "cpu") -> SyncNet:
-    """The official weights, loaded strictly (every name and shape must match)."""
-    path = weights_path(models_dir)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"SyncNet weights not found at {path}: download syncnet_v2.model from the "
-                                "syncnet_python release (its download_model.sh) into that folder")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    net = SyncNet()
-    net.load_state_dict(state, strict=True)
-    return net.eval().to(device)
+    """The official weights (syncnet_python's syncnet_v2.model), loaded strictly."""
+    from model.checkpoints import load_strict
+
+    return load_strict(SyncNet(), models_dir, RELPATH).eval().to(device)
 
 
 def save_debug_weights(models_dir: str, seed: int = 0) -> str:
     """Seeded random weights in the official file format, for tests and the offline demo."""
-    torch.manual_seed(seed)
-    net = SyncNet()
-    for m in net.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-    path = weights_path(models_dir)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    torch.save(net.state_dict(), path)
-    return path
+    from model.checkpoints import save_debug_weights as save
+
+    return save(SyncNet(), models_dir, RELPATH, seed)
