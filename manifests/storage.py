@@ -14,6 +14,12 @@ def is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
 
+def download_file(uri: str, local_path: str) -> str:
+    """Copy one file, given by its URI, to a local path."""
+    parent, name = uri.rsplit("/", 1)
+    return Store(parent).download(name, local_path)
+
+
 class Store:
     def __init__(self, uri: str):
         self.uri = uri

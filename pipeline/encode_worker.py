@@ -58,6 +58,21 @@ def member_rows(key: str, members: dict[str, bytes]) -> list[dict]:
             for ext, data in members.items()]
 
 
+def reject_encoding(result: dict, reason: str, error: str, retry: bool) -> dict:
+    """Every accepted clip of the source rejected at the encode stage; with `retry` the source is marked
+    failed so a rerun tries it again (a dead worker), otherwise it keeps its decision (a bad clip)."""
+    for c in result["clips"]:
+        if c["status"] == "accepted":
+            reject(c, "encode", reason, error.strip().splitlines()[-1][:500] if error.strip() else reason)
+            c["shard"], c["members"] = None, None
+    src = result["source"]
+    src.update(error=error[-2000:], clips_accepted=0, clips_rejected=src["clips_total"])
+    if retry:
+        src.update(status="failed", reject_stage="encode", reject_reason=reason)
+    result["staged"], result["bucket"] = None, None
+    return result
+
+
 class EncodeProcessor:
     def __init__(self, cfg: PipelineConfig):
         self.cfg = cfg
@@ -80,21 +95,12 @@ class EncodeProcessor:
             with tempfile.TemporaryDirectory(dir=self.cfg.scratch_dir or None) as tmp:
                 write_samples(os.path.join(tmp, "samples.tar"), samples)
                 store.upload(os.path.join(tmp, "samples.tar"), out)
-        except Exception as e:  # the source's clips are rejected with the reason; the job goes on
-            detail = f"{type(e).__name__}: {e}"
-            for c in accepted:
-                reject(c, "encode", "encode_error", detail[:500])
-                c["shard"], c["members"] = None, None
-            result["source"]["error"] = traceback.format_exc()[-2000:]
-            result["source"]["clips_accepted"] = 0
-            result["source"]["clips_rejected"] = result["source"]["clips_total"]
-            result["staged"], result["bucket"] = None, None
-            return json.dumps(result)
-        by_id = {r["clip_id"]: r for r in records}
+        except Exception:  # the source's clips are rejected with the reason; the job goes on
+            return json.dumps(reject_encoding(result, "encode_error", traceback.format_exc(), retry=False))
+        by_id, members = {r["clip_id"]: r for r in records}, dict(samples)
         for c in accepted:
-            r = by_id[c["clip_id"]]
-            c.update({k: r.get(k) for k in PUBLIC_LATENT_COLUMNS})
-            c["members"] = member_rows(c["clip_id"], dict(samples)[c["clip_id"]])
+            c.update({k: by_id[c["clip_id"]].get(k) for k in PUBLIC_LATENT_COLUMNS})
+            c["members"] = member_rows(c["clip_id"], members[c["clip_id"]])
         store.remove(staged_path)
         result["staged"], result["bucket"] = out, bucket
         return json.dumps(result)

@@ -7,6 +7,7 @@ import json
 import os
 
 from pipeline.config import PipelineConfig
+from pipeline.encode_worker import reject_encoding
 from pipeline.source_worker import new_source_record, staging_path, worker_resources
 from pipeline.stages.encode import EncodeStage
 
@@ -19,20 +20,7 @@ def failed_result(path: str, rel: str, size: int, error: str) -> dict:
     return {"source": src, "clips": []}
 
 
-def encode_failed(result: dict, error: str) -> dict:
-    for c in result["clips"]:
-        if c["status"] == "accepted":
-            c.update(status="rejected", reject_stage="encode", reject_reason="encode_worker_died",
-                     reject_detail=error[-500:], shard=None, members=None)
-    # failed, so that a rerun tries the source again
-    result["source"].update(status="failed", reject_stage="encode", reject_reason="encode_worker_died",
-                            error=error[-2000:], clips_accepted=0,
-                            clips_rejected=result["source"]["clips_total"])
-    result["staged"] = None
-    return result
-
-
-def actor_classes(cfg: PipelineConfig, gpus_in_cluster: float):
+def actor_classes(cfg: PipelineConfig, cluster: dict[str, float]):
     """The source and encode workers: one actor class around a processor, placed by its declared resources."""
     import ray
 
@@ -50,12 +38,11 @@ def actor_classes(cfg: PipelineConfig, gpus_in_cluster: float):
             return self.processor.run(*args)
 
     need = worker_resources()
-    labels = ray.cluster_resources()
     # node labels of ray_cluster.yaml: CPU stages on CPU workers, encoders on GPU workers, where they exist
-    on = lambda label: {"resources": {label: 0.001}} if label in labels else {}
+    on = lambda label: {"resources": {label: 0.001}} if label in cluster else {}
     source = lambda: Worker.options(num_cpus=cfg.worker_cpus or need.cpus, num_gpus=need.gpus,
                                     memory=int(need.memory_gb * 2**30), **on("cpu_node")).remote("source", cfg)
-    encode = lambda: Worker.options(num_cpus=EncodeStage.resources.cpus, num_gpus=cfg.encode_gpus if gpus_in_cluster else 0,
+    encode = lambda: Worker.options(num_cpus=EncodeStage.resources.cpus, num_gpus=cfg.encode_gpus if cluster.get("GPU") else 0,
                                     **on("gpu_node")).remote("encode", cfg)
     return source, encode
 
@@ -77,7 +64,7 @@ def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str, int]], packers, 
 
     cluster = ray.cluster_resources()
     n_src, n_enc = worker_counts(cfg, cluster.get("CPU", 1), cluster.get("GPU", 0))
-    new_source_worker, new_encode_worker = actor_classes(cfg, cluster.get("GPU", 0))
+    new_source_worker, new_encode_worker = actor_classes(cfg, cluster)
     idle_src = [new_source_worker() for _ in range(min(n_src, len(todo)))]
     idle_enc = [new_encode_worker() for _ in range(n_enc)]
     queue, to_encode, pending = list(todo), list(encode_only), {}
@@ -94,7 +81,8 @@ def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str, int]], packers, 
         try:
             result = json.loads(ray.get(ref))
         except ray.exceptions.RayError as e:  # the worker process died on this source
-            result = failed_result(*payload, str(e)) if kind == "source" else encode_failed(payload, str(e))
+            result = (failed_result(*payload, str(e)) if kind == "source"
+                      else reject_encoding(payload, "encode_worker_died", str(e), retry=True))
         if kind == "source" and result["source"]["clips_accepted"]:
             result["staged"] = staging_path(result["source"]["source_id"])
             if cfg.latents == "on":

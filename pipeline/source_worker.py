@@ -13,13 +13,10 @@ import tempfile
 import time
 import traceback
 
-import shutil
-
 import numpy as np
-import pyarrow.fs as pafs
 from scipy.io import wavfile
 
-from manifests.storage import Store, is_remote
+from manifests.storage import Store, download_file, is_remote
 from pipeline import media
 from pipeline.config import PipelineConfig
 from pipeline.stages.audio import AudioStage, clip_pcm
@@ -85,10 +82,7 @@ class SourceProcessor:
             if is_remote(path):  # ffmpeg reads local files: object-storage sources come to scratch first
                 fd, local_copy = tempfile.mkstemp(suffix=os.path.splitext(rel)[1], dir=self.cfg.scratch_dir or None)
                 os.close(fd)
-                fs, remote = pafs.FileSystem.from_uri(path)
-                with fs.open_input_file(remote) as f_in, open(local_copy, "wb") as f_out:
-                    shutil.copyfileobj(f_in, f_out, 8 << 20)
-                src["_path"] = local_copy
+                src["_path"] = download_file(path, local_copy)
             for stage in self.source_stages:
                 stage([src])
             clips = src.pop("_clips", [])

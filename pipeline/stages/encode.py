@@ -51,6 +51,12 @@ def decode_crop(mp4: bytes, crop_px: tuple[int, int, int, int], size: tuple[int,
     return video
 
 
+def nearest(r: Record, candidates: list[Record]) -> Record | None:
+    """The candidate other than `r` closest to it in time (the earlier on a tie), or None."""
+    others = [o for o in candidates if o is not r]
+    return min(others, key=lambda o: (abs(o["start_frame"] - r["start_frame"]), o["start_frame"])) if others else None
+
+
 def to_video_tensor(frames: np.ndarray) -> torch.Tensor:
     """(N, T, H, W, 3) uint8 -> (N, 3, T, H, W) in [-1, 1]."""
     return torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
@@ -79,12 +85,10 @@ class EncodeStage(Stage):
         """All accepted clips of one source, in time order."""
         cfg = self.cfg
         store = np.dtype(cfg.latent_dtype)
-        min_voice = int(MIN_VOICE_S * cfg.sample_rate)
-        voiced = [r for r in records if len(r["_pcm"]) >= min_voice]
-        for r, ref in zip(records, self.references(records)):
-            r["_ref"], r["_latents"] = ref, {}
-            r["_voice_ref"] = (self.references([r] + [o for o in voiced if o is not r])[0]
-                               if voiced else None)  # the nearest other clip with 3 s of voice or more
+        voiced = [r for r in records if len(r["_pcm"]) >= MIN_VOICE_S * cfg.sample_rate]
+        for r in records:
+            r["_latents"] = {}
+            r["_ref"], r["_voice_ref"] = nearest(r, records), nearest(r, voiced)
         if records[0]["_mp4"] is None:  # audio-only samples: no picture to encode
             with torch.no_grad():
                 self.encode_audio_and_text(records, store)
@@ -122,16 +126,6 @@ class EncodeStage(Stage):
                      **{f"{k}_version": v for k, v in self.models.versions.items()
                         if video or k != "video_vae"})
 
-    @staticmethod
-    def references(records: list[Record]) -> list[Record | None]:
-        """For each clip the nearest other clip of the source in time (None when it is alone)."""
-        out = []
-        for r in records:
-            others = [o for o in records if o is not r]
-            out.append(min(others, key=lambda o: (abs(o["start_frame"] - r["start_frame"]), o["start_frame"]))
-                       if others else None)
-        return out
-
     def encode_video(self, batch: list[Record], store: np.dtype) -> None:
         m = self.models
         for size in {r["_size"] for r in batch}:  # one VAE call per bucket
@@ -157,29 +151,29 @@ class EncodeStage(Stage):
 
     def encode_audio_and_text(self, records: list[Record], store: np.dtype) -> None:
         m, cfg = self.models, self.cfg
-        encoded = [m.audio.encode(m.mel(torch.from_numpy(r["_pcm"][None]).to(m.device)))
-                   for r in records] if len({len(r["_pcm"]) for r in records}) > 1 else None
-        if encoded is None:  # equal lengths (video clips): one batched call
-            pcm = torch.from_numpy(np.stack([r["_pcm"] for r in records])).to(m.device)
-            mean, logvar = m.audio.encode(m.mel(pcm))
-        else:
-            mean, logvar = [e[0][0] for e in encoded], [e[1][0] for e in encoded]
+        clips = self.encode_audio([r["_pcm"] for r in records])
         voice_len = int(cfg.ref_voice_s * cfg.sample_rate)
-        refs = [(k, r["_voice_ref"]["_pcm"][:voice_len]) for k, r in enumerate(records) if r["_voice_ref"] is not None]
-        voices = {}
-        for length in {len(v) for _, v in refs}:  # one batched call per voice length
-            same = [(k, v) for k, v in refs if len(v) == length]
-            voice_mean, _ = m.audio.encode(m.mel(torch.from_numpy(np.stack([v for _, v in same])).to(m.device)))
-            voices.update({k: voice_mean[j] for j, (k, _) in enumerate(same)})
+        voiced = [k for k, r in enumerate(records) if r["_voice_ref"] is not None]
+        voices = dict(zip(voiced, self.encode_audio([records[k]["_voice_ref"]["_pcm"][:voice_len] for k in voiced])))
         from model.text_encoder import speech_prompt
 
         prompts = [speech_prompt(r["_meta"]["transcript"], r.get("caption")) for r in records]
         texts = m.text.encode(prompts)
         for k, r in enumerate(records):
             lat = r["_latents"]
-            lat["audio_mean"] = mean[k].float().cpu().numpy().astype(store)
-            lat["audio_logvar"] = logvar[k].float().cpu().numpy().astype(store)
+            lat["audio_mean"] = clips[k][0].float().cpu().numpy().astype(store)
+            lat["audio_logvar"] = clips[k][1].float().cpu().numpy().astype(store)
             lat["text"] = texts[k].float().cpu().numpy().astype(store)
             if k in voices:
-                lat["ref_voice"] = voices[k].float().cpu().numpy().astype(store)
+                lat["ref_voice"] = voices[k][0].float().cpu().numpy().astype(store)
             r["prompt"] = prompts[k]
+
+    def encode_audio(self, pcms: list[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(mean, logvar) of each waveform, one batched VAE call per distinct length."""
+        m, out = self.models, [None] * len(pcms)
+        for length in {len(p) for p in pcms}:
+            idx = [k for k, p in enumerate(pcms) if len(p) == length]
+            mean, logvar = m.audio.encode(m.mel(torch.from_numpy(np.stack([pcms[k] for k in idx])).to(m.device)))
+            for j, k in enumerate(idx):
+                out[k] = (mean[j], logvar[j])
+        return out

@@ -36,6 +36,7 @@ class TranscribeStage(Stage):
 
     def setup(self) -> None:
         import torch
+        from faster_whisper import BatchedInferencePipeline
         from whisperx.asr import WhisperModel
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -49,6 +50,7 @@ class TranscribeStage(Stage):
         # VAD model is not loaded a second time
         self.whisper = WhisperModel(path, device=self.device, compute_type="int8" if self.device == "cpu" else "float16",
                                     cpu_threads=max(1, int(self.cfg.worker_cpus or self.resources.cpus)))
+        self.batched = BatchedInferencePipeline(self.whisper)
         self.model_version = f"whisper:{os.path.basename(path)}"
 
     def aligner(self, language: str):
@@ -72,8 +74,6 @@ class TranscribeStage(Stage):
 
     def transcribe_source(self, clips: list[Record]) -> None:
         """One batched Whisper call for all clips of a source: each clip is one chunk of the batch."""
-        from faster_whisper import BatchedInferencePipeline
-
         given = [c for c in clips if c.get("provided_transcript")]
         clips = [c for c in clips if not c.get("provided_transcript")]
         for c in given:
@@ -82,7 +82,7 @@ class TranscribeStage(Stage):
             return
         cfg, pcm = self.cfg, clips[0]["_source"]["_pcm"]
         spans = [{"start": c["start_s"], "end": c["end_s"]} for c in clips]
-        segments, info = BatchedInferencePipeline(self.whisper).transcribe(
+        segments, info = self.batched.transcribe(
             pcm, language=cfg.language or None, clip_timestamps=spans, batch_size=cfg.whisper_batch_size,
             word_timestamps=True, beam_size=5)
         segments = list(segments)
