@@ -30,7 +30,12 @@ def load_strict(module: nn.Module, models_dir: str, relpath: str, entry: str | N
         raise FileNotFoundError(f"model weights not found: {path} (download them with: "
                                 f"{FETCH_HINT.format(models_dir=models_dir)})")
     state = read_state_dict(path)
-    module.load_state_dict(state.get(entry, state) if entry else state, strict=True)
+    state = dict(state.get(entry, state) if entry else state)
+    # checkpoints from torch < 0.4.1 have no batch-norm step counters; those buffers carry no weights
+    for name, buf in module.state_dict().items():
+        if name.endswith("num_batches_tracked") and name not in state:
+            state[name] = buf.clone()
+    module.load_state_dict(state, strict=True)
     return module
 
 

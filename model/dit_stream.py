@@ -27,13 +27,15 @@ class RMSNorm(nn.Module):
 
 
 class LayerNorm(nn.LayerNorm):
-    """LayerNorm computed in float32."""
+    """LayerNorm computed in float32 (affine weights too, whatever their storage dtype)."""
 
     def __init__(self, dim: int, affine: bool = False, eps: float = 1e-6):
         super().__init__(dim, eps=eps, elementwise_affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).type_as(x)
+        w = None if self.weight is None else self.weight.float()
+        b = None if self.bias is None else self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).type_as(x)
 
 
 class Attention(nn.Module):
@@ -56,16 +58,29 @@ class Attention(nn.Module):
 
 
 class ReferenceKV(nn.Module):
-    """Separate key/value projections through which a block's cross-attention reads the reference voice."""
+    """Separate key/value projections through which a block's cross-attention reads the reference voice.
+    Its output passes a per-channel gate that starts at zero, so a pretrained stream is unchanged at step 0."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
         self.heads = heads
         self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.norm_k = RMSNorm(dim)
+        self.gate = nn.Parameter(torch.zeros(dim))
 
-    def forward(self, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.norm_k(self.k(ref)).unflatten(-1, (self.heads, -1)), self.v(ref).unflatten(-1, (self.heads, -1))
+    def forward(self, q: torch.Tensor, ref: torch.Tensor, keep: torch.Tensor,
+                ref_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """q (B, Lq, heads, d), ref (B, Lr, dim), keep (B,) -> gated (B, Lq, dim); ref_mask (B, Lr) marks real tokens."""
+        k = self.norm_k(self.k(ref)).unflatten(-1, (self.heads, -1))
+        v = self.v(ref).unflatten(-1, (self.heads, -1))
+        out = attend(q, k, v, ref_mask)
+        return out * (self.gate * keep.to(out.dtype)[:, None, None])
+
+    def init_weights(self) -> None:
+        for lin in (self.k, self.v):
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.zeros_(lin.bias)
+        nn.init.zeros_(self.gate)
 
 
 class Block(nn.Module):
@@ -92,8 +107,10 @@ class Head(nn.Module):
         self.modulation = nn.Parameter(torch.randn(1, 2, dim) / dim ** 0.5)
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """x (B, L, dim) residual stream and e (B, L, dim), float32 as Wan keeps them -> (B, L, out) float32."""
         shift, scale = (m.squeeze(2) for m in (self.modulation.float() + e.float()[:, :, None]).chunk(2, dim=2))
-        return self.head((self.norm(x).float() * (1 + scale) + shift).type_as(x))
+        h = self.norm(x.float()) * (1 + scale) + shift
+        return self.head(h.to(self.head.weight.dtype)).float()
 
 
 def timestep_features(t: torch.Tensor, dim: int = FREQ_DIM) -> torch.Tensor:
@@ -125,9 +142,24 @@ class Stream(nn.Module):
         return x.flatten(2).transpose(1, 2), tuple(x.shape[2:])
 
     def time(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) per-token timesteps -> e (B, L, dim) for the head, e0 (B, L, 6, dim) for the blocks."""
-        e = self.time_embedding(timestep_features(t).float())
-        return e, self.time_projection(e).unflatten(-1, (6, -1))
+        """(B, L) per-token timesteps -> e (B, L, dim) for the head, e0 (B, L, 6, dim) for the blocks, float32."""
+        dtype = self.time_embedding[0].weight.dtype
+        e = self.time_embedding(timestep_features(t).to(dtype))
+        return e.float(), self.time_projection(e).unflatten(-1, (6, -1)).float()
+
+    def init_weights(self) -> None:
+        """Wan's initialisation: xavier-uniform linears with zero bias, xavier patch embedding over its
+        flattened kernel, N(0, 0.02) text and time embeddings, and a zero output head."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        nn.init.xavier_uniform_(self.patch_embedding.weight.flatten(1))
+        for m in (*self.text_embedding.modules(), *self.time_embedding.modules()):
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.02)
+        nn.init.zeros_(self.head.head.weight)
 
     def unpatchify(self, x: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
         """(B, L, C * prod(patch)) -> (B, C, *grid * patch)."""
@@ -140,7 +172,9 @@ class Stream(nn.Module):
         return x.reshape(b, self.in_dim, *[g * q for g, q in zip(grid, p)])
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """(B, Lq, heads, d) x (B, Lk, heads, d) -> (B, Lq, heads * d) with torch's SDPA."""
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, Lq, heads, d) x (B, Lk, heads, d) -> (B, Lq, heads * d) with torch's SDPA; key_mask (B, Lk) bool
+    keeps padding keys out (None: every key is real)."""
+    mask = None if key_mask is None else key_mask[:, None, None, :]
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
     return out.transpose(1, 2).flatten(2)

@@ -3,8 +3,9 @@ under the prefix `video.`) and an audio stream of the same block design over the
 In every block the two streams' tokens meet in one self-attention; text and the reference voice enter by
 cross-attention (separate key/value projections, outputs summed).
 
-forward: video latent (B, 48, F, H, W), audio latent (B, 20, La), per-token or per-sample timesteps,
-text states (B, Lt, 4096), optional reference voice latent (B, 20, Lr) -> velocities of both latents.
+forward: video latent (B, 48, F, H, W) or None (audio alone), audio latent (B, 20, La), per-token or
+per-sample timesteps, text states (B, Lt, 4096), optional reference voice latent (B, 20, Lr) -> velocities
+of both latents.
 """
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ class UniTalkingConfig:
     """umT5 hidden width."""
     text_len: int = 512
     """Text states are zero-padded to this length, as Wan2.x does."""
+    fps: float = 24.0
+    """Video frame rate when a batch does not give its own (audio positions are scaled by it)."""
+    video_stride: int = 4
+    """Video frames per latent frame (Wan VAE temporal compression)."""
+    audio_token_hz: float = 31.25
+    """Audio latent tokens per second (MMAudio 16 kHz: 16000 / hop 256 / 2)."""
 
 
 PRESETS = {
@@ -50,6 +57,28 @@ class Conditioning:
     text: torch.Tensor  # (B, Lt, text_dim), unpadded entries zero
     ref_voice: torch.Tensor | None = None  # (B, 20, Lr) audio latent of the reference voice
     has_ref: torch.Tensor | None = None  # (B,) bool: which samples have a reference voice
+    ref_mask: torch.Tensor | None = None  # (B, Lr) bool: real reference tokens (None: all of them)
+
+
+@dataclass
+class BlockInputs:
+    """What every joint block reads, computed once per forward."""
+    ea0: torch.Tensor  # (B, La, 6, dim) audio modulation, float32
+    ctx_a: torch.Tensor  # (B, text_len, dim) text context of the audio stream
+    rope_a: torch.Tensor  # (La, head_dim // 2)
+    ev0: torch.Tensor | None = None  # (B, Lv, 6, dim); None when there is no video (audio-only)
+    ctx_v: torch.Tensor | None = None
+    rope_v: torch.Tensor | None = None
+    ref: torch.Tensor | None = None  # (B, Lr, dim) embedded reference voice
+    keep_ref: torch.Tensor | None = None  # (B,) which samples use it
+    ref_mask: torch.Tensor | None = None  # (B, Lr)
+    audio_mask: torch.Tensor | None = None  # (B, La) real (not padding) audio tokens
+    video_to_audio: bool = False
+
+
+def per_token(t: torch.Tensor, tokens: int) -> torch.Tensor:
+    """(B,) or (B, tokens) timesteps -> (B, tokens)."""
+    return t.expand(-1, tokens) if t.dim() == 2 else t[:, None].expand(-1, tokens)
 
 
 class UniTalking(nn.Module):
@@ -61,59 +90,102 @@ class UniTalking(nn.Module):
         self.ref_voice_embedding = nn.Conv1d(c.audio_channels, c.dim, 1)
         self.video_ref = nn.ModuleList(ReferenceKV(c.dim, c.heads) for _ in range(c.layers))
         self.audio_ref = nn.ModuleList(ReferenceKV(c.dim, c.heads) for _ in range(c.layers))
+        self.init_weights()
 
-    def forward(self, video: torch.Tensor, audio: torch.Tensor, t_video: torch.Tensor, t_audio: torch.Tensor,
-                cond: Conditioning, video_to_audio: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """t_video / t_audio: (B,) per sample or (B, tokens) per token, in [0, 1000]. With
-        `video_to_audio`, video tokens never attend to audio tokens (audio cannot influence video)."""
+    def init_weights(self) -> None:
+        """Wan's scheme for both streams (the video stream is then overwritten by the pretrained DiT); the
+        reference-voice path starts closed (zero gates), so step 0 behaves as the pretrained video stream."""
+        self.video.init_weights()
+        self.audio.init_weights()
+        nn.init.xavier_uniform_(self.ref_voice_embedding.weight.flatten(1))
+        nn.init.zeros_(self.ref_voice_embedding.bias)
+        for ref in (*self.video_ref, *self.audio_ref):
+            ref.init_weights()
+
+    def rotary(self, grid: tuple[int, int, int] | None, audio_tokens: int, fps: float | None = None,
+               device=None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Angles of the video grid and of the audio tokens. Video latent frame k stands for frame
+        k * video_stride; audio token j for second j / audio_token_hz; audio positions are those seconds
+        in video latent frames at `fps`, so tokens of one instant turn alike at any clip length."""
         c = self.config
-        xv, grid = self.video.embed(video)  # (B, Lv, dim), (F, H, W)
-        xa, (la,) = self.audio.embed(audio)  # (B, La, dim)
-        ev, ev0 = self.video.time(t_video.expand(-1, xv.shape[1]) if t_video.dim() == 2 else t_video[:, None].expand(-1, xv.shape[1]))
-        ea, ea0 = self.audio.time(t_audio.expand(-1, la) if t_audio.dim() == 2 else t_audio[:, None].expand(-1, la))
-        text = nn.functional.pad(cond.text, (0, 0, 0, c.text_len - cond.text.shape[1]))
-        ctx_v, ctx_a = self.video.text_embedding(text), self.audio.text_embedding(text)
-        ref = None
-        if cond.ref_voice is not None:
-            ref = self.ref_voice_embedding(cond.ref_voice).transpose(1, 2)  # (B, Lr, dim)
-            keep = cond.has_ref if cond.has_ref is not None else torch.ones(len(ref), dtype=torch.bool, device=ref.device)
-            ref_gate = keep.to(xv.dtype)[:, None, None]
         head_dim = c.dim // c.heads
-        rope_v = video_angles(*grid, head_dim, device=xv.device)
-        rope_a = audio_angles(la, grid[0] / la, head_dim, device=xv.device)
+        scale = (fps or c.fps) / c.video_stride / c.audio_token_hz
+        rope_a = audio_angles(audio_tokens, scale, head_dim, device=device)
+        return (video_angles(*grid, head_dim, device=device) if grid is not None else None), rope_a
+
+    def forward(self, video: torch.Tensor | None, audio: torch.Tensor, t_video: torch.Tensor | None,
+                t_audio: torch.Tensor, cond: Conditioning, video_to_audio: bool = False,
+                audio_mask: torch.Tensor | None = None, fps: float | None = None
+                ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """t_video / t_audio: (B,) per sample or (B, tokens) per token, in [0, 1000]. `video=None` runs the
+        audio stream alone (stage 1). With `video_to_audio`, video tokens never attend to audio tokens.
+        `audio_mask` (B, La) marks real audio tokens of padded batches. The residual streams and the heads'
+        inputs stay float32 whatever the weights' dtype (as Wan keeps them)."""
+        c = self.config
+        dtype = self.audio.patch_embedding.weight.dtype
+        xa, (la,) = self.audio.embed(audio.to(dtype))  # (B, La, dim)
+        xa = xa.float()
+        ea, ea0 = self.audio.time(per_token(t_audio, la))
+        text = nn.functional.pad(cond.text.to(dtype), (0, 0, 0, c.text_len - cond.text.shape[1]))
+        inp = BlockInputs(ea0=ea0, ctx_a=self.audio.text_embedding(text), rope_a=None, audio_mask=audio_mask,
+                          video_to_audio=video_to_audio)
+        grid = xv = None
+        if video is not None:
+            xv, grid = self.video.embed(video.to(dtype))  # (B, Lv, dim), (F, H, W)
+            xv = xv.float()
+            ev, inp.ev0 = self.video.time(per_token(t_video, xv.shape[1]))
+            inp.ctx_v = self.video.text_embedding(text)
+        inp.rope_v, inp.rope_a = self.rotary(grid, la, fps, device=xa.device)
+        if cond.ref_voice is not None:
+            inp.ref = self.ref_voice_embedding(cond.ref_voice.to(dtype)).transpose(1, 2)  # (B, Lr, dim)
+            inp.keep_ref = cond.has_ref if cond.has_ref is not None else torch.ones(len(xa), dtype=torch.bool,
+                                                                                     device=xa.device)
+            inp.ref_mask = cond.ref_mask
         for i in range(c.layers):
-            vb, ab = self.video.blocks[i], self.audio.blocks[i]
-            mv, ma = vb.modulations(ev0), ab.modulations(ea0)
-            hv = (vb.norm1(xv).float() * (1 + mv[1]) + mv[0]).type_as(xv)
-            ha = (ab.norm1(xa).float() * (1 + ma[1]) + ma[0]).type_as(xa)
-            qv, (kv, vv) = apply_rope(vb.self_attn.query(hv), rope_v), vb.self_attn.key_value(hv)
-            qa, (ka, va) = apply_rope(ab.self_attn.query(ha), rope_a), ab.self_attn.key_value(ha)
-            kv, ka = apply_rope(kv, rope_v), apply_rope(ka, rope_a)
-            if video_to_audio:  # video sees only video; audio sees both
-                out_v = attend(qv, kv, vv)
-                out_a = attend(qa, torch.cat([kv, ka], 1), torch.cat([vv, va], 1))
-            else:
-                out = attend(torch.cat([qv, qa], 1), torch.cat([kv, ka], 1), torch.cat([vv, va], 1))
-                out_v, out_a = out[:, :xv.shape[1]], out[:, xv.shape[1]:]
-            xv = xv + (vb.self_attn.o(out_v).float() * mv[2]).type_as(xv)
-            xa = xa + (ab.self_attn.o(out_a).float() * ma[2]).type_as(xa)
-            xv = xv + self.cross(vb, self.video_ref[i], xv, ctx_v, ref, ref_gate if ref is not None else None)
-            xa = xa + self.cross(ab, self.audio_ref[i], xa, ctx_a, ref, ref_gate if ref is not None else None)
-            xv = xv + (vb.ffn((vb.norm2(xv).float() * (1 + mv[4]) + mv[3]).type_as(xv)).float() * mv[5]).type_as(xv)
-            xa = xa + (ab.ffn((ab.norm2(xa).float() * (1 + ma[4]) + ma[3]).type_as(xa)).float() * ma[5]).type_as(xa)
-        return (self.video.unpatchify(self.video.head(xv, ev), grid),
-                self.audio.unpatchify(self.audio.head(xa, ea), (la,)))
+            xv, xa = self.joint_block(i, xv, xa, inp)
+        out_a = self.audio.unpatchify(self.audio.head(xa, ea), (la,))
+        return (None if video is None else self.video.unpatchify(self.video.head(xv, ev), grid)), out_a
+
+    def joint_block(self, i: int, xv: torch.Tensor | None, xa: torch.Tensor, inp: BlockInputs
+                    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Block i of both streams: joint self-attention, then each stream's cross-attention and FFN."""
+        vb, ab = self.video.blocks[i], self.audio.blocks[i]
+        dtype = ab.self_attn.q.weight.dtype
+        ma = ab.modulations(inp.ea0)
+        ha = (ab.norm1(xa) * (1 + ma[1]) + ma[0]).to(dtype)
+        qa, (ka, va) = apply_rope(ab.self_attn.query(ha), inp.rope_a), ab.self_attn.key_value(ha)
+        ka = apply_rope(ka, inp.rope_a)
+        if xv is None:
+            return None, self.stream_tail(ab, self.audio_ref[i], xa, ma, attend(qa, ka, va, inp.audio_mask),
+                                          inp.ctx_a, inp)
+        mv = vb.modulations(inp.ev0)
+        hv = (vb.norm1(xv) * (1 + mv[1]) + mv[0]).to(dtype)
+        qv, (kv, vv) = apply_rope(vb.self_attn.query(hv), inp.rope_v), vb.self_attn.key_value(hv)
+        kv = apply_rope(kv, inp.rope_v)
+        keys = None if inp.audio_mask is None else torch.cat([inp.audio_mask.new_ones(xv.shape[:2]), inp.audio_mask], 1)
+        if inp.video_to_audio:  # video sees only video; audio sees both
+            out_v = attend(qv, kv, vv)
+            out_a = attend(qa, torch.cat([kv, ka], 1), torch.cat([vv, va], 1), keys)
+        else:
+            out = attend(torch.cat([qv, qa], 1), torch.cat([kv, ka], 1), torch.cat([vv, va], 1), keys)
+            out_v, out_a = out[:, :xv.shape[1]], out[:, xv.shape[1]:]
+        xv = self.stream_tail(vb, self.video_ref[i], xv, mv, out_v, inp.ctx_v, inp)
+        xa = self.stream_tail(ab, self.audio_ref[i], xa, ma, out_a, inp.ctx_a, inp)
+        return xv, xa
 
     @staticmethod
-    def cross(block, ref_kv: nn.Module, x: torch.Tensor, ctx: torch.Tensor, ref: torch.Tensor | None,
-              ref_gate: torch.Tensor | None) -> torch.Tensor:
-        """Text cross-attention plus reference-voice cross-attention (same queries, own keys/values)."""
+    def stream_tail(block, ref_kv: ReferenceKV, x: torch.Tensor, m: list[torch.Tensor], attn_out: torch.Tensor,
+                    ctx: torch.Tensor, inp: BlockInputs) -> torch.Tensor:
+        """Residual of the self-attention output, text (+ reference voice) cross-attention, gated FFN; x float32."""
+        dtype = block.ffn[0].weight.dtype
+        x = x + block.self_attn.o(attn_out).float() * m[2]
         attn = block.cross_attn
-        q = attn.query(block.norm3(x))
+        q = attn.query(block.norm3(x).to(dtype))
         out = attend(q, *attn.key_value(ctx))
-        if ref is not None:
-            out = out + attend(q, *ref_kv(ref)) * ref_gate
-        return attn.o(out)
+        if inp.ref is not None:
+            out = out + ref_kv(q, inp.ref, inp.keep_ref, inp.ref_mask)
+        x = x + attn.o(out).float()
+        return x + block.ffn((block.norm2(x) * (1 + m[4]) + m[3]).to(dtype)).float() * m[5]
 
 
 def load_video_stream(model: UniTalking, state: dict[str, torch.Tensor]) -> None:

@@ -52,7 +52,7 @@ class PipelineConfig:
     latents: str = opt("on", "Encode latents of accepted clips ('on') or only cut and check clips ('off').",
                        choices=["on", "off"])
     video_vae: str = opt("2.2", "Video VAE: Wan '2.2' (48 ch, 16x16) or '2.1' (16 ch, 8x8).", choices=["2.2", "2.1"])
-    buckets: str = opt("704x704", "Resolution buckets WxH (multiples of 16); a clip's crop goes to the closest aspect.")
+    buckets: str = opt("704x704", "Resolution buckets WxH (multiples of 32 for Wan2.2, 16 for Wan2.1); a clip's crop goes to the closest aspect.")
     latent_dtype: str = opt("float16", "dtype latents are stored in (.npy cannot hold bfloat16).",
                             choices=["float16", "float32"])
     save_video_logvar: bool = opt(False, "Also store the video latent's log-variance.")
@@ -83,7 +83,7 @@ class PipelineConfig:
             raise ValueError("--ref-voice-s must lie in [3, 5] seconds")
         from pipeline.stages.encode import parse_buckets
 
-        parse_buckets(self.buckets)
+        parse_buckets(self.buckets, self.video_vae)
 
     @property
     def clip_seconds(self) -> float:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 
 from model.unitalking import PRESETS, Conditioning, UniTalking
+from tests.test_unitalking import trained_like
 from train.flow_matching import FlowMatchingConfig, sample_s, shift_for
 from train.sampling import SamplerConfig, guided, model_velocity, noise_like, sample
 
 
 def debug_setup():
-    torch.manual_seed(0)
-    model = UniTalking(PRESETS["debug"]).eval()
+    model = trained_like(UniTalking(PRESETS["debug"])).eval()
     g = torch.Generator().manual_seed(3)
     cond = Conditioning(text=torch.randn(1, 5, 32, generator=g), ref_voice=torch.randn(1, 20, 7, generator=g))
     uncond = Conditioning(text=torch.zeros(1, 0, 32))
@@ -66,10 +66,10 @@ def test_unipc_is_more_accurate_than_euler_on_gaussian_data():
 
 def test_timestep_shift_grows_with_length_and_sharing_is_configurable():
     cfg = FlowMatchingConfig()
-    assert shift_for(20000, cfg) > shift_for(4096, cfg) > shift_for(256, cfg)
+    assert shift_for(4096, cfg) > shift_for(1000, cfg) > shift_for(256, cfg)
     g = torch.Generator().manual_seed(0)
     short = sample_s(4000, 256, cfg, g)[0].mean()
-    long = sample_s(4000, 15000, cfg, g)[0].mean()
+    long = sample_s(4000, 3000, cfg, g)[0].mean()
     assert long > short  # longer sequences train at more noise
     sv, sa = sample_s(8, 1000, cfg, g)
     assert torch.equal(sv, sa)

@@ -3,7 +3,9 @@ the flow schedule, with classifier-free guidance and separate video and audio sc
 
 Everything is deterministic for given starting noise (use `noise_like` with a seed). Clean conditioning
 (the first video frame for image-conditioned generation, the whole video for video-to-audio) is written
-back into the video latent before each call and gets timestep 0 on its tokens.
+back into the video latent before each call and gets timestep 0 on its tokens, in the conditional and the
+unconditional branch alike (as Wan2.2's TI2V inference does). The model sees integer timesteps, as Wan
+passes them; the update itself uses the exact noise level. Without a video (stage 1) only audio is sampled.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from model.unitalking import Conditioning
 from train.flow_matching import shifted
 
 Velocity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor]]
@@ -29,8 +32,6 @@ class SamplerConfig:
     """Guidance scale of the video velocity (1 turns guidance off)."""
     audio_scale: float = 3.0
     """Guidance scale of the audio velocity."""
-    guide_image: bool = True
-    """Guide over the given first frame as well (the unconditional branch does not see it)."""
 
 
 S_MAX = 1.0 - 1.0 / 1000  # the noisiest training timestep (999 of 1000); at s = 1 the data term vanishes
@@ -46,40 +47,52 @@ def noise_like(shape: tuple[int, ...], seed: int, device=None) -> torch.Tensor:
 
 
 def guided(velocity: Velocity, cfg: SamplerConfig) -> Callable:
-    """v = v_uncond + scale * (v_cond - v_uncond) per modality; scale 1 is the conditional call alone.
-    The unconditional branch may see its own video input (`xv_u`, `sv_u`: without the given image)."""
-    def v(xv, xa, sv, sa, xv_u=None, sv_u=None):
+    """v = v_uncond + scale * (v_cond - v_uncond) per modality; scale 1 is the conditional call alone."""
+    def v(xv, xa, sv, sa):
         cv, ca = velocity(xv, xa, sv, sa, True)
         if cfg.video_scale == 1.0 and cfg.audio_scale == 1.0:
             return cv, ca
-        uv, ua = velocity(xv if xv_u is None else xv_u, xa, sv if sv_u is None else sv_u, sa, False)
-        return uv + cfg.video_scale * (cv - uv), ua + cfg.audio_scale * (ca - ua)
+        uv, ua = velocity(xv, xa, sv, sa, False)
+        return (None if xv is None else uv + cfg.video_scale * (cv - uv)), ua + cfg.audio_scale * (ca - ua)
     return v
 
 
-def sample(velocity: Velocity, noise_video: torch.Tensor, noise_audio: torch.Tensor, cfg: SamplerConfig,
-           clean_video: torch.Tensor | None = None, clean_frames: torch.Tensor | None = None
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`velocity(xv, xa, s_video_frames, s_audio, conditional)`: s_video_frames is (B, F) per latent frame.
-    `clean_frames` (F,) bool marks latent frames taken from `clean_video` as given."""
-    v = guided(velocity, cfg)
-    b, frames = noise_video.shape[0], noise_video.shape[2]
-    mask = torch.zeros(frames, dtype=torch.bool) if clean_frames is None else clean_frames.cpu()
-    keep = mask.view(1, 1, -1, 1, 1).to(noise_video.device)
+def model_timestep(s: float) -> float:
+    """Noise level -> the integer model timestep Wan's schedulers pass (int64 of s * 1000)."""
+    return float(int(s * 1000))
 
-    def x0_of(xv, xa, s):
-        noisy_t = torch.full((b, frames), float(s) * 1000.0, device=xv.device)
+
+def sample(velocity: Velocity, noise_video: torch.Tensor | None, noise_audio: torch.Tensor, cfg: SamplerConfig,
+           clean_video: torch.Tensor | None = None, clean_frames: torch.Tensor | None = None
+           ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """`velocity(xv, xa, t_video_frames, t_audio, conditional)`: t_video_frames is (B, F) per latent frame.
+    `clean_frames` (F,) bool marks latent frames taken from `clean_video` as given. `noise_video=None`
+    samples audio alone."""
+    v = guided(velocity, cfg)
+    b = noise_audio.shape[0]
+    frames = 0 if noise_video is None else noise_video.shape[2]
+    mask = torch.zeros(frames, dtype=torch.bool) if clean_frames is None else clean_frames.cpu()
+    keep = None if noise_video is None else mask.view(1, 1, -1, 1, 1).to(noise_video.device)
+
+    def x0_of(*xs_and_s):
+        *xs, s = xs_and_s
+        xa, t = xs[-1], model_timestep(s)
+        t_audio = torch.full((b,), t, device=xa.device)
+        if noise_video is None:
+            return [xa - s * v(None, xa, None, t_audio)[1]]  # data prediction: x0 = x_s - s * v
+        xv = xs[0]
         given = torch.where(keep, clean_video, xv) if clean_video is not None else xv
-        s_frames = noisy_t.masked_fill(mask.to(xv.device), 0.0)
-        # guidance over the image too: the unconditional branch gets the frame noised, not given
-        vv, va = v(given, xa, s_frames, torch.full((b,), float(s) * 1000.0, device=xv.device),
-                   xv if cfg.guide_image else None, noisy_t if cfg.guide_image else None)
-        return [given - s * vv, xa - s * va]  # data prediction: x0 = x_s - s * v
+        t_frames = torch.full((b, frames), t, device=xv.device).masked_fill(mask.to(xv.device), 0.0)
+        vv, va = v(given, xa, t_frames, t_audio)
+        return [given - s * vv, xa - s * va]
 
     sigmas = schedule(cfg.steps, cfg.shift)
-    xs = [noise_video.float(), noise_audio.float()]
+    xs = ([] if noise_video is None else [noise_video.float()]) + [noise_audio.float()]
     solver = unipc if cfg.solver == "unipc" else euler
-    xv, xa = solver(x0_of, xs, sigmas)
+    xs = solver(x0_of, xs, sigmas)
+    if noise_video is None:
+        return None, xs[0]
+    xv, xa = xs
     if clean_video is not None:
         xv = torch.where(keep, clean_video, xv)
     return xv, xa
@@ -147,12 +160,24 @@ def _unipc_update(x: list[torch.Tensor], history, t: float, m_t, order: int, cor
     return out
 
 
-def model_velocity(model, cond, uncond, video_to_audio: bool = False) -> Velocity:
+def unconditional(cond: Conditioning, negative_text: torch.Tensor | None = None) -> Conditioning:
+    """The unconditional branch's conditioning: the negative prompt's text states when given (else no
+    text), and no reference voice."""
+    text = negative_text if negative_text is not None else cond.text.new_zeros(cond.text.shape[0], 0, cond.text.shape[2])
+    return Conditioning(text=text.expand(cond.text.shape[0], -1, -1))
+
+
+def model_velocity(model, cond: Conditioning, uncond: Conditioning, video_to_audio: bool = False,
+                   fps: float | None = None) -> Velocity:
     """Adapter from the joint model to the samplers: per-frame video timesteps become per-token ones, and
-    the unconditional branch runs with `uncond` (empty text, no reference voice)."""
-    def velocity(xv, xa, s_frames, s_audio, conditional):
-        tokens_per_frame = (xv.shape[3] // model.config.video_patch[1]) * (xv.shape[4] // model.config.video_patch[2])
-        t_video = s_frames.repeat_interleave(tokens_per_frame, dim=1)
+    the unconditional branch runs with `uncond` (see `unconditional`)."""
+    def velocity(xv, xa, t_frames, t_audio, conditional):
+        t_video = None
+        if xv is not None:
+            tokens_per_frame = (xv.shape[3] // model.config.video_patch[1]) * (xv.shape[4] // model.config.video_patch[2])
+            t_video = t_frames.repeat_interleave(tokens_per_frame, dim=1)
         with torch.no_grad():
-            return model(xv, xa, t_video, s_audio, cond if conditional else uncond, video_to_audio=video_to_audio)
+            vv, va = model(xv, xa, t_video, t_audio, cond if conditional else uncond,
+                           video_to_audio=video_to_audio, fps=fps)
+        return (None if vv is None else vv.float()), va.float()
     return velocity

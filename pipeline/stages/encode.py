@@ -21,13 +21,23 @@ from pipeline.stages.base import Record, Resources, Stage
 MIN_VOICE_S = 3.0  # a reference voice shorter than this says too little about the speaker
 
 
-def parse_buckets(text: str) -> list[tuple[int, int]]:
-    """'704x704,832x480' -> [(704, 704), (832, 480)] as (width, height); sides must be multiples of 16."""
-    out = []
+# pixels per transformer token side: the VAE's spatial stride times the transformer's 2x2 patch
+BUCKET_MULTIPLE = {"2.2": 16 * 2, "2.1": 8 * 2}
+
+
+def parse_buckets(text: str, video_vae: str = "2.2") -> list[tuple[int, int]]:
+    """'704x704,832x480' -> [(704, 704), (832, 480)] as (width, height). Sides must be multiples of the VAE
+    stride times the patch (32 for Wan2.2), else the latent has an odd side the transformer cannot patch."""
+    out, multiple = [], BUCKET_MULTIPLE[video_vae]
     for part in text.split(","):
-        w, h = (int(v) for v in part.lower().split("x"))
-        if w % 16 or h % 16:
-            raise ValueError(f"bucket {part}: width and height must be multiples of 16")
+        try:
+            w, h = (int(v) for v in part.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"bucket {part!r}: expected WIDTHxHEIGHT, for example 704x704") from None
+        if w <= 0 or h <= 0 or w % multiple or h % multiple:
+            fix = "x".join(str(max(multiple, round(v / multiple) * multiple)) for v in (w, h))
+            raise ValueError(f"bucket {part}: with the Wan{video_vae} VAE, width and height must be positive "
+                             f"multiples of {multiple} (VAE stride x transformer patch 2); nearest: {fix}")
         out.append((w, h))
     return out
 
@@ -79,7 +89,7 @@ class EncodeStage(Stage):
 
             models_dir = write_debug_models(tempfile.mkdtemp(prefix="debug-models-"), self.cfg.video_vae)
         self.models = LatentModels.load(models_dir, self.cfg.video_vae, self.cfg.debug_models)
-        self.buckets = parse_buckets(self.cfg.buckets)
+        self.buckets = parse_buckets(self.cfg.buckets, self.cfg.video_vae)
 
     def process(self, records: list[Record]) -> None:
         """All accepted clips of one source, in time order."""
