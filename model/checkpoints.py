@@ -59,3 +59,28 @@ def save_debug_weights(module: nn.Module, models_dir: str, relpath: str, seed: i
     else:
         torch.save(state, path)
     return path
+
+
+def read_safetensors_shards(path: str) -> dict[str, torch.Tensor]:
+    """One state dict from a .safetensors file, a `*.safetensors.index.json`, or a folder of shards (as the
+    official Wan2.2 releases ship their DiT)."""
+    import glob
+    import json
+
+    from safetensors.torch import load_file
+
+    if os.path.isdir(path):
+        files = sorted(glob.glob(os.path.join(path, "*.safetensors")))
+    elif path.endswith(".json"):
+        with open(path, encoding="utf-8") as f:
+            index = json.load(f)["weight_map"]
+        files = sorted({os.path.join(os.path.dirname(path), v) for v in index.values()})
+    else:
+        files = [path]
+    if not files or not all(os.path.isfile(f) for f in files):
+        raise FileNotFoundError(f"no safetensors weights at {path} (download them with: "
+                                f"{FETCH_HINT.format(models_dir=os.path.dirname(path) or '.')})")
+    state = {}
+    for f in files:
+        state.update(load_file(f))
+    return state

@@ -7,6 +7,7 @@ Shapes: tokens (B, L, dim); per-token modulation (B, L, 6, dim); heads (B, L, he
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -76,11 +77,8 @@ class ReferenceKV(nn.Module):
         out = attend(q, k, v, ref_mask)
         return out * (self.gate * keep.to(out.dtype)[:, None, None])
 
-    def init_weights(self) -> None:
-        for lin in (self.k, self.v):
-            nn.init.xavier_uniform_(lin.weight)
-            nn.init.zeros_(lin.bias)
-        nn.init.zeros_(self.gate)
+    def init_units(self) -> list[tuple[nn.Module, Callable[[nn.Module], None]]]:
+        return [(self.k, xavier_linear), (self.v, xavier_linear), (self, lambda m: nn.init.zeros_(m.gate))]
 
 
 class Block(nn.Module):
@@ -111,6 +109,18 @@ class Head(nn.Module):
         shift, scale = (m.squeeze(2) for m in (self.modulation.float() + e.float()[:, :, None]).chunk(2, dim=2))
         h = self.norm(x.float()) * (1 + scale) + shift
         return self.head(h.to(self.head.weight.dtype)).float()
+
+
+def xavier_linear(m: nn.Linear) -> None:
+    nn.init.xavier_uniform_(m.weight)
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
+
+
+def normal_linear(m: nn.Linear) -> None:
+    nn.init.normal_(m.weight, std=0.02)
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
 
 
 def timestep_features(t: torch.Tensor, dim: int = FREQ_DIM) -> torch.Tensor:
@@ -147,19 +157,18 @@ class Stream(nn.Module):
         e = self.time_embedding(timestep_features(t).to(dtype))
         return e.float(), self.time_projection(e).unflatten(-1, (6, -1)).float()
 
-    def init_weights(self) -> None:
-        """Wan's initialisation: xavier-uniform linears with zero bias, xavier patch embedding over its
-        flattened kernel, N(0, 0.02) text and time embeddings, and a zero output head."""
+    def init_units(self) -> list[tuple[nn.Module, Callable[[nn.Module], None]]]:
+        """Wan's initialisation as (module, initialiser) pairs, module by module (so ZeRO-3 can gather one
+        at a time): xavier-uniform linears with zero bias, xavier patch embedding over its flattened kernel,
+        N(0, 0.02) text and time embeddings, and a zero output head."""
+        embeddings = {id(m) for m in (*self.text_embedding.modules(), *self.time_embedding.modules())}
+        units = []
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-        nn.init.xavier_uniform_(self.patch_embedding.weight.flatten(1))
-        for m in (*self.text_embedding.modules(), *self.time_embedding.modules()):
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.02)
-        nn.init.zeros_(self.head.head.weight)
+                units.append((m, normal_linear if id(m) in embeddings else xavier_linear))
+        units.append((self.patch_embedding, lambda m: nn.init.xavier_uniform_(m.weight.flatten(1))))
+        units.append((self.head.head, lambda m: nn.init.zeros_(m.weight)))
+        return units
 
     def unpatchify(self, x: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
         """(B, L, C * prod(patch)) -> (B, C, *grid * patch)."""

@@ -10,6 +10,7 @@ of both latents.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -90,17 +91,21 @@ class UniTalking(nn.Module):
         self.ref_voice_embedding = nn.Conv1d(c.audio_channels, c.dim, 1)
         self.video_ref = nn.ModuleList(ReferenceKV(c.dim, c.heads) for _ in range(c.layers))
         self.audio_ref = nn.ModuleList(ReferenceKV(c.dim, c.heads) for _ in range(c.layers))
-        self.init_weights()
+        if not any(hasattr(p, "ds_tensor") for p in self.parameters()):  # ZeRO-3 initialises partition-wise
+            for module, init in self.init_units():
+                init(module)
 
-    def init_weights(self) -> None:
+    def init_units(self) -> list[tuple[nn.Module, Callable[[nn.Module], None]]]:
         """Wan's scheme for both streams (the video stream is then overwritten by the pretrained DiT); the
         reference-voice path starts closed (zero gates), so step 0 behaves as the pretrained video stream."""
-        self.video.init_weights()
-        self.audio.init_weights()
-        nn.init.xavier_uniform_(self.ref_voice_embedding.weight.flatten(1))
-        nn.init.zeros_(self.ref_voice_embedding.bias)
+        def embedding(m: nn.Module) -> None:
+            nn.init.xavier_uniform_(m.weight.flatten(1))
+            nn.init.zeros_(m.bias)
+
+        units = [*self.video.init_units(), *self.audio.init_units(), (self.ref_voice_embedding, embedding)]
         for ref in (*self.video_ref, *self.audio_ref):
-            ref.init_weights()
+            units += ref.init_units()
+        return units
 
     def rotary(self, grid: tuple[int, int, int] | None, audio_tokens: int, fps: float | None = None,
                device=None) -> tuple[torch.Tensor | None, torch.Tensor]:

@@ -19,6 +19,7 @@ from model.text_encoder import TextEncoder, save_debug_text_encoder
 DEBUG_VIDEO = {"2.2": wan_vae.WanVAEConfig(dim=2, dec_dim=2, z_dim=48),
                "2.1": wan_vae.WanVAEConfig(version="2.1", dim=2, dec_dim=2, z_dim=16, stats_key="wan2.1_vae")}
 DEBUG_AUDIO = mmaudio_vae.AudioVAEConfig(dim=8)
+DEBUG_VOCODER = bigvgan.VocoderConfig(width=64)
 DEBUG_TEXT_VOCAB = ["<S>", "<E>", "the quick brown fox jumps over the lazy dog", "hello good morning everyone"]
 
 
@@ -39,7 +40,7 @@ def write_debug_models(models_dir: str, video_vae: str, seed: int = 0) -> str:
     if not os.path.isfile(os.path.join(models_dir, mmaudio_vae.WEIGHT_FILE)):
         save_debug_weights(mmaudio_vae.AudioVAE(DEBUG_AUDIO), models_dir, mmaudio_vae.WEIGHT_FILE, seed + 1)
     if not os.path.isfile(os.path.join(models_dir, bigvgan.WEIGHT_FILE)):
-        save_debug_weights(bigvgan.BigVGAN(bigvgan.VocoderConfig(width=64)), models_dir, bigvgan.WEIGHT_FILE, seed + 2)
+        save_debug_weights(bigvgan.BigVGAN(DEBUG_VOCODER), models_dir, bigvgan.WEIGHT_FILE, seed + 2)
     if not os.path.isfile(os.path.join(models_dir, UMT5_DIR, "config.json")):
         save_debug_text_encoder(os.path.join(models_dir, UMT5_DIR), DEBUG_TEXT_VOCAB, seed + 3)
     return models_dir

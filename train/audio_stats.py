@@ -1,0 +1,75 @@
+"""Per-channel statistics of the audio latents, so audio reaches the transformer at unit scale as the
+video latents do (Wan's statistics normalise those in the encode stage; MMAudio's VAE has none).
+
+    python -m train.audio_stats OUT/shards [more shard folders] --out audio_stats.json
+
+Stats are of the stored posterior means over every token of every sample; the trainer normalises the
+posterior sample (mean + std * noise) with them and sampling undoes it before the audio VAE decodes.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import tarfile
+
+import numpy as np
+import torch
+
+from train.data import list_shards
+
+
+class AudioNorm:
+    def __init__(self, mean: list[float], std: list[float]):
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, L) raw VAE latent -> unit scale."""
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std.to(x.device) + self.mean.to(x.device)
+
+    @classmethod
+    def load(cls, path: str) -> "AudioNorm":
+        with open(path, encoding="utf-8") as f:
+            stats = json.load(f)
+        return cls(stats["mean"], stats["std"])
+
+
+def compute(dirs: list[str]) -> dict:
+    """Mean and std per channel over every token of every `audio_mean` in the shards (float64 sums)."""
+    total = sq = None
+    tokens = samples = 0
+    for path in list_shards(dirs, stage=1):
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if not member.name.endswith(".audio_mean.npy"):
+                    continue
+                a = np.load(io.BytesIO(tar.extractfile(member).read()), allow_pickle=False).astype(np.float64)
+                total = a.sum(1) if total is None else total + a.sum(1)
+                sq = (a ** 2).sum(1) if sq is None else sq + (a ** 2).sum(1)
+                tokens, samples = tokens + a.shape[1], samples + 1
+    if not tokens:
+        raise ValueError(f"no audio latents in {dirs}")
+    mean = total / tokens
+    std = np.sqrt(np.maximum(sq / tokens - mean ** 2, 0.0))
+    return {"mean": mean.tolist(), "std": np.maximum(std, 1e-4).tolist(), "samples": samples, "tokens": tokens,
+            "shards": dirs}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dirs", nargs="+", help="shard folders (a run's shards/ or single buckets)")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    args = p.parse_args(argv)
+    stats = compute(args.dirs)
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(stats, f, indent=1)
+    print(f"{stats['samples']} samples, {stats['tokens']} tokens: mean {np.round(stats['mean'], 3).tolist()} "
+          f"std {np.round(stats['std'], 3).tolist()} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""Training batches from the pipeline's WebDataset shards.
+
+Every (rank, dataloader worker) pair reads its own endless stream: draw k picks a shard at random from
+the seed, the rank, the worker and k (resampled shards: no epoch barrier, no two streams alike), reads it
+with webdataset's tar reader and yields its samples in a seeded order. Samples wait in one queue per latent
+shape until a queue holds a batch (token budget); a batch therefore has one shape, and stage-1 audio of
+different lengths is padded with a mask. A sample that fails to decode, or a shard that fails to open, is
+skipped and counted. Each batch carries its stream's position, so a checkpoint resumes the stream exactly
+where the consumed batches left it.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import json
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+AUDIO_BUCKET = "audio"  # the pipeline's audio-only shards (stage 1)
+NOT_LATENT = {"clips", ".staging"}  # shard folders without latents
+
+
+def list_shards(dirs: list[str], stage: int) -> list[str]:
+    """Shard paths under each folder (a shards/ root or one bucket); stage 2 skips audio-only buckets."""
+    out = []
+    for d in dirs:
+        tars = glob.glob(os.path.join(d, "*.tar")) or glob.glob(os.path.join(d, "*", "*.tar"))
+        for path in tars:
+            bucket = os.path.basename(os.path.dirname(path))
+            if bucket in NOT_LATENT or (stage == 2 and bucket == AUDIO_BUCKET):
+                continue
+            out.append(path)
+    if not out:
+        raise FileNotFoundError(f"no latent shards under {dirs} (expected shards/<WxHxT>/*.tar or shards/audio/*.tar)")
+    return sorted(out)
+
+
+def seeded(*parts) -> random.Random:
+    digest = hashlib.sha256(json.dumps(parts).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "little"))
+
+
+def decode(sample: dict, stage: int) -> dict:
+    """Raw tar members -> arrays (never unpickled); raises on anything missing or malformed."""
+    def array(name: str) -> np.ndarray:
+        a = np.load(io.BytesIO(sample[f"{name}.npy"]), allow_pickle=False)
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} has non-finite values")
+        return a.astype(np.float32)
+
+    meta = json.loads(sample["json"])
+    out = {"key": sample["__key__"], "audio": array("audio_mean"), "text": array("text"),
+           "fps": float(meta.get("fps") or 24.0)}
+    if "audio_logvar.npy" in sample:
+        out["audio_logvar"] = array("audio_logvar")
+    if "ref_voice.npy" in sample:
+        out["ref_voice"] = array("ref_voice")
+    if stage == 2:
+        out["video"] = array("video_mean")
+    if out["audio"].ndim != 2 or out["text"].ndim != 2:
+        raise ValueError(f"unexpected shapes audio {out['audio'].shape} text {out['text'].shape}")
+    return out
+
+
+def read_shard(path: str, stage: int, skipped: dict) -> list[dict | None]:
+    """Every sample of a shard in file order; None where a sample failed to decode."""
+    import webdataset as wds
+
+    wanted = lambda name: not name.endswith((".mp4", ".wav"))  # the media are not training inputs
+    out = []
+    try:
+        with open(path, "rb") as f:
+            members = ({**m, "__url__": path} for m in wds.tariterators.tar_file_iterator(f, select_files=wanted))
+            for sample in wds.tariterators.group_by_keys(members):
+                try:
+                    if stage == 2 and "video_mean.npy" not in sample:
+                        raise KeyError("no video latent (audio-only sample)")
+                    out.append(decode(sample, stage))
+                except Exception as e:  # noqa: BLE001 - a bad sample is counted, never fatal
+                    skipped[type(e).__name__] = skipped.get(type(e).__name__, 0) + 1
+                    out.append(None)
+    except Exception as e:  # noqa: BLE001 - an unreadable shard is counted and the stream moves on
+        skipped[f"shard:{type(e).__name__}"] = skipped.get(f"shard:{type(e).__name__}", 0) + 1
+    return out
+
+
+def shape_key(s: dict, stage: int) -> str:
+    if stage == 2:
+        return "x".join(map(str, s["video"].shape)) + f"/{s['audio'].shape[1]}"
+    return f"audio/{-(-s['audio'].shape[1] // 32) * 32}"  # lengths within 32 tokens batch together
+
+
+def tokens_of(key: str, patch: tuple[int, int, int] = (1, 2, 2)) -> int:
+    if key.startswith("audio/"):
+        return int(key.split("/")[1])
+    video, audio = key.split("/")
+    _, f, h, w = map(int, video.split("x"))
+    return (f // patch[0]) * (h // patch[1]) * (w // patch[2]) + int(audio)
+
+
+def pad_stack(arrays: list[np.ndarray], axis: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad along `axis` to the longest; returns the stack and a (B, L) mask of real positions."""
+    longest = max(a.shape[axis] for a in arrays)
+    out, mask = [], torch.zeros(len(arrays), longest, dtype=torch.bool)
+    for i, a in enumerate(arrays):
+        pad = [(0, 0)] * a.ndim
+        pad[axis] = (0, longest - a.shape[axis])
+        out.append(np.pad(a, pad))
+        mask[i, :a.shape[axis]] = True
+    return torch.from_numpy(np.stack(out)), mask
+
+
+def collate(samples: list[dict], stage: int) -> dict:
+    audio, audio_mask = pad_stack([s["audio"] for s in samples], 1)
+    text, _ = pad_stack([s["text"] for s in samples], 0)
+    batch = {"keys": [s["key"] for s in samples], "audio": audio, "audio_mask": audio_mask, "text": text,
+             "fps": samples[0]["fps"]}
+    if all("audio_logvar" in s for s in samples):
+        batch["audio_logvar"] = pad_stack([s["audio_logvar"] for s in samples], 1)[0]
+    refs = [s.get("ref_voice") for s in samples]
+    if any(r is not None for r in refs):
+        blank = np.zeros((samples[0]["audio"].shape[0], 1), np.float32)
+        batch["ref_voice"], batch["ref_mask"] = pad_stack([r if r is not None else blank for r in refs], 1)
+        batch["has_ref"] = torch.tensor([r is not None for r in refs])
+    if stage == 2:
+        batch["video"] = torch.from_numpy(np.stack([s["video"] for s in samples]))
+    return batch
+
+
+@dataclass
+class StreamSpec:
+    shards: list[str]
+    stage: int
+    seed: int
+    tokens_per_batch: int
+    max_batch: int
+
+
+class LatentStream:
+    """One endless, resumable stream of batches. State: the next (draw, offset) and the positions of the
+    samples waiting in the shape queues."""
+
+    def __init__(self, spec: StreamSpec, stream_id: int, state: dict | None = None):
+        self.spec, self.id = spec, stream_id
+        self.state = state or {"draw": 0, "offset": 0, "pending": {}}
+        self.skipped: dict[str, int] = {}
+        self._cache: tuple[int, list] | None = None
+
+    def shard_samples(self, draw: int) -> list[dict | None]:
+        """The samples of draw `draw`, in their seeded order."""
+        if self._cache is None or self._cache[0] != draw:
+            rng = seeded(self.spec.seed, self.id, draw)
+            path = rng.choice(self.spec.shards)
+            samples = read_shard(path, self.spec.stage, self.skipped)
+            rng.shuffle(samples)
+            self._cache = (draw, samples)
+        return self._cache[1]
+
+    def batch_size(self, key: str) -> int:
+        return max(1, min(self.spec.max_batch, self.spec.tokens_per_batch // tokens_of(key)))
+
+    def __iter__(self):
+        st, empty_draws = self.state, 0
+        queues = {k: [self.shard_samples(d)[o] for d, o in pos] for k, pos in st["pending"].items()}
+        while True:
+            samples = self.shard_samples(st["draw"])
+            if st["offset"] >= len(samples):
+                empty_draws = empty_draws + 1 if not any(s is not None for s in samples) else 0
+                if empty_draws > 100:
+                    raise RuntimeError(f"stream {self.id}: 100 shard draws in a row gave no readable sample "
+                                       f"(skipped: {self.skipped})")
+                st["draw"], st["offset"] = st["draw"] + 1, 0
+                continue
+            position, sample = [st["draw"], st["offset"]], samples[st["offset"]]
+            st["offset"] += 1
+            if sample is None:
+                continue
+            key = shape_key(sample, self.spec.stage)
+            queues.setdefault(key, []).append(sample)
+            st["pending"].setdefault(key, []).append(position)
+            if len(queues[key]) >= self.batch_size(key):
+                batch = collate(queues.pop(key), self.spec.stage)
+                del st["pending"][key]
+                batch.update(stream=self.id, state=json.loads(json.dumps(st)), skipped=dict(self.skipped))
+                yield batch
+
+
+class ShardDataset(IterableDataset):
+    """The streams of one rank; dataloader worker w runs stream `order[w]`."""
+
+    def __init__(self, spec: StreamSpec, order: list[int], states: dict[int, dict]):
+        self.spec, self.order, self.states = spec, order, states
+
+    def __iter__(self):
+        info = get_worker_info()
+        sid = self.order[info.id if info else 0]
+        return iter(LatentStream(self.spec, sid, self.states.get(sid)))
+
+
+class DataPosition:
+    """Where each stream of this rank stands after the batches the trainer consumed."""
+
+    def __init__(self, stream_ids: list[int], saved: dict | None = None):
+        if saved and sorted(int(k) for k in saved["states"]) != sorted(stream_ids) and saved["states"]:
+            raise ValueError("the checkpoint's data streams differ from this run's ranks x workers: resume with "
+                             "the same number of ranks and data.workers")
+        self.ids = stream_ids
+        self.states = {int(k): v for k, v in (saved or {}).get("states", {}).items()}
+        self.next = (saved or {}).get("next", stream_ids[0])
+        self.skipped: dict[int, dict] = {}
+
+    def order(self) -> list[int]:
+        """Streams in the order the dataloader's workers will deliver, starting with the one due next."""
+        j = self.ids.index(self.next)
+        return self.ids[j:] + self.ids[:j]
+
+    def consumed(self, batch: dict) -> None:
+        self.states[batch["stream"]] = batch["state"]
+        self.skipped[batch["stream"]] = batch["skipped"]
+        self.next = self.ids[(self.ids.index(batch["stream"]) + 1) % len(self.ids)]
+
+    def to_json(self) -> dict:
+        return {"states": {str(k): v for k, v in self.states.items()}, "next": self.next}
+
+
+def train_loader(spec: StreamSpec, position: DataPosition, workers: int) -> DataLoader:
+    dataset = ShardDataset(spec, position.order(), position.states)
+    return DataLoader(dataset, batch_size=None, num_workers=workers, prefetch_factor=2 if workers else None,
+                      persistent_workers=False)
+
+
+def stream_ids(rank: int, workers: int) -> list[int]:
+    n = max(1, workers)
+    return [rank * n + w for w in range(n)]
+
+
+def validation_batches(shards: list[str], stage: int, tokens_per_batch: int, max_batch: int, count: int) -> list[dict]:
+    """The first `count` batches of the held-out shards in file order. Every rank evaluates the same
+    batches: under ZeRO-3 all ranks must run the same forwards, and the held-out set is small."""
+    queues: dict[str, list] = {}
+    out = []
+    for path in shards:
+        for s in read_shard(path, stage, {}):
+            if s is None:
+                continue
+            key = shape_key(s, stage)
+            queues.setdefault(key, []).append(s)
+            if len(queues[key]) >= max(1, min(max_batch, tokens_per_batch // tokens_of(key))):
+                out.append(collate(queues.pop(key), stage))
+                if len(out) >= count:
+                    return out
+    return (out + [collate(q, stage) for q in queues.values()])[:count]

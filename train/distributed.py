@@ -1,0 +1,158 @@
+"""Everything DeepSpeed: process group, model construction under ZeRO-3, the engine (ZeRO-2/3, optional
+CPU offload of the optimizer state, bf16 on GPU, clipping), its checkpoints, and gathering whole weights.
+The only module that imports deepspeed."""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import deepspeed
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from train.config import Config
+
+
+def init() -> tuple[int, int, torch.device]:
+    """Join the process group the launcher set up (gloo on a CPU, nccl on GPUs)."""
+    cuda = torch.cuda.is_available() and os.environ.get("DS_ACCELERATOR", "cuda") != "cpu"
+    deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
+    rank = dist.get_rank()
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        return rank, dist.get_world_size(), torch.device("cuda", torch.cuda.current_device())
+    return rank, dist.get_world_size(), torch.device("cpu")
+
+
+def construction(cfg: Config, device: torch.device) -> contextlib.AbstractContextManager:
+    """Under ZeRO-3 each rank builds only its partition of the weights (an 11B model fits nowhere whole)."""
+    if cfg.parallel.zero_stage == 3:
+        return deepspeed.zero.Init(dtype=compute_dtype(cfg, device), config_dict_or_path=ds_config(cfg, device))
+    return contextlib.nullcontext()
+
+
+def init_partitioned(model: nn.Module) -> None:
+    """Under ZeRO-3 the model's initialisers run here, one module's weights gathered at a time: rank 0
+    draws them (the same draws as an unpartitioned build) and the gather hands them back out."""
+    if not any(hasattr(p, "ds_tensor") for p in model.parameters()):
+        return
+    for module, init in model.init_units():
+        with deepspeed.zero.GatheredParameters(list(module.parameters(recurse=False)) or list(module.parameters()),
+                                               modifier_rank=0), torch.no_grad():
+            if dist.get_rank() == 0:
+                init(module)
+
+
+def compute_dtype(cfg: Config, device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if cfg.parallel.bf16 and device.type == "cuda" else torch.float32
+
+
+def ds_config(cfg: Config, device: torch.device) -> dict:
+    p, o = cfg.parallel, cfg.optim
+    zero = {"stage": p.zero_stage, "overlap_comm": device.type == "cuda", "contiguous_gradients": True,
+            "stage3_gather_16bit_weights_on_model_save": False}
+    if p.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": device.type == "cuda"}
+    out = {"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": p.micro_batches,
+           "gradient_clipping": o.grad_clip, "zero_optimization": zero, "zero_allow_untested_optimizer": True,
+           "bf16": {"enabled": compute_dtype(cfg, device) == torch.bfloat16}, "steps_per_print": 10 ** 9,
+           "wall_clock_breakdown": False}
+    if p.offload_optimizer:  # DeepSpeed's CPU Adam (AdamW mode) steps the offloaded state
+        out["optimizer"] = {"type": "AdamW", "params": {"lr": o.lr, "betas": o.betas, "eps": o.eps,
+                                                        "weight_decay": o.weight_decay}}
+    return out
+
+
+def register_external_parameters(model: nn.Module) -> None:
+    """ZeRO-3 fetches a module's weights when its forward runs; the joint forward reads each block's
+    modulation table without calling the block, so those are fetched with the whole model's forward."""
+    if hasattr(model, "video"):
+        for stream in (model.video, model.audio):
+            for block in stream.blocks:
+                deepspeed.zero.register_external_parameter(model, block.modulation)
+
+
+def wrap(model: nn.Module, cfg: Config, device: torch.device, lr_lambda) -> tuple:
+    """The DeepSpeed engine over the trainable parameters (frozen ones never reach the optimizer)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = None
+    if not cfg.parallel.offload_optimizer:
+        o = cfg.optim
+        fused = device.type == "cuda"
+        optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
+                                      fused=fused)
+    if cfg.parallel.zero_stage == 3:
+        register_external_parameters(model)
+    schedule = lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)  # DeepSpeed steps and saves it
+    engine, optimizer, _, scheduler = deepspeed.initialize(model=model, model_parameters=params, optimizer=optimizer,
+                                                           lr_scheduler=schedule, config=ds_config(cfg, device))
+    return engine, optimizer, scheduler
+
+
+@contextlib.contextmanager
+def gathered(params: list[nn.Parameter], modify: bool = False):
+    """Whole tensors of ZeRO-3-partitioned parameters inside the block (rank 0 may write them)."""
+    if any(hasattr(p, "ds_tensor") for p in params):
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=0 if modify else None):
+            yield
+    else:
+        yield
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], prefix: str = "") -> list[str]:
+    """Copy `state` into `model`'s parameters named prefix + key (partitioned or not); returns the names."""
+    params = dict(model.named_parameters())
+    names = [prefix + k for k in state]
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise KeyError(f"no parameters named {missing[:5]} in the model")
+    for key in state:
+        p = params[prefix + key]
+        with gathered([p], modify=True), torch.no_grad():
+            if dist.get_rank() == 0 or not hasattr(p, "ds_tensor"):
+                if tuple(state[key].shape) != tuple(p.shape):
+                    raise ValueError(f"{prefix + key}: checkpoint shape {tuple(state[key].shape)} vs model {tuple(p.shape)}")
+                p.copy_(state[key].to(p.dtype))
+    return names
+
+
+def full_weights(model: nn.Module, names: set[str] | None = None) -> dict[str, torch.Tensor]:
+    """Whole float32 tensors of the named parameters (all if None), on every rank."""
+    out = {}
+    for name, p in model.named_parameters():
+        if names is None or name in names:
+            with gathered([p]):
+                out[name] = p.detach().float().cpu().clone()
+    return out
+
+
+def backward_and_step(engine, loss: torch.Tensor) -> None:
+    engine.backward(loss)
+    engine.step()
+
+
+def grad_norm(engine) -> float:
+    norm = engine.get_global_grad_norm()
+    return float(norm) if norm is not None else float("nan")
+
+
+def save(engine, ckpt_dir: str, tag: str) -> None:
+    """Weights, optimizer and scheduler states (DeepSpeed's sharded format); writes ckpt_dir/latest last."""
+    engine.save_checkpoint(ckpt_dir, tag=tag, save_latest=True)
+
+
+def load(engine, ckpt_dir: str, tag: str) -> None:
+    path, _ = engine.load_checkpoint(ckpt_dir, tag=tag, load_optimizer_states=True, load_lr_scheduler_states=True)
+    if path is None:
+        raise FileNotFoundError(f"DeepSpeed could not load checkpoint {tag} from {ckpt_dir}")
+
+
+def barrier() -> None:
+    dist.barrier()
+
+
+def all_mean(value: float, device: torch.device) -> float:
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t) / dist.get_world_size()

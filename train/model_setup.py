@@ -1,0 +1,67 @@
+"""The model a run trains: preset (optionally at reduced depth), pretrained weights, the trainable set."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+import torch
+from torch import nn
+
+from model.unitalking import PRESETS, UniTalking, UniTalkingConfig
+from train.config import Config
+
+# what stage 2 takes from a stage-1 checkpoint
+AUDIO_PREFIXES = ("audio.", "audio_ref.", "ref_voice_embedding.")
+
+
+def model_config(cfg: Config) -> UniTalkingConfig:
+    base = PRESETS[cfg.model.preset]
+    return dataclasses.replace(base, layers=cfg.model.layers) if cfg.model.layers else base
+
+
+def build(cfg: Config) -> UniTalking:
+    """Seeded, so every rank (and a test re-building it) starts from the same weights."""
+    torch.manual_seed(cfg.train.seed)
+    return UniTalking(model_config(cfg))
+
+
+def pretrained_states(cfg: Config) -> list[tuple[str, dict[str, torch.Tensor]]]:
+    """(prefix, state dict) pairs to copy into the model: the Wan2.2 DiT into the video stream (every name
+    of the stream, nothing else) and, for stage 2, the audio side of a stage-1 checkpoint."""
+    from model.checkpoints import read_safetensors_shards
+
+    out = []
+    m = cfg.model
+    if m.video_dit:
+        state = read_safetensors_shards(m.video_dit)
+        with torch.device("meta"):
+            want = set(UniTalking(model_config(cfg)).video.state_dict())
+        if set(state) != want:
+            missing, extra = sorted(want - set(state)), sorted(set(state) - want)
+            raise KeyError(f"{m.video_dit} is not a Wan2.2-TI2V-5B DiT state dict: missing {missing[:5]}, "
+                           f"unexpected {extra[:5]}")
+        out.append(("video.", state))
+    if m.audio_init:
+        path = m.audio_init
+        if os.path.isdir(path):
+            path = os.path.join(path, "export", "ema.safetensors")
+        state = {k: v for k, v in read_safetensors_shards(path).items() if k.startswith(AUDIO_PREFIXES)}
+        if not state:
+            raise KeyError(f"{path} holds no audio-stream weights ({', '.join(AUDIO_PREFIXES)})")
+        out.append(("", state))
+    return out
+
+
+def set_trainable(model: nn.Module, patterns: list[str]) -> tuple[int, int]:
+    """Freeze every parameter whose name matches none of `patterns` (all train when empty); returns
+    (trainable, frozen) parameter counts."""
+    regexes = [re.compile(p) for p in patterns]
+    counts = [0, 0]
+    for name, p in model.named_parameters():
+        train = not regexes or any(r.search(name) for r in regexes)
+        p.requires_grad_(train)
+        counts[0 if train else 1] += getattr(p, "ds_numel", None) or p.numel()
+    if counts[0] == 0:
+        raise ValueError(f"optim.trainable {patterns} matches no parameter")
+    return counts[0], counts[1]

@@ -1,0 +1,60 @@
+"""Samples during training: every N steps the model generates from a held-out sample's conditions (its
+text, its first frame, its reference voice), and rank 0 decodes the latents into an mp4 with sound (stage
+2) or a wav (stage 1) under RUN/samples/ and logs them to TensorBoard. Every rank runs the sampler's
+forwards (ZeRO-3 gathers weights collectively); only rank 0 loads the decoders."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from model.unitalking import Conditioning
+from train.audio_stats import AudioNorm
+from train.config import Config
+from train.sampling import SamplerConfig, model_velocity, noise_like, sample, unconditional
+
+
+def conditions(batch: dict, norm: AudioNorm, device) -> Conditioning:
+    """The first sample's text and, when it has one, its reference voice."""
+    text = batch["text"][:1].to(device)
+    if "ref_voice" in batch and bool(batch["has_ref"][0]):
+        return Conditioning(text=text, ref_voice=norm.normalize(batch["ref_voice"][:1]).to(device),
+                            ref_mask=batch["ref_mask"][:1].to(device))
+    return Conditioning(text=text)
+
+
+def generate(model, batch: dict, norm: AudioNorm, sampler: SamplerConfig, seed: int, device
+             ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Latents for the first sample's conditions; with video, its first latent frame is given (TI2AV)."""
+    cond = conditions(batch, norm, device)
+    audio_shape = (1, *batch["audio"].shape[1:])
+    clean = batch["video"][:1].to(device) if "video" in batch else None
+    noise_v = None if clean is None else noise_like(tuple(clean.shape), seed, device)
+    first = None if clean is None else torch.arange(clean.shape[2]) == 0
+    velocity = model_velocity(model, cond, unconditional(cond), fps=batch["fps"])
+    return sample(velocity, noise_v, noise_like(audio_shape, seed + 1, device), sampler, clean, first)
+
+
+class Preview:
+    def __init__(self, cfg: Config, norm: AudioNorm, batch: dict | None, device, rank: int, metrics):
+        self.cfg, self.norm, self.batch, self.device, self.rank, self.metrics = cfg, norm, batch, device, rank, metrics
+        self.decoders = None
+
+    def render(self, model, step: int) -> str | None:
+        if self.batch is None:
+            return None
+        t = self.cfg.train
+        video, audio = generate(model, self.batch, self.norm, SamplerConfig(steps=t.sample_steps), t.seed, self.device)
+        if self.rank != 0:
+            return None
+        from train.media import SAMPLE_RATE, Decoders, write_mp4, write_wav
+
+        if self.decoders is None:
+            models = os.path.join(t.run_dir, "debug_models") if t.debug_models else t.models_dir
+            self.decoders = Decoders(models, t.debug_models, self.device)
+        wave = self.decoders.waveform(audio[0], self.norm)
+        frames = None if video is None else self.decoders.frames(video[0])
+        out = os.path.join(t.run_dir, "samples", f"step{step:08d}")
+        path = write_wav(out + ".wav", wave) if frames is None else write_mp4(out + ".mp4", frames, wave, self.batch["fps"])
+        self.metrics.sample(step, "preview", wave, SAMPLE_RATE, frames, path)
+        return path

@@ -1,0 +1,177 @@
+"""Train UniTalking from latent shards (the DeepSpeed entry point).
+
+    deepspeed train/run.py --config train/configs/stage2_paper.yaml [--section.key value ...]
+    DS_ACCELERATOR=cpu deepspeed --num_gpus 2 train/run.py --config train/configs/stage1_debug.yaml ...
+
+A run lives in `train.run_dir`: config.yaml, audio_stats.json, checkpoints/, tensorboard/, metrics.jsonl,
+samples/ and export/ema.safetensors. Starting the same command again resumes from the latest checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `deepspeed train/run.py`
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from model.flops import training_flops  # noqa: E402
+from train import checkpoint, distributed, model_setup, tasks  # noqa: E402
+from train.activation_checkpoint import apply_activation_checkpointing  # noqa: E402
+from train.audio_stats import AudioNorm, compute  # noqa: E402
+from train.config import Config, load_config, to_dict  # noqa: E402
+from train.data import DataPosition, StreamSpec, list_shards, stream_ids, train_loader, validation_batches  # noqa: E402
+from train.ema import ShardedEMA  # noqa: E402
+from train.metrics import Metrics, peak_flops  # noqa: E402
+from train.preview import Preview  # noqa: E402
+
+
+def lr_lambda(cfg: Config):
+    o, total = cfg.optim, cfg.train.steps
+
+    def factor(step: int) -> float:  # DeepSpeed steps the scheduler once per optimizer step
+        if step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - o.warmup_steps) / max(1, total - o.warmup_steps))
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+def audio_norm(cfg: Config, rank: int) -> AudioNorm:
+    """The run's audio statistics: given, or computed once over the training shards and kept in run_dir."""
+    path = cfg.data.audio_stats or os.path.join(cfg.train.run_dir, "audio_stats.json")
+    if rank == 0 and not os.path.isfile(path):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(compute(cfg.data.dirs), f, indent=1)
+    distributed.barrier()
+    return AudioNorm.load(path)
+
+
+def step_flops(model_cfg, fwd: tasks.Forward) -> int:
+    b = fwd.audio.shape[0]
+    video = (48, 0, 2, 2) if fwd.video is None else tuple(fwd.video.shape[1:])
+    ref = 0 if fwd.cond.ref_voice is None else fwd.cond.ref_voice.shape[2]
+    return b * training_flops(model_cfg, video, fwd.audio.shape[2], ref, fwd.video_to_audio)
+
+
+def validate(engine, batches: list[dict], cfg: Config, norm: AudioNorm, device) -> dict[str, float]:
+    """Loss at fixed noise levels with fixed noise on held-out batches (the same numbers every time)."""
+    sums: dict[str, list[float]] = {}
+    engine.eval()
+    with torch.no_grad():
+        for i, batch in enumerate(batches):
+            for s in cfg.train.val_timesteps:
+                g = torch.Generator().manual_seed(cfg.train.seed * 7919 + i * 131 + int(s * 1000))
+                fwd = tasks.build(batch, cfg.task, norm, g, device, fixed_s=s)
+                pv, pa = engine(*fwd.model_inputs())
+                total, parts = tasks.losses(fwd, pv, pa, cfg.task)
+                for name, value in {"total": total, **parts, f"s{s:g}": total}.items():
+                    sums.setdefault(f"val/{name}", []).append(float(value))
+    engine.train()
+    return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="recipe YAML (train/configs/*.yaml)")
+    p.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)  # set by the deepspeed launcher
+    args, overrides = p.parse_known_args(argv)
+    cfg = load_config(args.config, overrides)
+    rank, world, device = distributed.init()
+    run_dir, t = cfg.train.run_dir, cfg.train
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    if rank == 0:
+        os.makedirs(ckpt_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as f:
+            yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
+    norm = audio_norm(cfg, rank)
+
+    with distributed.construction(cfg, device):
+        model = model_setup.build(cfg)
+    distributed.init_partitioned(model)
+    for prefix, state in model_setup.pretrained_states(cfg):
+        distributed.load_weights(model, state, prefix)
+    trainable, frozen = model_setup.set_trainable(model, cfg.optim.trainable)
+    if cfg.model.activation_checkpointing:
+        apply_activation_checkpointing(model)
+    dtype = distributed.compute_dtype(cfg, device)
+    if cfg.parallel.zero_stage != 3:
+        model.to(device, dtype)
+    engine, _, scheduler = distributed.wrap(model, cfg, device, lr_lambda(cfg))
+    ema = ShardedEMA(model, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
+
+    gen = torch.Generator().manual_seed(cfg.train.seed * 1000 + rank)  # timesteps, noise, tasks, dropout
+    ids = stream_ids(rank, cfg.data.workers)
+    tag = checkpoint.latest_tag(ckpt_dir) if t.resume == "auto" else (None if t.resume == "never" else t.resume)
+    start, saved_position = 0, None
+    if tag:
+        state = checkpoint.load(engine, ckpt_dir, tag, rank, ema, gen)
+        start, saved_position = state["step"], state["data"]
+    position = DataPosition(ids, saved_position)
+    spec = StreamSpec(list_shards(cfg.data.dirs, cfg.task.stage), cfg.task.stage, cfg.train.seed,
+                      cfg.data.tokens_per_batch, cfg.data.max_batch)
+    batches = iter(train_loader(spec, position, cfg.data.workers))
+    val = (validation_batches(list_shards(cfg.data.val_dirs, cfg.task.stage), cfg.task.stage,
+                              cfg.data.tokens_per_batch, cfg.data.max_batch, t.val_batches) if cfg.data.val_dirs else [])
+    metrics = Metrics(run_dir, rank, t.steps, start)
+    preview = Preview(cfg, norm, val[0] if val else None, device, rank, metrics)
+    if rank == 0:
+        metrics.bar.write(f"world {world} on {device}, {trainable / 1e6:.2f}M trainable / {frozen / 1e6:.2f}M frozen "
+                          f"parameters, ZeRO-{cfg.parallel.zero_stage}, {'resumed at step ' + str(start) if tag else 'fresh'}")
+    if start == 0 and val:
+        metrics.log(0, validate(engine, val, cfg, norm, device))
+    peak = peak_flops()
+    for step in range(start + 1, t.steps + 1):
+        began, flops, samples, tokens, logged = time.perf_counter(), 0, 0, 0, {}
+        for micro in range(cfg.parallel.micro_batches):
+            batch = next(batches)
+            position.consumed(batch)
+            preview.batch = preview.batch or batch  # without held-out shards, samples take the first batch
+            task = tasks.pick_task(cfg.task, tasks.task_generator(cfg.train.seed, step, micro))
+            fwd = tasks.build(batch, cfg.task, norm, gen, device, task)
+            pv, pa = engine(*fwd.model_inputs())
+            loss, parts = tasks.losses(fwd, pv, pa, cfg.task)
+            distributed.backward_and_step(engine, loss)
+            flops += step_flops(model.config, fwd)
+            samples += fwd.audio.shape[0]
+            tokens += int(fwd.audio_mask.sum()) + (0 if fwd.video is None else fwd.t_video.numel())
+            logged["loss/total"] = logged.get("loss/total", 0.0) + loss.item() / cfg.parallel.micro_batches
+            for name, value in parts.items():
+                logged[f"loss/{fwd.task}/{name}"] = float(value)
+        if ema is not None:
+            ema.update()
+        elapsed = time.perf_counter() - began
+        if step % t.log_every == 0 or step == t.steps:
+            logged["loss/total"] = distributed.all_mean(logged["loss/total"], device)
+            logged.update({"lr": scheduler.get_last_lr()[0], "grad_norm": distributed.grad_norm(engine),
+                           "throughput/samples_per_s": samples * world / elapsed,
+                           "throughput/tokens_per_s": tokens * world / elapsed,
+                           "data/skipped": float(sum(sum(s.values()) for s in position.skipped.values()))})
+            if peak:
+                logged["throughput/mfu"] = flops / elapsed / peak
+                logged["memory/peak_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+            metrics.log(step, logged)
+        if val and (step % t.val_every == 0 or step == t.steps):
+            metrics.log(step, validate(engine, val, cfg, norm, device))
+        if t.sample_every and (step % t.sample_every == 0 or step == t.steps):
+            preview.render(engine.module, step)
+        if step % t.save_every == 0 or step == t.steps:
+            checkpoint.save(engine, ckpt_dir, step, rank, ema, gen, position, t.keep_checkpoints)
+    meta = {"config": json.dumps(to_dict(cfg)), "model": json.dumps(model.config.__dict__, default=list),
+            "audio_stats": json.dumps({"mean": norm.mean.flatten().tolist(), "std": norm.std.flatten().tolist()})}
+    path = checkpoint.export_ema(model, ema, os.path.join(run_dir, "export", "ema.safetensors"), rank, meta)
+    if rank == 0:
+        metrics.bar.write(f"done at step {t.steps}; EMA weights: {path}")
+    metrics.close()
+    distributed.barrier()
+
+
+if __name__ == "__main__":
+    main()
