@@ -30,6 +30,8 @@ ITEMS = [
     Item("mmaudio_vae", "hf_file", "hkchengrex/MMAudio", "mmaudio/v1-16.pth", "ext_weights/v1-16.pth"),
     Item("mmaudio_vocoder", "hf_file", "hkchengrex/MMAudio", "mmaudio/best_netG.pt", "ext_weights/best_netG.pt"),
     Item("umt5", "hf_repo", "google/umt5-xxl", "umt5-xxl"),
+    # the DiT the video stream trains from (train.video_dit): safetensors shards and their index only
+    Item("wan2.2_ti2v_dit", "hf_repo", "Wan-AI/Wan2.2-TI2V-5B", "Wan2.2-TI2V-5B", "diffusion_pytorch_model*"),
     Item("whisper", "hf_repo", "Systran/faster-whisper-base", "whisper-base"),
     Item("align_en", "hf_repo", "facebook/wav2vec2-base-960h", "align/en"),
     Item("syncnet", "url", "https://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
@@ -69,7 +71,7 @@ def fetch(item: Item, dest: str) -> None:
     elif item.kind == "hf_repo":
         from huggingface_hub import snapshot_download
 
-        snapshot_download(item.source, local_dir=dest)
+        snapshot_download(item.source, local_dir=dest, allow_patterns=[item.member] if item.member else None)
     elif item.kind == "url":
         _download_url(item.source, dest)
     elif item.kind == "zip_member":

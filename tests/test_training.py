@@ -1,0 +1,180 @@
+"""Issue 8 acceptance: `deepspeed train/run.py` on the shards the pipeline builds from the sample corpus,
+two ranks on the CPU (gloo), ZeRO-2 and ZeRO-3, a real SIGKILL and resume, TensorBoard and a sample mp4.
+One session fixture runs every training job once; the tests read what the runs left behind."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import REPO
+
+DEEPSPEED = os.path.join(os.path.dirname(sys.executable), "deepspeed")
+
+
+def launch_args(recipe: str, run_dir: str, shards: str, port: int, *overrides: str) -> list[str]:
+    return [DEEPSPEED, "--num_gpus", "2", "--master_port", str(port), "train/run.py", "--config",
+            f"train/configs/{recipe}.yaml", "--data.dirs", shards, "--data.val_dirs", shards,
+            "--train.run_dir", run_dir, *overrides]
+
+
+def train(recipe: str, run_dir: str, shards: str, port: int, *overrides: str) -> str:
+    proc = subprocess.run(launch_args(recipe, run_dir, shards, port, *overrides), cwd=REPO, capture_output=True,
+                          text=True, env=dict(os.environ, DS_ACCELERATOR="cpu"), timeout=600)
+    if proc.returncode != 0:
+        raise AssertionError(f"training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return run_dir
+
+
+def train_killed_at_step_10(recipe: str, run_dir: str, shards: str, port: int) -> int:
+    """Start the run, SIGKILL the launcher and every rank once checkpoint 10 is complete; returns the last
+    step the killed run logged."""
+    proc = subprocess.Popen(launch_args(recipe, run_dir, shards, port), cwd=REPO, start_new_session=True,
+                            env=dict(os.environ, DS_ACCELERATOR="cpu"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    latest, deadline = os.path.join(run_dir, "checkpoints", "latest"), time.time() + 300
+    while not (os.path.isfile(latest) and open(latest).read().strip() == "step00000010"):
+        assert proc.poll() is None and time.time() < deadline, "run ended before checkpoint 10"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return max(r["step"] for r in metrics(run_dir))
+
+
+def metrics(run_dir: str) -> list[dict]:
+    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def losses(run_dir: str, key: str = "loss/total") -> dict[int, float]:
+    """The last value logged for each step (a resumed run logs steps after the checkpoint again)."""
+    return {r["step"]: r[key] for r in metrics(run_dir) if key in r}
+
+
+def export(run_dir: str) -> dict[str, torch.Tensor]:
+    return load_file(os.path.join(run_dir, "export", "ema.safetensors"))
+
+
+@pytest.fixture(scope="session")
+def runs(corpus_run, tmp_path_factory) -> dict:
+    shards = os.path.join(corpus_run["out"], "shards")
+    root = tmp_path_factory.mktemp("training")
+    out = {"shards": shards}
+    no_sample = ("--train.sample_every", "0")
+    out["stage1_z2"] = train("stage1_debug", str(root / "s1z2"), shards, 29511, *no_sample)
+    out["stage1_z3"] = train("stage1_debug", str(root / "s1z3"), shards, 29512, "--parallel.zero_stage", "3",
+                             "--model.activation_checkpointing", "true", *no_sample)
+    out["stage2_z2"] = train("stage2_debug", str(root / "s2z2"), shards, 29513)
+    out["stage2_z3"] = train("stage2_debug", str(root / "s2z3"), shards, 29514, "--parallel.zero_stage", "3",
+                             "--model.activation_checkpointing", "true", *no_sample)
+    killed = str(root / "s2killed")
+    out["killed_at"] = train_killed_at_step_10("stage2_debug", killed, shards, 29515)
+    out["exported_before_kill"] = os.path.exists(os.path.join(killed, "export"))
+    out["stage2_resumed"] = train("stage2_debug", killed, shards, 29516)
+    return out
+
+
+@pytest.mark.parametrize("name", ["stage1_z2", "stage1_z3", "stage2_z2", "stage2_z3"])
+def test_twenty_steps_on_two_ranks_and_the_loss_falls(runs, name):
+    run = runs[name]
+    train_losses = losses(run)
+    assert sorted(train_losses) == list(range(1, 21))
+    val = losses(run, "val/total")
+    assert set(val) == {0, 10, 20} and val[20] < 0.9 * val[0], val
+    first, last = [train_losses[s] for s in range(1, 6)], [train_losses[s] for s in range(16, 21)]
+    if name.startswith("stage1"):  # one task: the training loss itself falls
+        assert sum(last) < 0.9 * sum(first), train_losses
+    else:  # four tasks with different losses: each modality's held-out loss falls
+        for modality in ("audio", "video"):
+            v = losses(run, f"val/{modality}")
+            assert v[20] < v[0], (modality, v)
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_zero2_and_zero3_give_the_same_losses_and_weights(runs, stage):
+    z2, z3 = runs[f"{stage}_z2"], runs[f"{stage}_z3"]
+    a, b = losses(z2), losses(z3)
+    assert all(abs(a[s] - b[s]) <= 1e-5 * abs(a[s]) for s in a), (a, b)
+    wa, wb = export(z2), export(z3)
+    assert set(wa) == set(wb)
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-5
+
+
+def test_sigkill_after_step_10_and_resume_repeats_the_uninterrupted_run(runs):
+    assert runs["killed_at"] == 10 and not runs["exported_before_kill"]
+    whole, resumed = losses(runs["stage2_z2"]), losses(runs["stage2_resumed"])
+    assert [resumed[s] for s in range(11, 21)] == [whole[s] for s in range(11, 21)]
+    wa, wb = export(runs["stage2_z2"]), export(runs["stage2_resumed"])
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # EMA, optimizer, data position and RNG all came back
+
+
+@pytest.mark.parametrize("name", ["stage1_z2", "stage1_z3"])
+def test_stage1_leaves_every_frozen_parameter_unchanged_to_the_bit(runs, name):
+    from train import model_setup
+    from train.config import load_config
+
+    cfg = load_config(os.path.join(REPO, "train/configs/stage1_debug.yaml"), ["--data.dirs", runs["shards"]])
+    initial = model_setup.build(cfg)
+    model_setup.set_trainable(initial, cfg.optim.trainable)
+    final = export(runs[name])
+    frozen = [n for n, p in initial.named_parameters() if not p.requires_grad]
+    trained = [n for n, p in initial.named_parameters() if p.requires_grad]
+    assert "video.blocks.0.self_attn.q.weight" in frozen and "audio.blocks.0.modulation" in frozen
+    assert "audio.blocks.1.ffn.2.weight" in trained and "audio.head.head.weight" in trained
+    params = dict(initial.named_parameters())
+    assert all(torch.equal(final[n], params[n].detach()) for n in frozen)
+    changed = [n for n in trained if not torch.equal(final[n], params[n].detach())]
+    assert len(changed) > 0.9 * len(trained)  # (zero-gated reference weights may not move in 20 steps)
+
+
+def test_tensorboard_scalars_and_a_sample_mp4_with_sound(runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = runs["stage2_z2"]
+    (events,) = glob.glob(os.path.join(run, "tensorboard", "events.out.tfevents.*"))
+    acc = EventAccumulator(events, size_guidance={"scalars": 0, "audio": 0, "images": 0})
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    assert {"loss/total", "lr", "grad_norm", "throughput/samples_per_s", "throughput/tokens_per_s", "val/total",
+            "val/audio", "val/video", "data/skipped"} <= scalars
+    tasks = {t.split("/")[1] for t in scalars if t.startswith("loss/") and t.count("/") == 2}
+    assert tasks <= {"t2av", "tv2a", "ti2av", "tr2av"} and len(tasks) >= 3
+    assert all(f"loss/{t}/audio" in scalars for t in tasks)
+    assert [e.step for e in acc.Scalars("loss/total")] == list(range(1, 21))
+    assert "sample/preview" in acc.Tags()["audio"] and "sample/preview" in acc.Tags()["images"]
+    mp4 = os.path.join(run, "samples", "step00000020.mp4")
+    streams = probe_streams(mp4)
+    assert set(streams) == {"video", "audio"}
+    assert streams["video"] == pytest.approx(121 / 24, abs=0.05) and streams["audio"] == pytest.approx(121 / 24, abs=0.05)
+
+
+def probe_streams(path: str) -> dict[str, float]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,duration", "-of", "json", path],
+                         capture_output=True, text=True, check=True).stdout
+    return {s["codec_type"]: float(s["duration"]) for s in json.loads(out)["streams"]}
+
+
+def test_sample_command_makes_an_mp4_from_the_export(runs, corpus_run, tmp_path):
+    import imageio.v3 as iio
+    import skimage.data
+
+    image = tmp_path / "face.png"
+    iio.imwrite(image, skimage.data.astronaut())
+    voice = os.path.join(corpus_run["corpus"], "insync_24fps.mp4")
+    out = tmp_path / "hello.mp4"
+    proc = subprocess.run([sys.executable, "-m", "train.sample", "--checkpoint", runs["stage2_z2"], "--text",
+                           "hello good morning everyone", "--image", str(image), "--ref-voice", voice,
+                           "--negative-text", "", "--out", str(out), "--models-dir", str(tmp_path / "models"),
+                           "--debug-models", "--size", "128x128", "--frames", "25", "--steps", "3"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    streams = probe_streams(str(out))
+    assert streams["video"] == pytest.approx(25 / 24, abs=0.05) and streams["audio"] == pytest.approx(25 / 24, abs=0.05)

@@ -1,0 +1,132 @@
+"""Generate a talking clip from a trained checkpoint: text (+ first image, + reference voice) -> mp4 with sound.
+
+    python -m train.sample --checkpoint RUN/export/ema.safetensors --text "Hello there." \\
+        --image face.png --ref-voice voice.wav --out hello.mp4 --models-dir models
+
+The checkpoint is the EMA export of `train/run.py` (it carries the model configuration and the audio latent
+statistics). umT5, the Wan2.2 VAE, the MMAudio VAE and the vocoder come from --models-dir.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from model.mel import LogMel
+from model.text_encoder import DEFAULT_DIR as UMT5_DIR
+from model.text_encoder import TextEncoder, speech_prompt
+from model.unitalking import Conditioning, UniTalking, UniTalkingConfig
+from train.audio_stats import AudioNorm
+from train.media import SAMPLE_RATE, Decoders, write_mp4, write_wav
+from train.sampling import SamplerConfig, model_velocity, noise_like, sample, unconditional
+
+
+def load_export(path: str, device) -> tuple[UniTalking, AudioNorm]:
+    """The model (strictly) and audio statistics from an EMA export."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if os.path.isdir(path):
+        path = os.path.join(path, "export", "ema.safetensors")
+    with safe_open(path, "pt") as f:
+        meta = f.metadata() or {}
+    if "model" not in meta or "audio_stats" not in meta:
+        raise ValueError(f"{path} is not an export of train/run.py (no model config / audio stats in its metadata)")
+    fields = json.loads(meta["model"])
+    fields["video_patch"] = tuple(fields["video_patch"])
+    model = UniTalking(UniTalkingConfig(**fields))
+    model.load_state_dict(load_file(path), strict=True)
+    stats = json.loads(meta["audio_stats"])
+    return model.to(device).eval(), AudioNorm(stats["mean"], stats["std"])
+
+
+def read_audio(path: str, seconds: float) -> np.ndarray:
+    """The first `seconds` of any audio file as 16 kHz mono float32."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-t", str(seconds), "-ac", "1", "-ar", str(SAMPLE_RATE),
+           "-f", "f32le", "pipe:1"]
+    return np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, np.float32).copy()
+
+
+def read_image(path: str, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) uint8: the image centre-cropped to the bucket's aspect and resized."""
+    vf = f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height}"
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-vf", vf, "-frames:v", "1", "-f", "rawvideo",
+           "-pix_fmt", "rgb24", "pipe:1"]
+    return np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, np.uint8).reshape(height, width, 3)
+
+
+def audio_tokens(seconds: float) -> int:
+    """MMAudio latent length of a clip: mel frames (hop 256, centred) halved."""
+    return (int(seconds * SAMPLE_RATE) // 256 + 1) // 2
+
+
+def main(argv: list[str] | None = None) -> str:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="EMA export (.safetensors) or a run folder")
+    p.add_argument("--text", required=True, help="the words to speak")
+    p.add_argument("--caption", default="", help="optional scene description before the speech")
+    p.add_argument("--negative-text", default=None, help="negative prompt for the unconditional branch")
+    p.add_argument("--image", help="first frame (any image ffmpeg reads)")
+    p.add_argument("--ref-voice", help="reference voice (3-5 s of any audio file)")
+    p.add_argument("--out", required=True, help="output .mp4 (or .wav with --audio-only)")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--debug-models", action="store_true", help="seeded debug encoders/decoders (tests)")
+    p.add_argument("--size", default="704x704", help="WxH (multiples of 32)")
+    p.add_argument("--frames", type=int, default=121, help="1 + 4k frames")
+    p.add_argument("--fps", type=float, default=24.0)
+    p.add_argument("--audio-only", action="store_true", help="speech alone (a stage-1 checkpoint)")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--solver", default="unipc", choices=["unipc", "euler"])
+    p.add_argument("--video-scale", type=float, default=4.0)
+    p.add_argument("--audio-scale", type=float, default=3.0)
+    p.add_argument("--shift", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = p.parse_args(argv)
+    if (a.frames - 1) % 4:
+        p.error("--frames must be 1 + 4k")
+    from pipeline.stages.encode import parse_buckets
+
+    (width, height), = parse_buckets(a.size)
+    device = torch.device(a.device)
+    model, norm = load_export(a.checkpoint, device)
+    decoders = Decoders(a.models_dir, a.debug_models, device)
+    encoder = TextEncoder(os.path.join(a.models_dir, UMT5_DIR), str(device))
+    prompts = [speech_prompt(a.text, a.caption or None)] + ([a.negative_text] if a.negative_text is not None else [])
+    texts = [t.float()[None] for t in encoder.encode(prompts)]
+    cond = Conditioning(text=texts[0])
+    with torch.no_grad():
+        if a.ref_voice:
+            mel = LogMel().to(device)(torch.from_numpy(read_audio(a.ref_voice, 5.0))[None].to(device))
+            cond.ref_voice = norm.normalize(decoders.audio.encode(mel)[0])
+        seconds = a.frames / a.fps
+        noise_a = noise_like((1, model.config.audio_channels, audio_tokens(seconds)), a.seed + 1, device)
+        noise_v = clean = first = None
+        if not a.audio_only:
+            f, h, w = (a.frames - 1) // 4 + 1, height // 16, width // 16
+            noise_v = noise_like((1, model.config.video_channels, f, h, w), a.seed, device)
+            if a.image:
+                still = torch.from_numpy(read_image(a.image, width, height).copy()).permute(2, 0, 1)[None, :, None]
+                latent, _ = decoders.video.encode(still.float().div(127.5).sub(1).to(device))
+                clean = torch.zeros_like(noise_v)
+                clean[:, :, :1] = latent.float()
+                first = torch.arange(f) == 0
+        sampler = SamplerConfig(steps=a.steps, shift=a.shift, solver=a.solver, video_scale=a.video_scale,
+                                audio_scale=a.audio_scale)
+        negative = texts[1] if len(texts) > 1 else None
+        video, audio = sample(model_velocity(model, cond, unconditional(cond, negative), fps=a.fps),
+                              noise_v, noise_a, sampler, clean, first)
+        wave = decoders.waveform(audio[0], norm)
+        if video is None:
+            return write_wav(a.out, wave)
+        return write_mp4(a.out, decoders.frames(video[0]), wave, a.fps)
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1:]))
