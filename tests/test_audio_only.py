@@ -9,6 +9,7 @@ import subprocess
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 from scipy.io import wavfile
 
 from pipeline import corpus_media as cm
@@ -75,3 +76,24 @@ def test_audio_latents_and_reference_voice(audio_run):
     for c in long:  # a reference voice from another chunk of the same recording, never its own
         assert c["ref_voice_clip_id"] in {o["clip_id"] for o in long} - {c["clip_id"]}
         assert json.loads(c["latent_shapes"])["ref_voice"] == [20, 125]
+
+
+def test_stage1_batches_pad_audio_of_different_lengths(audio_run):
+    """The trainer's stage-1 stream over these shards: lengths within 32 tokens share a batch, padding masked."""
+    from train.data import LatentStream, StreamSpec, list_shards
+
+    out, _, clips = audio_run
+    accepted = {c["clip_id"]: c for c in clips if c["status"] == "accepted"}
+    lengths = {k: json.loads(c["latent_shapes"])["audio_mean"][1] for k, c in accepted.items()}
+    shards = list_shards([os.path.join(out, "shards")], stage=1)
+    stream = iter(LatentStream(StreamSpec(shards, stage=1, seed=0, tokens_per_batch=2000, max_batch=8), 0))
+    seen = set()
+    for _ in range(6):
+        batch = next(stream)
+        seen |= set(batch["keys"])
+        real = batch["audio_mask"].sum(1).tolist()
+        assert real == [lengths[k] for k in batch["keys"]] and batch["audio"].shape[2] == max(real)
+        assert max(real) - min(real) < 32 and "video" not in batch
+        for i, n in enumerate(real):
+            assert torch.all(batch["audio"][i, :, n:] == 0)
+    assert seen == set(accepted)

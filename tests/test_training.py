@@ -178,3 +178,52 @@ def test_sample_command_makes_an_mp4_from_the_export(runs, corpus_run, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     streams = probe_streams(str(out))
     assert streams["video"] == pytest.approx(25 / 24, abs=0.05) and streams["audio"] == pytest.approx(25 / 24, abs=0.05)
+
+
+def stage2_config(shards: str, *overrides: str):
+    from train.config import load_config
+
+    return load_config(os.path.join(REPO, "train/configs/stage2_debug.yaml"), ["--data.dirs", shards, *overrides])
+
+
+def test_video_stream_loads_the_dit_strictly_from_safetensors_shards(tmp_path):
+    from safetensors.torch import save_file
+
+    from tests.test_unitalking import trained_like
+    from train import distributed, model_setup
+
+    donor = trained_like(model_setup.build(stage2_config("unused")).video, seed=5)
+    state = {k: v.detach().contiguous() for k, v in donor.state_dict().items()}
+    names = sorted(state)
+    halves = {"diffusion_pytorch_model-00001-of-00002.safetensors": names[::2],
+              "diffusion_pytorch_model-00002-of-00002.safetensors": names[1::2]}
+    for file, keys in halves.items():
+        save_file({k: state[k] for k in keys}, str(tmp_path / file))
+    index = tmp_path / "diffusion_pytorch_model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {k: f for f, keys in halves.items() for k in keys}}))
+    for source in (str(index), str(tmp_path)):  # the index, or the folder model.fetch writes
+        cfg = stage2_config("unused", "--model.video_dit", source)
+        model = model_setup.build(cfg)
+        for prefix, loaded in model_setup.pretrained_states(cfg):
+            distributed.load_weights(model, loaded, prefix)
+        assert all(torch.equal(model.video.state_dict()[k], state[k]) for k in names)
+    save_file({k: state[k] for k in halves["diffusion_pytorch_model-00002-of-00002.safetensors"]},
+              str(tmp_path / "diffusion_pytorch_model-00001-of-00002.safetensors"))  # half the tensors gone
+    with pytest.raises(KeyError, match="not a Wan2.2-TI2V-5B DiT state dict: missing"):
+        model_setup.pretrained_states(stage2_config("unused", "--model.video_dit", str(tmp_path)))
+
+
+def test_stage2_starts_its_audio_side_from_the_stage1_run(runs):
+    from train import distributed, model_setup
+
+    cfg = stage2_config(runs["shards"], "--model.audio_init", runs["stage1_z2"])
+    model = model_setup.build(cfg)
+    video_before = {k: v.clone() for k, v in model.video.state_dict().items()}
+    ((prefix, state),) = model_setup.pretrained_states(cfg)
+    assert state and all(k.startswith(model_setup.AUDIO_PREFIXES) for k in state)
+    assert "audio.blocks.0.ffn.0.weight" in state and "audio_ref.1.gate" in state
+    distributed.load_weights(model, state, prefix)
+    stage1 = export(runs["stage1_z2"])
+    params = dict(model.named_parameters())
+    assert all(torch.equal(params[k].detach(), stage1[k]) for k in state)
+    assert all(torch.equal(v, video_before[k]) for k, v in model.video.state_dict().items())

@@ -207,7 +207,7 @@ class DataPosition:
     """Where each stream of this rank stands after the batches the trainer consumed."""
 
     def __init__(self, stream_ids: list[int], saved: dict | None = None):
-        if saved and sorted(int(k) for k in saved["states"]) != sorted(stream_ids) and saved["states"]:
+        if saved and saved.get("ids", stream_ids) != stream_ids:
             raise ValueError("the checkpoint's data streams differ from this run's ranks x workers: resume with "
                              "the same number of ranks and data.workers")
         self.ids = stream_ids
@@ -226,7 +226,7 @@ class DataPosition:
         self.next = self.ids[(self.ids.index(batch["stream"]) + 1) % len(self.ids)]
 
     def to_json(self) -> dict:
-        return {"states": {str(k): v for k, v in self.states.items()}, "next": self.next}
+        return {"ids": self.ids, "states": {str(k): v for k, v in self.states.items()}, "next": self.next}
 
 
 def train_loader(spec: StreamSpec, position: DataPosition, workers: int) -> DataLoader:

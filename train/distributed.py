@@ -110,7 +110,7 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], prefix: str =
     for key in state:
         p = params[prefix + key]
         with gathered([p], modify=True), torch.no_grad():
-            if dist.get_rank() == 0 or not hasattr(p, "ds_tensor"):
+            if not hasattr(p, "ds_tensor") or dist.get_rank() == 0:
                 if tuple(state[key].shape) != tuple(p.shape):
                     raise ValueError(f"{prefix + key}: checkpoint shape {tuple(state[key].shape)} vs model {tuple(p.shape)}")
                 p.copy_(state[key].to(p.dtype))

@@ -62,8 +62,8 @@ def read_image(path: str, width: int, height: int) -> np.ndarray:
 
 
 def audio_tokens(seconds: float) -> int:
-    """MMAudio latent length of a clip: mel frames (hop 256, centred) halved."""
-    return (int(seconds * SAMPLE_RATE) // 256 + 1) // 2
+    """MMAudio latent length of a clip: 2L + 1 centred mel frames (hop 256) give L latent tokens."""
+    return int(seconds * SAMPLE_RATE) // 256 // 2
 
 
 def main(argv: list[str] | None = None) -> str:

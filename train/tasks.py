@@ -65,8 +65,9 @@ def build(batch: dict, cfg: TaskConfig, norm: AudioNorm, g: torch.Generator, dev
         task = "tts" if cfg.stage == 1 else "t2av"
     b = batch["audio"].shape[0]
     audio = batch["audio"]
+    posterior_noise = torch.randn(audio.shape, generator=g)  # drawn either way: later draws stay aligned
     if cfg.audio_posterior and "audio_logvar" in batch and fixed_s is None:  # a posterior sample, as MMAudio trains
-        audio = audio + torch.exp(0.5 * batch["audio_logvar"]) * torch.randn(audio.shape, generator=g)
+        audio = audio + torch.exp(0.5 * batch["audio_logvar"]) * posterior_noise
     x0a = norm.normalize(audio) * batch["audio_mask"][:, None]
     x0v = batch.get("video") if cfg.stage == 2 else None
     la = x0a.shape[2]
