@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import tarfile
 
 import numpy as np
@@ -39,24 +40,42 @@ class AudioNorm:
 
 
 def compute(dirs: list[str]) -> dict:
-    """Mean and std per channel over every token of every `audio_mean` in the shards (float64 sums)."""
+    """Mean and std per channel over every token of every `audio_mean` in the shards (float64 sums). An
+    unreadable shard or latent is skipped and counted, as the trainer does."""
     total = sq = None
-    tokens = samples = 0
+    tokens = samples = skipped = 0
     for path in list_shards(dirs, stage=1):
-        with tarfile.open(path) as tar:
-            for member in tar:
-                if not member.name.endswith(".audio_mean.npy"):
-                    continue
-                a = np.load(io.BytesIO(tar.extractfile(member).read()), allow_pickle=False).astype(np.float64)
-                total = a.sum(1) if total is None else total + a.sum(1)
-                sq = (a ** 2).sum(1) if sq is None else sq + (a ** 2).sum(1)
-                tokens, samples = tokens + a.shape[1], samples + 1
+        try:
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    if not member.name.endswith(".audio_mean.npy"):
+                        continue
+                    try:
+                        a = np.load(io.BytesIO(tar.extractfile(member).read()), allow_pickle=False).astype(np.float64)
+                        if a.ndim != 2 or not np.isfinite(a).all():
+                            raise ValueError("not a finite (channels, tokens) latent")
+                    except ValueError:
+                        skipped += 1
+                        continue
+                    total = a.sum(1) if total is None else total + a.sum(1)
+                    sq = (a ** 2).sum(1) if sq is None else sq + (a ** 2).sum(1)
+                    tokens, samples = tokens + a.shape[1], samples + 1
+        except (tarfile.TarError, OSError):
+            skipped += 1
     if not tokens:
         raise ValueError(f"no audio latents in {dirs}")
     mean = total / tokens
     std = np.sqrt(np.maximum(sq / tokens - mean ** 2, 0.0))
     return {"mean": mean.tolist(), "std": np.maximum(std, 1e-4).tolist(), "samples": samples, "tokens": tokens,
-            "shards": dirs}
+            "skipped": skipped, "shards": dirs}
+
+
+def save(stats: dict, path: str) -> str:
+    """Written whole or not at all (a temporary name, then renamed)."""
+    with open(path + ".partial", "w", encoding="utf-8") as f:
+        json.dump(stats, f, indent=1)
+    os.replace(path + ".partial", path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,9 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True, help="JSON file to write")
     args = p.parse_args(argv)
     stats = compute(args.dirs)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(stats, f, indent=1)
-    print(f"{stats['samples']} samples, {stats['tokens']} tokens: mean {np.round(stats['mean'], 3).tolist()} "
+    save(stats, args.out)
+    print(f"{stats['samples']} samples ({stats['skipped']} unreadable skipped), {stats['tokens']} tokens: mean {np.round(stats['mean'], 3).tolist()} "
           f"std {np.round(stats['std'], 3).tolist()} -> {args.out}")
 
 

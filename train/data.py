@@ -68,8 +68,9 @@ def decode(sample: dict, stage: int) -> dict:
     return out
 
 
-def read_shard(path: str, stage: int, skipped: dict) -> list[dict | None]:
-    """Every sample of a shard in file order; None where a sample failed to decode."""
+def read_shard(path: str, stage: int, bad: dict[str, str]) -> list[dict | None]:
+    """Every sample of a shard in file order; None where a sample failed to decode. Failures land in `bad`
+    (what failed -> why), once per shard or sample however often it is drawn."""
     import webdataset as wds
 
     wanted = lambda name: not name.endswith((".mp4", ".wav"))  # the media are not training inputs
@@ -83,11 +84,18 @@ def read_shard(path: str, stage: int, skipped: dict) -> list[dict | None]:
                         raise KeyError("no video latent (audio-only sample)")
                     out.append(decode(sample, stage))
                 except Exception as e:  # noqa: BLE001 - a bad sample is counted, never fatal
-                    skipped[type(e).__name__] = skipped.get(type(e).__name__, 0) + 1
+                    bad[f"{path}#{sample.get('__key__')}"] = type(e).__name__
                     out.append(None)
     except Exception as e:  # noqa: BLE001 - an unreadable shard is counted and the stream moves on
-        skipped[f"shard:{type(e).__name__}"] = skipped.get(f"shard:{type(e).__name__}", 0) + 1
+        bad[path] = f"shard:{type(e).__name__}"
     return out
+
+
+def reasons(bad: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for why in bad.values():
+        counts[why] = counts.get(why, 0) + 1
+    return counts
 
 
 def shape_key(s: dict, stage: int) -> str:
@@ -149,7 +157,7 @@ class LatentStream:
     def __init__(self, spec: StreamSpec, stream_id: int, state: dict | None = None):
         self.spec, self.id = spec, stream_id
         self.state = state or {"draw": 0, "offset": 0, "pending": {}}
-        self.skipped: dict[str, int] = {}
+        self.bad: dict[str, str] = {}
         self._cache: tuple[int, list] | None = None
 
     def shard_samples(self, draw: int) -> list[dict | None]:
@@ -157,7 +165,7 @@ class LatentStream:
         if self._cache is None or self._cache[0] != draw:
             rng = seeded(self.spec.seed, self.id, draw)
             path = rng.choice(self.spec.shards)
-            samples = read_shard(path, self.spec.stage, self.skipped)
+            samples = read_shard(path, self.spec.stage, self.bad)
             rng.shuffle(samples)
             self._cache = (draw, samples)
         return self._cache[1]
@@ -174,7 +182,7 @@ class LatentStream:
                 empty_draws = empty_draws + 1 if not any(s is not None for s in samples) else 0
                 if empty_draws > 100:
                     raise RuntimeError(f"stream {self.id}: 100 shard draws in a row gave no readable sample "
-                                       f"(skipped: {self.skipped})")
+                                       f"(skipped: {reasons(self.bad)})")
                 st["draw"], st["offset"] = st["draw"] + 1, 0
                 continue
             position, sample = [st["draw"], st["offset"]], samples[st["offset"]]
@@ -187,7 +195,7 @@ class LatentStream:
             if len(queues[key]) >= self.batch_size(key):
                 batch = collate(queues.pop(key), self.spec.stage)
                 del st["pending"][key]
-                batch.update(stream=self.id, state=json.loads(json.dumps(st)), skipped=dict(self.skipped))
+                batch.update(stream=self.id, state=json.loads(json.dumps(st)), skipped=reasons(self.bad))
                 yield batch
 
 
@@ -224,6 +232,14 @@ class DataPosition:
         self.states[batch["stream"]] = batch["state"]
         self.skipped[batch["stream"]] = batch["skipped"]
         self.next = self.ids[(self.ids.index(batch["stream"]) + 1) % len(self.ids)]
+
+    def skipped_reasons(self) -> dict[str, int]:
+        """Distinct unreadable shards and samples met so far by this rank's streams, by reason."""
+        total: dict[str, int] = {}
+        for counts in self.skipped.values():
+            for why, n in counts.items():
+                total[why] = total.get(why, 0) + n
+        return total
 
     def to_json(self) -> dict:
         return {"ids": self.ids, "states": {str(k): v for k, v in self.states.items()}, "next": self.next}

@@ -24,6 +24,7 @@ from model.flops import training_flops  # noqa: E402
 from train import checkpoint, distributed, model_setup, tasks  # noqa: E402
 from train.activation_checkpoint import apply_activation_checkpointing  # noqa: E402
 from train.audio_stats import AudioNorm, compute  # noqa: E402
+from train.audio_stats import save as save_stats  # noqa: E402
 from train.config import Config, load_config, to_dict  # noqa: E402
 from train.data import DataPosition, StreamSpec, list_shards, stream_ids, train_loader, validation_batches  # noqa: E402
 from train.ema import ShardedEMA  # noqa: E402
@@ -48,8 +49,7 @@ def audio_norm(cfg: Config, rank: int) -> AudioNorm:
     """The run's audio statistics: given, or computed once over the training shards and kept in run_dir."""
     path = cfg.data.audio_stats or os.path.join(cfg.train.run_dir, "audio_stats.json")
     if rank == 0 and not os.path.isfile(path):
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(compute(cfg.data.dirs), f, indent=1)
+        save_stats(compute(cfg.data.dirs), path)
     distributed.barrier()
     return AudioNorm.load(path)
 
@@ -81,7 +81,7 @@ def validate(engine, batches: list[dict], cfg: Config, norm: AudioNorm, device) 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="recipe YAML (train/configs/*.yaml)")
-    p.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)  # set by the deepspeed launcher
+    p.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)  # set by the deepspeed launcher
     args, overrides = p.parse_known_args(argv)
     cfg = load_config(args.config, overrides)
     rank, world, device = distributed.init()
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
                           f"parameters, ZeRO-{cfg.parallel.zero_stage}, {'resumed at step ' + str(start) if tag else 'fresh'}")
     if start == 0 and val:
         metrics.log(0, validate(engine, val, cfg, norm, device))
-    peak = peak_flops()
+    peak, reported_skips = peak_flops(), 0.0
     for step in range(start + 1, t.steps + 1):
         began, flops, samples, tokens, logged = time.perf_counter(), 0, 0, 0, {}
         for micro in range(cfg.parallel.micro_batches):
@@ -153,11 +153,15 @@ def main(argv: list[str] | None = None) -> None:
             logged.update({"lr": scheduler.get_last_lr()[0], "grad_norm": distributed.grad_norm(engine),
                            "throughput/samples_per_s": samples * world / elapsed,
                            "throughput/tokens_per_s": tokens * world / elapsed,
-                           "data/skipped": float(sum(sum(s.values()) for s in position.skipped.values()))})
+                           "data/skipped": float(sum(position.skipped_reasons().values()))})
             if peak:
                 logged["throughput/mfu"] = flops / elapsed / peak
                 logged["memory/peak_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
             metrics.log(step, logged)
+            if rank == 0 and logged["data/skipped"] > reported_skips:  # corrupt input: counted, said, never fatal
+                reported_skips = logged["data/skipped"]
+                metrics.bar.write(f"step {step}: {int(reported_skips)} unreadable samples or shards skipped so far "
+                                  f"({position.skipped_reasons()})")
         if val and (step % t.val_every == 0 or step == t.steps):
             metrics.log(step, validate(engine, val, cfg, norm, device))
         if t.sample_every and (step % t.sample_every == 0 or step == t.steps):
