@@ -39,6 +39,13 @@ class PipelineConfig:
     track_iou: float = opt(0.5, "IoU that links a detection to a track (syncnet_python: 0.5).")
     max_yaw_deg: float = opt(45.0, "Reject faces turned further than this from frontal.")
     crop_scale: float = opt(1.6, "Side of the fixed square crop, as a multiple of the largest face box side.")
+    sync_scorer: str = opt("auto", "Lip-sync scorer: 'syncnet' (models/syncnet/syncnet_v2.model, the field's "
+                                   "standard), 'light_asd' (offline, learned; weights ship with the package), "
+                                   "'mouth_motion' (model-free; synthetic corpus only). 'auto' is SyncNet, and a "
+                                   "run without its weights stops before any work (debug runs use mouth_motion).",
+                           choices=["auto", "syncnet", "light_asd", "mouth_motion"])
+    min_asd_speaking: float = opt(0.5, "light_asd: minimum share of the clip's speech frames in which the tracked "
+                                       "face is speaking (active speaker; off-screen voices score low).")
     sync_vshift: int = opt(15, "Offset search range for lip sync, in frames either way.")
     max_sync_offset: int = opt(3, "Reject clips whose |sync offset| exceeds this many frames (Ovi: 3).")
     min_sync_conf: float = opt(1.5, "Minimum SyncNet confidence (Sync-C); Ovi: 1.5, LatentSync: 3.")

@@ -95,8 +95,14 @@ def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str, int]], packers, 
 
 def check_models(cfg: PipelineConfig) -> None:
     """Fail before any work when a real run lacks a model file (debug runs make their own)."""
+    from model.syncnet import weights_path
     from pipeline.latent_models import required_files
+    from pipeline.stages.sync import resolve_scorer
 
+    if resolve_scorer(cfg) == "syncnet" and not os.path.isfile(weights_path(cfg.models_dir)):
+        raise SystemExit(f"missing model file: {weights_path(cfg.models_dir)}\nSyncNet decides lip sync in real "
+                         f"runs; download it with: python -m model.fetch --models-dir {cfg.models_dir} --only syncnet\n"
+                         "(or choose a scorer explicitly: --sync-scorer light_asd, the offline learned one)")
     if cfg.latents == "on" and not cfg.debug_models:
         missing = [p for p in required_files(cfg.models_dir, cfg.video_vae) if not os.path.exists(p)]
         if missing:

@@ -113,3 +113,28 @@ def test_sync_stage_uses_syncnet_when_its_weights_are_present(tmp_path):
     assert (clip["status"] != "rejected") == passes
     if not passes:
         assert clip["reject_reason"] == ("sync_confidence" if clip["sync_conf"] < 1.5 else "sync_offset")
+
+
+def test_a_real_run_without_syncnet_weights_stops_before_any_work(corpus, tmp_path):
+    """No --debug-models, no SyncNet file, no --sync-scorer: the run names the file and the fetch command
+    and writes nothing; choosing a scorer explicitly lets the same run through the check."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    corpus_dir, _ = corpus
+    models = tmp_path / "models"
+    models.mkdir()
+    cmd = [sys.executable, os.path.join(REPO, "pipeline", "build_shards.py"), "--input", corpus_dir,
+           "--output", str(tmp_path / "out"), "--models-dir", str(models), "--latents", "off"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode != 0
+    assert "syncnet/syncnet_v2.model" in proc.stderr and "python -m model.fetch" in proc.stderr
+    assert "--sync-scorer light_asd" in proc.stderr and not os.path.exists(tmp_path / "out" / "manifests")
+    from pipeline.config import parse_config
+    from pipeline.stages.sync import resolve_scorer
+
+    explicit = parse_config(["--input", corpus_dir, "--output", "x", "--models-dir", str(models), "--sync-scorer", "light_asd"], "")
+    debug = parse_config(["--input", corpus_dir, "--output", "x", "--models-dir", str(models), "--debug-models"], "")
+    assert resolve_scorer(explicit) == "light_asd" and resolve_scorer(debug) == "mouth_motion"

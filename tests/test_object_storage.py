@@ -42,7 +42,7 @@ def test_job_reads_and_writes_object_storage(corpus, models_dir, s3_env):
     for name in names:
         with open(os.path.join(corpus_dir, name), "rb") as src, fs.open_output_stream(f"media/raw/{name}") as dst:
             dst.write(src.read())
-    proc = build_shards("s3://media/raw", "s3://media/out", models_dir, "--latents", "off", env=s3_env)
+    proc = build_shards("s3://media/raw", "s3://media/out", models_dir, "--latents", "off", "--sync-scorer", "mouth_motion", env=s3_env)
     assert "3 sources, 0 already finished, 3 to process" in proc.stdout
     sources = {s["source_path"]: s for s in read_manifest("s3://media/out", "sources")}
     clips = read_manifest("s3://media/out", "clips")
@@ -55,5 +55,5 @@ def test_job_reads_and_writes_object_storage(corpus, models_dir, s3_env):
     verify = subprocess.run([sys.executable, "-m", "manifests", "verify", "s3://media/out"], cwd=REPO,
                             capture_output=True, text=True, env=s3_env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    again = build_shards("s3://media/raw", "s3://media/out", models_dir, "--latents", "off", env=s3_env)
+    again = build_shards("s3://media/raw", "s3://media/out", models_dir, "--latents", "off", "--sync-scorer", "mouth_motion", env=s3_env)
     assert "3 already finished, 0 to process" in again.stdout

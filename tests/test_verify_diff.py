@@ -58,8 +58,8 @@ def test_diff_reports_a_decision_flipped_by_a_threshold(corpus, models_dir, tmp_
     for name in ("insync_24fps.mp4", "in sync 25fps.mp4"):
         shutil.copy(os.path.join(corpus_dir, name), subset / name)
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    build_shards(str(subset), a, models_dir, "--latents", "off")
-    build_shards(str(subset), b, models_dir, "--latents", "off", "--min-motion-sync-conf", "0.9")
+    build_shards(str(subset), a, models_dir, "--latents", "off", "--sync-scorer", "mouth_motion")
+    build_shards(str(subset), b, models_dir, "--latents", "off", "--sync-scorer", "mouth_motion", "--min-motion-sync-conf", "0.9")
     proc = manifests_cli("diff", a, b)
     assert proc.returncode == 0
     assert "decisions flipped: 1" in proc.stdout

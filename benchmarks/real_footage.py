@@ -1,0 +1,102 @@
+"""The pipeline on labelled real footage: per file the decision, reason, sync offset, scores and transcript
+WER; the totals (accepted of those that should be, rejected of those that should be); the mean WER on the
+real read speech; and the sync stage's seconds per second of video for each scorer asked for.
+
+    python benchmarks/real_footage.py ../shared/real_footage --scorers light_asd,mouth_motion --clip-frames 73
+
+DIR holds labels.json ({file in videos/: {expect: accept|reject|any, transcript}}), videos/, and speech/ with
+transcripts.json ({file: text}). Outputs go to a temporary folder (--keep DIR to keep them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pyarrow.parquet as pq
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    norm = lambda s: " ".join("".join(ch for ch in s.lower() if ch.isalnum() or ch.isspace()).split())
+    return float(jiwer.wer(norm(reference), norm(hypothesis))) if norm(reference) else float("nan")
+
+
+def build(inp: str, out: str, models: str, *extra: str) -> None:
+    cmd = [sys.executable, os.path.join(REPO, "pipeline", "build_shards.py"), "--input", inp, "--output", out,
+           "--models-dir", models, "--latents", "off", *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if proc.returncode != 0:
+        raise SystemExit(f"build_shards failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+def score_videos(root: str, out: str, models: str, scorer: str, clip_frames: int) -> dict:
+    with open(os.path.join(root, "labels.json"), encoding="utf-8") as f:
+        labels = json.load(f)
+    build(os.path.join(root, "videos"), out, models, "--sync-scorer", scorer, "--clip-frames", str(clip_frames))
+    clips = pq.read_table(os.path.join(out, "manifests", "clips.parquet")).to_pylist()
+    sources = {s["source_path"]: s for s in pq.read_table(os.path.join(out, "manifests", "sources.parquet")).to_pylist()}
+    totals = {"accept": [0, 0], "reject": [0, 0]}
+    sync_s = sum(c.get("seconds_sync") or 0.0 for c in clips)
+    synced = sum(c["end_s"] - c["start_s"] for c in clips if c.get("seconds_sync"))
+    print(f"\n== {scorer} at {clip_frames} frames ==")
+    print(f"{'file':44s} {'expect':6s} {'result':8s} {'reason':22s} {'offset':>6s} {'conf':>6s} {'speak':>6s} {'WER':>5s}")
+    for name in sorted(labels):
+        label, mine = labels[name], [c for c in clips if c["source_path"] == name]
+        accepted = [c for c in mine if c["status"] == "accepted"]
+        shown = accepted[0] if accepted else (mine[0] if mine else None)
+        result = "accepted" if accepted else "rejected"
+        reason = (f"{shown['reject_stage']}:{shown['reject_reason']}" if shown and not accepted else
+                  "" if shown else f"{sources[name]['reject_stage']}:{sources[name]['reject_reason']}")
+        get = lambda k: shown.get(k) if shown else None
+        fmt = lambda v, spec: format(v, spec) if v is not None else "-"
+        w = wer(label.get("transcript") or "", accepted[0]["transcript"]) if accepted and label.get("transcript") else None
+        print(f"{name:44s} {label['expect']:6s} {result:8s} {reason[:22]:22s} {fmt(get('sync_offset_frames'), '+d'):>6s} "
+              f"{fmt(get('sync_conf'), '.2f'):>6s} {fmt(get('asd_speaking'), '.2f'):>6s} {fmt(w, '.2f'):>5s}")
+        if label["expect"] in totals:
+            totals[label["expect"]][0] += (result == "accepted") == (label["expect"] == "accept")
+            totals[label["expect"]][1] += 1
+    print(f"accepted {totals['accept'][0]} of {totals['accept'][1]} that should be; "
+          f"rejected {totals['reject'][0]} of {totals['reject'][1]} that should be")
+    rate = sync_s / synced if synced else float("nan")
+    print(f"sync stage: {sync_s:.1f} s for {synced:.1f} s of video = {rate:.3f} s per second of video")
+    return {"accepted": totals["accept"], "rejected": totals["reject"], "sync_s_per_s": rate}
+
+
+def speech_wer(root: str, out: str, models: str) -> float:
+    with open(os.path.join(root, "speech", "transcripts.json"), encoding="utf-8") as f:
+        truth = json.load(f)
+    build(os.path.join(root, "speech"), out, models, "--audio-only", "--debug-models", "--sync-scorer", "mouth_motion")
+    clips = pq.read_table(os.path.join(out, "manifests", "clips.parquet")).to_pylist()
+    errors = []
+    for name, text in sorted(truth.items()):
+        said = " ".join(c["transcript"] or "" for c in sorted(clips, key=lambda c: c["start_s"]) if c["source_path"] == name)
+        errors.append(wer(text, said))
+        print(f"{name:52s} WER {errors[-1]:.3f}   {said[:60]!r}")
+    mean = sum(errors) / len(errors)
+    print(f"mean WER on real read speech: {mean:.3f}")
+    return mean
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("root", help="folder with labels.json, videos/ and speech/transcripts.json")
+    p.add_argument("--scorers", default="light_asd", help="comma-separated --sync-scorer values to compare")
+    p.add_argument("--clip-frames", type=int, default=73)
+    p.add_argument("--models-dir", default=os.path.join(REPO, "models"))
+    p.add_argument("--keep", default="", help="keep the pipeline outputs in this folder")
+    a = p.parse_args()
+    work = a.keep or tempfile.mkdtemp(prefix="real-footage-")
+    results = {s: score_videos(a.root, os.path.join(work, s), a.models_dir, s, a.clip_frames) for s in a.scorers.split(",")}
+    results["speech_wer"] = speech_wer(a.root, os.path.join(work, "speech"), a.models_dir)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
