@@ -21,11 +21,32 @@ import pyarrow.parquet as pq
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
+       "seventeen eighteen nineteen".split()
+TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def number_words(n: int) -> str:
+    """0-99 in words (transcripts spell small numbers; Whisper writes digits)."""
+    if n < 20:
+        return ONES[n]
+    return TENS[n // 10 - 2] + ("" if n % 10 == 0 else " " + ONES[n % 10])
+
+
+def normalize(text: str) -> str:
+    """Lower case, hyphens as spaces, small numbers as words, punctuation dropped."""
+    words = []
+    for w in text.lower().replace("-", " ").split():
+        w = "".join(ch for ch in w if ch.isalnum())
+        words.append(number_words(int(w)) if w.isdigit() and int(w) < 100 else w)
+    return " ".join(w for w in words if w)
+
+
 def wer(reference: str, hypothesis: str) -> float:
     import jiwer
 
-    norm = lambda s: " ".join("".join(ch for ch in s.lower() if ch.isalnum() or ch.isspace()).split())
-    return float(jiwer.wer(norm(reference), norm(hypothesis))) if norm(reference) else float("nan")
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    return float(jiwer.wer(ref, hyp)) if ref else float("nan")
 
 
 def build(inp: str, out: str, models: str, *extra: str) -> None:
