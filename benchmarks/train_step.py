@@ -20,6 +20,8 @@ import tempfile
 
 import numpy as np
 
+from train.sample import audio_tokens
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -33,7 +35,7 @@ def write_shard(path: str, samples: int, size: int, frames: int, text_dim: int) 
     """Random latents in the pipeline's sample layout (json + one .npy per tensor)."""
     rng = np.random.default_rng(0)
     f, s = (frames - 1) // 4 + 1, size // 16
-    audio = int(frames / 24 * 16000) // 256 // 2
+    audio = audio_tokens(frames / 24)
     with tarfile.open(path, "w") as tar:
         for i in range(samples):
             members = {"json": json.dumps({"fps": 24.0}).encode(),

@@ -77,6 +77,11 @@ class BlockInputs:
     video_to_audio: bool = False
 
 
+def frame_timesteps_to_tokens(t_frames: torch.Tensor, video_shape: torch.Size, patch: tuple[int, int, int]) -> torch.Tensor:
+    """(B, F) timesteps per latent frame of a (B, C, F, H, W) video -> (B, tokens) in the token order (f h w)."""
+    return t_frames.repeat_interleave((video_shape[3] // patch[1]) * (video_shape[4] // patch[2]), dim=1)
+
+
 def per_token(t: torch.Tensor, tokens: int) -> torch.Tensor:
     """(B,) or (B, tokens) timesteps -> (B, tokens)."""
     return t.expand(-1, tokens) if t.dim() == 2 else t[:, None].expand(-1, tokens)

@@ -27,9 +27,7 @@ MIN_FRAMES = 10  # frames left after the widest shift for a meaningful mean
 class AsdScore:
     offset: int  # frames at 25 fps; audio late gives a negative offset
     gain: float  # at the best shift: mean speaking logit against the moving face minus a still one
-    margin: float  # that gain minus its median over all shifts
     speaking: float  # share of speech frames in which the face speaks, at the clip's own alignment
-    frame_probs: np.ndarray  # per-frame speaking probability at the clip's own alignment
 
 
 def asd_faces(crops_224_bgr: np.ndarray) -> np.ndarray:
@@ -63,5 +61,4 @@ class LightASDScorer:
         own = torch.sigmoid(net.speaking_logits(v[None], a[None]))[0].cpu().numpy()  # whole clip, no shift
         mask = np.ones(t, bool) if speech is None else speech[:t]
         speaking = float((own[mask] > 0.5).mean()) if mask.any() else 0.0
-        return AsdScore(offset=vshift - best, gain=float(gains[best]), margin=float(gains[best] - np.median(gains)),
-                        speaking=speaking, frame_probs=own)
+        return AsdScore(offset=vshift - best, gain=float(gains[best]), speaking=speaking)

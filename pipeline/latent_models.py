@@ -23,6 +23,13 @@ DEBUG_VOCODER = bigvgan.VocoderConfig(width=64)
 DEBUG_TEXT_VOCAB = ["<S>", "<E>", "the quick brown fox jumps over the lazy dog", "hello good morning everyone"]
 
 
+def configs(video_vae: str, debug: bool) -> tuple[wan_vae.WanVAEConfig, mmaudio_vae.AudioVAEConfig, bigvgan.VocoderConfig]:
+    """Video VAE, audio VAE and vocoder configurations: the official ones, or the debug ones."""
+    if debug:
+        return DEBUG_VIDEO[video_vae], DEBUG_AUDIO, DEBUG_VOCODER
+    return (wan_vae.WAN22 if video_vae == "2.2" else wan_vae.WAN21), mmaudio_vae.AudioVAEConfig(), bigvgan.VocoderConfig()
+
+
 def required_files(models_dir: str, video_vae: str) -> list[str]:
     """What a real (non-debug) encode needs in the models folder."""
     return [os.path.join(models_dir, wan_vae.WEIGHT_FILES[video_vae]),
@@ -60,8 +67,7 @@ class LatentModels:
     def load(cls, models_dir: str, video_vae: str = "2.2", debug: bool = False) -> "LatentModels":
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        video_cfg = DEBUG_VIDEO[video_vae] if debug else (wan_vae.WAN22 if video_vae == "2.2" else wan_vae.WAN21)
-        audio_cfg = DEBUG_AUDIO if debug else mmaudio_vae.AudioVAEConfig()
+        video_cfg, audio_cfg, _ = configs(video_vae, debug)
         video = wan_vae.load_wan_vae(models_dir, video_cfg).to(device, dtype)
         audio = mmaudio_vae.load_audio_vae(models_dir, audio_cfg).to(device)  # float32: it is small
         text = TextEncoder(os.path.join(models_dir, UMT5_DIR), device, dtype)

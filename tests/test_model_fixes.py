@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.dit_stream import Head
 from model.unitalking import PRESETS, Conditioning, UniTalking
 from tests.test_unitalking import DEBUG, batch, trained_like
 from train.flow_matching import FlowMatchingConfig, sample_s, shift_for

@@ -112,6 +112,11 @@ def tokens_of(key: str, patch: tuple[int, int, int] = (1, 2, 2)) -> int:
     return (f // patch[0]) * (h // patch[1]) * (w // patch[2]) + int(audio)
 
 
+def batch_size(key: str, tokens_per_batch: int, max_batch: int) -> int:
+    """Samples of shape `key` in one batch: the token budget's worth, at least 1, at most `max_batch`."""
+    return max(1, min(max_batch, tokens_per_batch // tokens_of(key)))
+
+
 def pad_stack(arrays: list[np.ndarray], axis: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero-pad along `axis` to the longest; returns the stack and a (B, L) mask of real positions."""
     longest = max(a.shape[axis] for a in arrays)
@@ -170,9 +175,6 @@ class LatentStream:
             self._cache = (draw, samples)
         return self._cache[1]
 
-    def batch_size(self, key: str) -> int:
-        return max(1, min(self.spec.max_batch, self.spec.tokens_per_batch // tokens_of(key)))
-
     def __iter__(self):
         st, empty_draws = self.state, 0
         queues = {k: [self.shard_samples(d)[o] for d, o in pos] for k, pos in st["pending"].items()}
@@ -192,7 +194,7 @@ class LatentStream:
             key = shape_key(sample, self.spec.stage)
             queues.setdefault(key, []).append(sample)
             st["pending"].setdefault(key, []).append(position)
-            if len(queues[key]) >= self.batch_size(key):
+            if len(queues[key]) >= batch_size(key, self.spec.tokens_per_batch, self.spec.max_batch):
                 batch = collate(queues.pop(key), self.spec.stage)
                 del st["pending"][key]
                 batch.update(stream=self.id, state=json.loads(json.dumps(st)), skipped=reasons(self.bad))
@@ -267,7 +269,7 @@ def validation_batches(shards: list[str], stage: int, tokens_per_batch: int, max
                 continue
             key = shape_key(s, stage)
             queues.setdefault(key, []).append(s)
-            if len(queues[key]) >= max(1, min(max_batch, tokens_per_batch // tokens_of(key))):
+            if len(queues[key]) >= batch_size(key, tokens_per_batch, max_batch):
                 out.append(collate(queues.pop(key), stage))
                 if len(out) >= count:
                     return out

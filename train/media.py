@@ -17,18 +17,24 @@ SAMPLE_RATE = 16000
 
 
 class Decoders:
-    """The decoders, loaded strictly from `models_dir`; `debug` writes and loads the pipeline's seeded
-    debug weights (the ones shards built with --debug-models were encoded with)."""
+    """Wan2.2 VAE, MMAudio VAE and vocoder: latents back to frames and sound."""
 
-    def __init__(self, models_dir: str, debug: bool = False, device: str | torch.device = "cpu"):
+    def __init__(self, video: wan_vae.WanVAE, audio: mmaudio_vae.AudioVAE, vocoder: bigvgan.BigVGAN,
+                 device: str | torch.device = "cpu"):
+        self.video, self.audio, self.vocoder, self.device = video, audio, vocoder.to(device), device
+
+    @classmethod
+    def load(cls, models_dir: str, debug: bool = False, device: str | torch.device = "cpu") -> "Decoders":
+        """Strictly from `models_dir`; `debug` writes and loads the pipeline's seeded debug weights (the ones
+        shards built with --debug-models were encoded with)."""
         from pipeline import latent_models as lm
 
         if debug:
             lm.write_debug_models(models_dir, "2.2")
-        self.video = wan_vae.load_wan_vae(models_dir, lm.DEBUG_VIDEO["2.2"] if debug else wan_vae.WAN22).to(device)
-        self.audio = mmaudio_vae.load_audio_vae(models_dir, lm.DEBUG_AUDIO if debug else mmaudio_vae.AudioVAEConfig()).to(device)
-        self.vocoder = bigvgan.load_vocoder(models_dir, lm.DEBUG_VOCODER if debug else bigvgan.VocoderConfig()).to(device)
-        self.device = device
+        video_cfg, audio_cfg, vocoder_cfg = lm.configs("2.2", debug)
+        return cls(wan_vae.load_wan_vae(models_dir, video_cfg).to(device),
+                   mmaudio_vae.load_audio_vae(models_dir, audio_cfg).to(device),
+                   bigvgan.load_vocoder(models_dir, vocoder_cfg), device)
 
     @torch.no_grad()
     def waveform(self, audio: torch.Tensor, norm: AudioNorm) -> np.ndarray:

@@ -51,7 +51,7 @@ class Preview:
 
         if self.decoders is None:
             models = os.path.join(t.run_dir, "debug_models") if t.debug_models else t.models_dir
-            self.decoders = Decoders(models, t.debug_models, self.device)
+            self.decoders = Decoders.load(models, t.debug_models, self.device)
         wave = self.decoders.waveform(audio[0], self.norm)
         frames = None if video is None else self.decoders.frames(video[0])
         out = os.path.join(t.run_dir, "samples", f"step{step:08d}")

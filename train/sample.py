@@ -4,12 +4,12 @@
         --image face.png --ref-voice voice.wav --out hello.mp4 --models-dir models
 
 The checkpoint is the EMA export of `train/run.py` (it carries the model configuration and the audio latent
-statistics). umT5, the Wan2.2 VAE, the MMAudio VAE and the vocoder come from --models-dir.
+statistics). umT5, the Wan2.2 VAE, the MMAudio VAE and the vocoder come from --models-dir, loaded as the
+pipeline's encode stage loads them (on the GPU when there is one); --device places the transformer.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import subprocess
@@ -18,9 +18,7 @@ import sys
 import numpy as np
 import torch
 
-from model.mel import LogMel
-from model.text_encoder import DEFAULT_DIR as UMT5_DIR
-from model.text_encoder import TextEncoder, speech_prompt
+from model.text_encoder import speech_prompt
 from model.unitalking import Conditioning, UniTalking, UniTalkingConfig
 from train.audio_stats import AudioNorm
 from train.media import SAMPLE_RATE, Decoders, write_mp4, write_wav
@@ -96,15 +94,21 @@ def main(argv: list[str] | None = None) -> str:
     (width, height), = parse_buckets(a.size)
     device = torch.device(a.device)
     model, norm = load_export(a.checkpoint, device)
-    decoders = Decoders(a.models_dir, a.debug_models, device)
-    encoder = TextEncoder(os.path.join(a.models_dir, UMT5_DIR), str(device))
+    from model.bigvgan import load_vocoder
+    from pipeline.latent_models import LatentModels, configs, write_debug_models
+    from pipeline.stages.encode import to_video_tensor
+
+    if a.debug_models:
+        write_debug_models(a.models_dir, "2.2")
+    enc = LatentModels.load(a.models_dir, "2.2", a.debug_models)  # the encoders the pipeline uses, loaded once
+    decoders = Decoders(enc.video, enc.audio, load_vocoder(a.models_dir, configs("2.2", a.debug_models)[2]), enc.device)
     prompts = [speech_prompt(a.text, a.caption or None)] + ([a.negative_text] if a.negative_text is not None else [])
-    texts = [t.float()[None] for t in encoder.encode(prompts)]
+    texts = [t.float()[None].to(device) for t in enc.text.encode(prompts)]
     cond = Conditioning(text=texts[0])
     with torch.no_grad():
         if a.ref_voice:
-            mel = LogMel().to(device)(torch.from_numpy(read_audio(a.ref_voice, 5.0))[None].to(device))
-            cond.ref_voice = norm.normalize(decoders.audio.encode(mel)[0])
+            mel = enc.mel(torch.from_numpy(read_audio(a.ref_voice, 5.0))[None].to(enc.device))
+            cond.ref_voice = norm.normalize(enc.audio.encode(mel)[0].float()).to(device)
         seconds = a.frames / a.fps
         noise_a = noise_like((1, model.config.audio_channels, audio_tokens(seconds)), a.seed + 1, device)
         noise_v = clean = first = None
@@ -112,10 +116,10 @@ def main(argv: list[str] | None = None) -> str:
             f, h, w = (a.frames - 1) // 4 + 1, height // 16, width // 16
             noise_v = noise_like((1, model.config.video_channels, f, h, w), a.seed, device)
             if a.image:
-                still = torch.from_numpy(read_image(a.image, width, height).copy()).permute(2, 0, 1)[None, :, None]
-                latent, _ = decoders.video.encode(still.float().div(127.5).sub(1).to(device))
+                still = to_video_tensor(read_image(a.image, width, height)[None, None])
+                latent, _ = enc.video.encode(still.to(enc.device, enc.dtype))
                 clean = torch.zeros_like(noise_v)
-                clean[:, :, :1] = latent.float()
+                clean[:, :, :1] = latent.float().to(device)
                 first = torch.arange(f) == 0
         sampler = SamplerConfig(steps=a.steps, shift=a.shift, solver=a.solver, video_scale=a.video_scale,
                                 audio_scale=a.audio_scale)

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from model.unitalking import Conditioning
+from model.unitalking import Conditioning, frame_timesteps_to_tokens
 from train.flow_matching import shifted
 
 Velocity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor]]
@@ -172,10 +172,7 @@ def model_velocity(model, cond: Conditioning, uncond: Conditioning, video_to_aud
     """Adapter from the joint model to the samplers: per-frame video timesteps become per-token ones, and
     the unconditional branch runs with `uncond` (see `unconditional`)."""
     def velocity(xv, xa, t_frames, t_audio, conditional):
-        t_video = None
-        if xv is not None:
-            tokens_per_frame = (xv.shape[3] // model.config.video_patch[1]) * (xv.shape[4] // model.config.video_patch[2])
-            t_video = t_frames.repeat_interleave(tokens_per_frame, dim=1)
+        t_video = None if xv is None else frame_timesteps_to_tokens(t_frames, xv.shape, model.config.video_patch)
         with torch.no_grad():
             vv, va = model(xv, xa, t_video, t_audio, cond if conditional else uncond,
                            video_to_audio=video_to_audio, fps=fps)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model.unitalking import Conditioning
+from model.unitalking import Conditioning, frame_timesteps_to_tokens
 from train.audio_stats import AudioNorm
 from train.config import TaskConfig
 from train.flow_matching import FlowMatchingConfig, add_noise, masked_mse, sample_s, velocity_target
@@ -101,7 +101,7 @@ def build(batch: dict, cfg: TaskConfig, norm: AudioNorm, g: torch.Generator, dev
             given[:, 0] = drop[:, 2] >= cfg.drop_image
         xv = torch.where(given[:, None, :, None, None], x0v, add_noise(x0v, eps_v, s_v))
         t_frames = (s_v[:, None] * 1000).expand(b, frames).masked_fill(given, 0.0)
-        out.update(video=xv, t_video=t_frames.repeat_interleave(lv // frames, dim=1),
+        out.update(video=xv, t_video=frame_timesteps_to_tokens(t_frames, x0v.shape, patch),
                    target_video=velocity_target(x0v, eps_v), weight_video=(~given).float()[:, None, :, None, None])
     fwd = Forward(**out)
     return to_device(fwd, device)
