@@ -2,7 +2,7 @@
 WER; the totals (accepted of those that should be, rejected of those that should be); the mean WER on the
 real read speech; and the sync stage's seconds per second of video for each scorer asked for.
 
-    python benchmarks/real_footage.py ../shared/real_footage --scorers light_asd,mouth_motion --clip-frames 73
+    python benchmarks/real_footage.py ../shared/real_footage --scorers motion_asd,light_asd --clip-frames 73
 
 DIR holds labels.json ({file in videos/: {expect: accept|reject|any, transcript}}), videos/, and speech/ with
 transcripts.json ({file: text}). Outputs go to a temporary folder (--keep DIR to keep them).
@@ -49,6 +49,16 @@ def wer(reference: str, hypothesis: str) -> float:
     return float(jiwer.wer(ref, hyp)) if ref else float("nan")
 
 
+def clip_wer(reference: str, hypothesis: str) -> float:
+    """WER of a clip's transcript against the stretch of the file's transcript it matches best (a 3 s clip
+    hears part of a 5 s file: the words it cannot hear are not its errors)."""
+    words = normalize(reference).split()
+    if not words:
+        return float("nan")
+    stretches = (" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1))
+    return min(wer(s, hypothesis) for s in stretches)
+
+
 def build(inp: str, out: str, models: str, *extra: str) -> None:
     cmd = [sys.executable, os.path.join(REPO, "pipeline", "build_shards.py"), "--input", inp, "--output", out,
            "--models-dir", models, "--latents", "off", *extra]
@@ -57,17 +67,20 @@ def build(inp: str, out: str, models: str, *extra: str) -> None:
         raise SystemExit(f"build_shards failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
 
-def score_videos(root: str, out: str, models: str, scorer: str, clip_frames: int) -> dict:
+def score_videos(root: str, out: str, models: str, scorer: str, clip_frames: int, language: str = "en") -> dict:
     with open(os.path.join(root, "labels.json"), encoding="utf-8") as f:
         labels = json.load(f)
-    build(os.path.join(root, "videos"), out, models, "--sync-scorer", scorer, "--clip-frames", str(clip_frames))
+    build(os.path.join(root, "videos"), out, models, "--sync-scorer", scorer, "--clip-frames", str(clip_frames),
+          *(["--language", language] if language else []))
     clips = pq.read_table(os.path.join(out, "manifests", "clips.parquet")).to_pylist()
     sources = {s["source_path"]: s for s in pq.read_table(os.path.join(out, "manifests", "sources.parquet")).to_pylist()}
-    totals = {"accept": [0, 0], "reject": [0, 0]}
+    files, totals = {}, {"accept": [0, 0], "reject": [0, 0]}
     sync_s = sum(c.get("seconds_sync") or 0.0 for c in clips)
     synced = sum(c["end_s"] - c["start_s"] for c in clips if c.get("seconds_sync"))
+    fmt = lambda v, spec: format(v, spec) if v is not None else "-"
     print(f"\n== {scorer} at {clip_frames} frames ==")
-    print(f"{'file':44s} {'expect':6s} {'result':8s} {'reason':22s} {'offset':>6s} {'conf':>6s} {'speak':>6s} {'WER':>5s}")
+    print(f"{'file':40s} {'expect':6s} {'result':8s} {'reason':24s} {'offset':>6s} {'SyncC':>5s} {'motion':>6s} "
+          f"{'gain':>5s} {'speak':>5s} {'face':>4s} {'yaw':>4s} {'WER':>5s}")
     for name in sorted(labels):
         label, mine = labels[name], [c for c in clips if c["source_path"] == name]
         accepted = [c for c in mine if c["status"] == "accepted"]
@@ -76,10 +89,13 @@ def score_videos(root: str, out: str, models: str, scorer: str, clip_frames: int
         reason = (f"{shown['reject_stage']}:{shown['reject_reason']}" if shown and not accepted else
                   "" if shown else f"{sources[name]['reject_stage']}:{sources[name]['reject_reason']}")
         get = lambda k: shown.get(k) if shown else None
-        fmt = lambda v, spec: format(v, spec) if v is not None else "-"
-        w = wer(label.get("transcript") or "", accepted[0]["transcript"]) if accepted and label.get("transcript") else None
-        print(f"{name:44s} {label['expect']:6s} {result:8s} {reason[:22]:22s} {fmt(get('sync_offset_frames'), '+d'):>6s} "
-              f"{fmt(get('sync_conf'), '.2f'):>6s} {fmt(get('asd_speaking'), '.2f'):>6s} {fmt(w, '.2f'):>5s}")
+        w = clip_wer(label.get("transcript") or "", accepted[0]["transcript"]) if accepted and label.get("transcript") else None
+        files[name] = {"expect": label["expect"], "result": result, "reason": reason,
+                       "offset": get("sync_offset_frames"), "wer": w}
+        print(f"{name[:40]:40s} {label['expect']:6s} {result:8s} {reason[:24]:24s} {fmt(get('sync_offset_frames'), '+d'):>6s} "
+              f"{fmt(get('syncnet_conf'), '.2f'):>5s} {fmt(get('motion_conf'), '.2f'):>6s} {fmt(get('asd_sync_gain'), '.2f'):>5s} "
+              f"{fmt(get('asd_speaking'), '.2f'):>5s} {fmt(get('face_width_px'), '.0f'):>4s} {fmt(get('pose_yaw_deg'), '.0f'):>4s} "
+              f"{fmt(w, '.2f'):>5s}")
         if label["expect"] in totals:
             totals[label["expect"]][0] += (result == "accepted") == (label["expect"] == "accept")
             totals[label["expect"]][1] += 1
@@ -87,7 +103,7 @@ def score_videos(root: str, out: str, models: str, scorer: str, clip_frames: int
           f"rejected {totals['reject'][0]} of {totals['reject'][1]} that should be")
     rate = sync_s / synced if synced else float("nan")
     print(f"sync stage: {sync_s:.1f} s for {synced:.1f} s of video = {rate:.3f} s per second of video")
-    return {"accepted": totals["accept"], "rejected": totals["reject"], "sync_s_per_s": rate}
+    return {"accepted": totals["accept"], "rejected": totals["reject"], "sync_s_per_s": rate, "files": files}
 
 
 def speech_wer(root: str, out: str, models: str) -> float:
@@ -108,15 +124,19 @@ def speech_wer(root: str, out: str, models: str) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root", help="folder with labels.json, videos/ and speech/transcripts.json")
-    p.add_argument("--scorers", default="light_asd", help="comma-separated --sync-scorer values to compare")
+    p.add_argument("--scorers", default="motion_asd", help="comma-separated --sync-scorer values to compare")
     p.add_argument("--clip-frames", type=int, default=73)
     p.add_argument("--models-dir", default=os.path.join(REPO, "models"))
     p.add_argument("--keep", default="", help="keep the pipeline outputs in this folder")
+    p.add_argument("--language", default="en", help="the footage's language, as a curator would force it "
+                                                    "(empty: let Whisper detect it per source)")
     a = p.parse_args()
     work = a.keep or tempfile.mkdtemp(prefix="real-footage-")
-    results = {s: score_videos(a.root, os.path.join(work, s), a.models_dir, s, a.clip_frames) for s in a.scorers.split(",")}
+    results = {s: score_videos(a.root, os.path.join(work, s), a.models_dir, s, a.clip_frames, a.language)
+               for s in a.scorers.split(",")}
     results["speech_wer"] = speech_wer(a.root, os.path.join(work, "speech"), a.models_dir)
-    print(json.dumps(results))
+    print(json.dumps({k: {m: n for m, n in v.items() if m != "files"} if isinstance(v, dict) else v
+                      for k, v in results.items()}))
 
 
 if __name__ == "__main__":

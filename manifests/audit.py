@@ -15,7 +15,8 @@ from manifests.parts import read_manifest
 CLIP_STAGES = ("audio", "face", "sync", "transcribe", "encode")  # the order clips meet them
 SCORES = {  # column -> label
     "face_width_px": "face width (px)", "face_height_px": "face height (px)", "pose_yaw_deg": "yaw (deg)",
-    "sync_offset_frames": "sync offset (frames)", "sync_conf": "sync confidence", "loudness_db": "loudness (dB)",
+    "sync_offset_frames": "sync offset (frames)", "syncnet_conf": "SyncNet Sync-C",
+    "motion_conf": "mouth-motion confidence (0-2)", "asd_speaking": "active-speaker share", "loudness_db": "loudness (dB)",
     "speech_ratio": "speech share", "words_per_s": "speech rate (words/s)", "clip_seconds": "clip length (s)",
 }
 

@@ -95,7 +95,8 @@ def contact_sheets(a: Audit, out_dir: str) -> str:
 
 def rows_table(a: Audit) -> str:
     cols = ["source_path", "start_s", "end_s", "status", "reject_stage", "reject_reason", "reject_detail",
-            "face_width_px", "sync_offset_frames", "sync_conf", "loudness_db", "transcript", "shard"]
+            "face_width_px", "sync_scorer", "sync_offset_frames", "syncnet_conf", "motion_conf",
+            "asd_speaking", "loudness_db", "transcript", "shard"]
     head = "".join(f"<th>{c}</th>" for c in cols)
     body = "".join(f'<tr id="clip-{c["clip_id"]}">' + "".join(f"<td>{html.escape(str(c.get(k) if c.get(k) is not None else ''))}</td>"
                                                                for k in cols) + "</tr>" for c in a.clips)

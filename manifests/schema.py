@@ -36,7 +36,9 @@ CLIPS = pa.schema([
     ("face_width_px", F64), ("face_height_px", F64), ("face_score", F64), ("pose_yaw_deg", F64),
     ("face_box", pa.list_(F64)), ("crop_box", pa.list_(F64)),  # x0 y0 x1 y1, normalised to the frame
     ("sync_scorer", STR), ("sync_offset_frames", I32), ("sync_fps", F64), ("sync_offset_s", F64),
-    ("sync_conf", F64), ("sync_min_dist", F64), ("asd_speaking", F64), ("asd_sync_gain", F64),
+    # one column per scorer and scale: SyncNet's Sync-C and Sync-D (syncnet_python's definitions), the
+    # mouth-motion confidence (peak minus median correlation, 0-2), Light-ASD's speaking share and offset gain
+    ("syncnet_conf", F64), ("syncnet_dist", F64), ("motion_conf", F64), ("asd_speaking", F64), ("asd_sync_gain", F64),
     ("language", STR), ("language_prob", F64), ("transcript", STR), ("segments_json", STR), ("words_json", STR), ("num_words", I32),
     ("words_per_s", F64), ("word_timing_source", STR), ("transcript_conf", F64), ("transcript_avg_logprob", F64),
     ("transcriber", STR),

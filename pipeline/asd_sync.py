@@ -1,13 +1,14 @@
-"""Lip sync and active speaker from Light-ASD, the offline learned scorer (its AVA-trained weights ship in
-`model/weights/light_asd/`).
+"""Light-ASD, the offline learned model (its AVA-trained weights ship in `model/weights/light_asd/`): the
+active-speaker check of every scorer but the model-free one, and an offset search of its own.
 
-Light-ASD says, frame by frame, whether the face speaks the audio. Its score follows the audio's content
-(loud speech scores high against almost any face), so sliding the audio alone mostly finds the loudest
-stretch. The offset is therefore read from the part of the score that needs the moving face: at every
-shift, the score against the real face sequence minus the score against a still face (the clip's mean
-face embedding) over the same audio. Audio heard late gives a negative offset, as with SyncNet. At the
-clip's own alignment, the share of its speech frames in which the face speaks is the active-speaker
-score (an off-screen speaker or a dubbed voice scores low).
+Light-ASD says, frame by frame, whether the face speaks the audio. At the clip's own alignment, the share
+of its speech frames in which the tracked face speaks is the active-speaker score (an off-screen narrator
+over a listening face scores low). Its score follows the audio's content (loud speech scores high against
+almost any face), so sliding the audio alone mostly finds the loudest stretch; the offset search therefore
+reads the part of the score that needs the moving face: at every shift, the score against the real face
+sequence minus the score against a still face (the clip's mean face embedding) over the same audio. On
+3 s clips of recorded speakers this offset is weak (benchmarks/real_footage.py): the `motion_asd` scorer
+takes its offset from mouth motion and keeps Light-ASD for the active speaker.
 """
 from __future__ import annotations
 
@@ -24,10 +25,9 @@ MIN_FRAMES = 10  # frames left after the widest shift for a meaningful mean
 
 
 @dataclass
-class AsdScore:
+class AsdOffset:
     offset: int  # frames at 25 fps; audio late gives a negative offset
     gain: float  # at the best shift: mean speaking logit against the moving face minus a still one
-    speaking: float  # share of speech frames in which the face speaks, at the clip's own alignment
 
 
 def asd_faces(crops_224_bgr: np.ndarray) -> np.ndarray:
@@ -41,16 +41,27 @@ class LightASDScorer:
         self.net, self.device = net, device
 
     @torch.no_grad()
-    def score(self, faces: np.ndarray, pcm16k: np.ndarray, vshift: int, speech: np.ndarray | None = None) -> AsdScore:
-        """faces (T, 112, 112) grey at 25 fps; speech (T,) bool marks frames inside speech (None: all)."""
+    def embed(self, faces: np.ndarray, pcm16k: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """faces (T, 112, 112) grey at 25 fps -> face and audio embeddings (T', 128) each, T' = common length."""
         mfcc = syncnet_mfcc(pcm16k).T  # (M, 13) at 100 Hz
         t = min(len(faces), len(mfcc) // 4)
-        length = t - 2 * vshift
+        v = self.net.embed_faces(torch.from_numpy(np.ascontiguousarray(faces[:t]))[None].to(self.device))[0]
+        a = self.net.embed_audio(torch.from_numpy(mfcc[:4 * t]).float()[None].to(self.device))[0]
+        return v, a
+
+    @torch.no_grad()
+    def speaking_share(self, v: torch.Tensor, a: torch.Tensor, speech: np.ndarray | None = None) -> float:
+        """Share of the speech frames (speech (T,) bool; None: all) in which the face speaks, unshifted."""
+        own = torch.sigmoid(self.net.speaking_logits(v[None], a[None]))[0].cpu().numpy()
+        mask = np.ones(len(own), bool) if speech is None else speech[:len(own)]
+        return float((own[mask] > 0.5).mean()) if mask.any() else 0.0
+
+    @torch.no_grad()
+    def offset(self, v: torch.Tensor, a: torch.Tensor, vshift: int) -> AsdOffset:
+        length = len(v) - 2 * vshift
         if length < MIN_FRAMES:
-            raise ValueError(f"clip too short for a +-{vshift} frame search: {t} frames at 25 fps")
+            raise ValueError(f"clip too short for a +-{vshift} frame search: {len(v)} frames at 25 fps")
         net = self.net
-        v = net.embed_faces(torch.from_numpy(np.ascontiguousarray(faces[:t]))[None].to(self.device))[0]  # (T, 128)
-        a = net.embed_audio(torch.from_numpy(mfcc[:4 * t]).float()[None].to(self.device))[0]  # (T, 128)
         # shift k pairs video frame i with audio frame i + k, over the frames every shift can reach
         centre = v[vshift:vshift + length]
         pairs = torch.stack([a[vshift + k:vshift + k + length] for k in range(-vshift, vshift + 1)])
@@ -58,7 +69,4 @@ class LightASDScorer:
         still = net.speaking_logits(centre.mean(0, keepdim=True).expand(len(pairs), length, -1), pairs).mean(1)
         gains = (moving - still).cpu().numpy()
         best = int(np.argmax(gains))
-        own = torch.sigmoid(net.speaking_logits(v[None], a[None]))[0].cpu().numpy()  # whole clip, no shift
-        mask = np.ones(t, bool) if speech is None else speech[:t]
-        speaking = float((own[mask] > 0.5).mean()) if mask.any() else 0.0
-        return AsdScore(offset=vshift - best, gain=float(gains[best]), speaking=speaking)
+        return AsdOffset(offset=vshift - best, gain=float(gains[best]))

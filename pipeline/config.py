@@ -40,18 +40,27 @@ class PipelineConfig:
     max_yaw_deg: float = opt(45.0, "Reject faces turned further than this from frontal.")
     crop_scale: float = opt(1.6, "Side of the fixed square crop, as a multiple of the largest face box side.")
     sync_scorer: str = opt("auto", "Lip-sync scorer: 'syncnet' (models/syncnet/syncnet_v2.model, the field's "
-                                   "standard), 'light_asd' (offline, learned; weights ship with the package), "
-                                   "'mouth_motion' (model-free; synthetic corpus only). 'auto' is SyncNet, and a "
-                                   "run without its weights stops before any work (debug runs use mouth_motion).",
-                           choices=["auto", "syncnet", "light_asd", "mouth_motion"])
-    min_asd_speaking: float = opt(0.5, "light_asd: minimum share of the clip's speech frames in which the tracked "
-                                       "face is speaking (active speaker; off-screen voices score low).")
+                                   "standard), 'motion_asd' (offline: mouth-motion offset calibrated on recorded "
+                                   "speakers, Light-ASD active speaker; no download), 'light_asd' (Light-ASD's own "
+                                   "offset search; kept for comparison, weaker on short clips), 'mouth_motion' "
+                                   "(model-free, no active-speaker check; synthetic corpus). 'auto' is SyncNet, and "
+                                   "a run without its weights stops before any work (debug runs use mouth_motion).",
+                           choices=["auto", "syncnet", "motion_asd", "light_asd", "mouth_motion"])
+    min_asd_speaking: float = opt(0.5, "Active speaker (every scorer but mouth_motion): minimum share of the "
+                                       "clip's speech frames in which Light-ASD finds the tracked face speaking. "
+                                       "Recorded in-sync speakers: 0.81-0.99.")
     sync_vshift: int = opt(15, "Offset search range for lip sync, in frames either way.")
     max_sync_offset: int = opt(3, "Reject clips whose |sync offset| exceeds this many frames (Ovi: 3).")
     min_sync_conf: float = opt(1.5, "Minimum SyncNet confidence (Sync-C); Ovi: 1.5, LatentSync: 3.")
-    min_motion_sync_conf: float = opt(0.3, "Minimum confidence of the model-free mouth-motion scorer.")
+    min_motion_sync_conf: float = opt(0.2, "Minimum mouth-motion confidence (peak minus median correlation, 0-2). "
+                                           "Recorded in-sync speakers: 0.21-0.64; another speaker's voice: "
+                                           "0.16-0.18.")
     whisper_batch_size: int = opt(8, "Clips of a source transcribed together in one batched Whisper call.")
     language: str = opt("", "Force a transcription language (ISO code); empty means detect.")
+    min_language_prob: float = opt(0.7, "Reject clips whose detected language has a lower probability (Whisper's "
+                                        "guesses below it hallucinate: a recorded English speaker heard as Welsh "
+                                        "at 0.60 gave a looping transcript; other recorded English speakers: "
+                                        "0.92-1.0; espeak's robotic English: 0.78). Not applied with --language.")
     min_words_per_s: float = opt(0.5, "Reject transcripts slower than this (words per second of clip).")
     max_words_per_s: float = opt(6.0, "Reject transcripts faster than this.")
     models_dir: str = opt("models", "Local model folder: syncnet/, whisper-base/ (CTranslate2), "

@@ -102,7 +102,7 @@ def check_models(cfg: PipelineConfig) -> None:
     if resolve_scorer(cfg) == "syncnet" and not os.path.isfile(weights_path(cfg.models_dir)):
         raise SystemExit(f"missing model file: {weights_path(cfg.models_dir)}\nSyncNet decides lip sync in real "
                          f"runs; download it with: python -m model.fetch --models-dir {cfg.models_dir} --only syncnet\n"
-                         "(or choose a scorer explicitly: --sync-scorer light_asd, the offline learned one)")
+                         "(or choose the offline scorer explicitly: --sync-scorer motion_asd)")
     if cfg.latents == "on" and not cfg.debug_models:
         missing = [p for p in required_files(cfg.models_dir, cfg.video_vae) if not os.path.exists(p)]
         if missing:

@@ -30,7 +30,8 @@ def test_case_outcome(corpus_run, name):
     for clip, want in zip(clips, expect["clips"]):
         assert clip["status"] == want["status"], (clip["reject_stage"], clip["reject_reason"], clip["reject_detail"])
         if want["status"] == "rejected":
-            assert (clip["reject_stage"], clip["reject_reason"]) == (want["reject_stage"], want["reject_reason"])
+            reasons = want["reject_reason"] if isinstance(want["reject_reason"], list) else [want["reject_reason"]]
+            assert clip["reject_stage"] == want["reject_stage"] and clip["reject_reason"] in reasons
             assert clip["reject_detail"]
         else:
             assert clip["shard"] and clip["reject_reason"] is None
@@ -62,7 +63,7 @@ def test_shifted_offset_is_measured(corpus_run, name):
 def test_mismatched_mouth_has_low_confidence(corpus_run):
     clip = corpus_run["clips"]["mismatched_mouth.mp4"][0]
     in_sync = corpus_run["clips"]["insync_24fps.mp4"][0]
-    assert clip["sync_conf"] < in_sync["sync_conf"] / 2
+    assert clip["motion_conf"] < in_sync["motion_conf"] / 2
 
 
 def test_clips_never_span_a_scene_cut(corpus_run):

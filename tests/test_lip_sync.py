@@ -108,11 +108,14 @@ def test_sync_stage_uses_syncnet_when_its_weights_are_present(tmp_path):
     stage.setup()
     stage([clip])
     assert clip["sync_scorer"] == "syncnet_v2" and clip["sync_fps"] == 25.0
-    assert -15 <= clip["sync_offset_frames"] <= 15 and clip["sync_conf"] >= 0
-    passes = clip["sync_conf"] >= 1.5 and abs(clip["sync_offset_frames"]) <= 3  # the field's thresholds
-    assert (clip["status"] != "rejected") == passes
+    assert -15 <= clip["sync_offset_frames"] <= 15 and clip["syncnet_conf"] >= 0 and clip["syncnet_dist"] > 0
+    assert clip.get("motion_conf") is None  # each scorer writes only its own columns
+    passes = clip["syncnet_conf"] >= 1.5 and abs(clip["sync_offset_frames"]) <= 3  # the field's thresholds
     if not passes:
-        assert clip["reject_reason"] == ("sync_confidence" if clip["sync_conf"] < 1.5 else "sync_offset")
+        assert clip["reject_reason"] == ("sync_confidence" if clip["syncnet_conf"] < 1.5 else "sync_offset")
+        assert clip.get("asd_speaking") is None  # the active speaker is asked only after sync passes
+    else:  # then Light-ASD decides whether the tracked face is the one speaking
+        assert (clip["status"] == "rejected") == (clip["asd_speaking"] < 0.5)
 
 
 def test_a_real_run_without_syncnet_weights_stops_before_any_work(corpus, tmp_path):
@@ -131,10 +134,10 @@ def test_a_real_run_without_syncnet_weights_stops_before_any_work(corpus, tmp_pa
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode != 0
     assert "syncnet/syncnet_v2.model" in proc.stderr and "python -m model.fetch" in proc.stderr
-    assert "--sync-scorer light_asd" in proc.stderr and not os.path.exists(tmp_path / "out" / "manifests")
+    assert "--sync-scorer motion_asd" in proc.stderr and not os.path.exists(tmp_path / "out" / "manifests")
     from pipeline.config import parse_config
     from pipeline.stages.sync import resolve_scorer
 
-    explicit = parse_config(["--input", corpus_dir, "--output", "x", "--models-dir", str(models), "--sync-scorer", "light_asd"], "")
+    explicit = parse_config(["--input", corpus_dir, "--output", "x", "--models-dir", str(models), "--sync-scorer", "motion_asd"], "")
     debug = parse_config(["--input", corpus_dir, "--output", "x", "--models-dir", str(models), "--debug-models"], "")
-    assert resolve_scorer(explicit) == "light_asd" and resolve_scorer(debug) == "mouth_motion"
+    assert resolve_scorer(explicit) == "motion_asd" and resolve_scorer(debug) == "mouth_motion"

@@ -27,5 +27,6 @@ def test_readme_queries_run_on_the_corpus_run(corpus_run):
     assert len(results[2]) > 0 and results[2]["name"].str.endswith((".mp4", ".wav", ".json", ".npy")).all()
     clips = pd.read_parquet(os.path.join(manifests, "clips.parquet"))
     same = clips[(clips["status"] == "accepted") & (clips["language"] == "en")
-                 & (clips["sync_offset_frames"].abs() <= 1) & (clips["sync_conf"] > 0.8)]
+                 & (clips["sync_offset_frames"].abs() <= 1)
+                 & ((clips["syncnet_conf"] >= 3) | (clips["motion_conf"] >= 0.3))]
     assert set(same["clip_id"]) == set(results[2]["clip_id"])  # pandas reads the same files to the same answer

@@ -59,11 +59,15 @@ def test_diff_reports_a_decision_flipped_by_a_threshold(corpus, models_dir, tmp_
         shutil.copy(os.path.join(corpus_dir, name), subset / name)
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     build_shards(str(subset), a, models_dir, "--latents", "off", "--sync-scorer", "mouth_motion")
-    build_shards(str(subset), b, models_dir, "--latents", "off", "--sync-scorer", "mouth_motion", "--min-motion-sync-conf", "0.9")
+    confs = {r["source_path"]: r["motion_conf"] for r in pq.read_table(os.path.join(a, "manifests", "clips.parquet")).to_pylist()}
+    assert len(confs) == 2 and len(set(confs.values())) == 2
+    weaker = min(confs, key=confs.get)  # a threshold between the two flips exactly the weaker one
+    between = str(sum(confs.values()) / 2)
+    build_shards(str(subset), b, models_dir, "--latents", "off", "--sync-scorer", "mouth_motion", "--min-motion-sync-conf", between)
     proc = manifests_cli("diff", a, b)
     assert proc.returncode == 0
     assert "decisions flipped: 1" in proc.stdout
     flipped = [line for line in proc.stdout.splitlines() if line.startswith("~ ")]
-    assert len(flipped) == 1 and "in sync 25fps.mp4" in flipped[0]
+    assert len(flipped) == 1 and weaker in flipped[0]
     assert "accepted  ->  rejected at sync: sync_confidence" in flipped[0]
     assert "no differences" in manifests_cli("diff", a, a).stdout

@@ -1,6 +1,7 @@
-"""Stage 6: lip sync (and, with Light-ASD, active speaker). SyncNet decides real runs; Light-ASD is the
-offline learned scorer chosen with --sync-scorer light_asd; the model-free mouth-motion scorer serves debug
-runs on the synthetic corpus. Low confidence is checked first: without it the offset means nothing."""
+"""Stage 6: lip sync and active speaker. SyncNet decides real runs; `motion_asd` is the offline choice
+(mouth-motion offset, Light-ASD active speaker); the bare model-free scorer serves debug runs on the
+synthetic corpus. Each scorer writes its own columns (syncnet_conf, motion_conf, asd_*), so a filter on one
+means one thing."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ import os
 import numpy as np
 
 from pipeline import media
+from pipeline.asd_sync import FPS as ASD_FPS, asd_faces
 from pipeline.config import PipelineConfig
 from pipeline.lip_sync import MouthMotionScorer, SyncNetScorer, mouth_crops, syncnet_crops
 from pipeline.stages.audio import clip_pcm
@@ -37,6 +39,7 @@ class SyncStage(Stage):
 
     def __init__(self, cfg: PipelineConfig):
         super().__init__(cfg)
+        self.scorer = ""
         self.syncnet = self.asd = None
         self.motion = MouthMotionScorer()
 
@@ -44,12 +47,12 @@ class SyncStage(Stage):
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        scorer = resolve_scorer(self.cfg)
-        if scorer == "syncnet":
+        self.scorer = resolve_scorer(self.cfg)
+        if self.scorer == "syncnet":
             from model.syncnet import load_syncnet
 
             self.syncnet = SyncNetScorer(load_syncnet(self.cfg.models_dir, device), device)
-        elif scorer == "light_asd":
+        if self.scorer != "mouth_motion":
             from model.light_asd import load_light_asd
             from pipeline.asd_sync import LightASDScorer
 
@@ -60,48 +63,54 @@ class SyncStage(Stage):
             self.measure(c)
 
     def measure(self, c: Record) -> None:
+        """Confidence first (without it the offset means nothing), then the offset, then the active speaker;
+        the learned active-speaker model runs only on clips whose sync already passed."""
         cfg, dec = self.cfg, c["_source"]["_decoded"]
         frames = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames).read(
             c["start_frame"], c["num_frames"])
         pcm = clip_pcm(c, cfg.sample_rate)
-        if self.syncnet is not None or self.asd is not None:
-            t25 = np.arange(int(len(frames) * SyncNetScorer.FPS / cfg.fps))
-            pick = np.minimum(np.round(t25 * cfg.fps / SyncNetScorer.FPS).astype(int), len(frames) - 1)
-            crops = syncnet_crops(frames[pick], smooth_boxes(c["_track_boxes"])[pick])
-        if self.asd is not None:
-            self.measure_asd(c, crops, pcm)
-            return
+        crops = self.crops_25fps(c, frames) if self.scorer in ("syncnet", "light_asd") else None
+        embeds = None
         if self.syncnet is not None:
             s = self.syncnet.score(crops, pcm, cfg.sync_vshift)
-            min_conf = cfg.min_sync_conf
+            c.update(syncnet_conf=round(s.confidence, 4), syncnet_dist=round(s.min_dist, 4))
+            name, offset, fps, low = s.scorer, s.offset, s.fps, (s.confidence, cfg.min_sync_conf)
+        elif self.scorer == "light_asd":
+            embeds = self.asd.embed(asd_faces(crops), pcm)
+            o = self.asd.offset(*embeds, cfg.sync_vshift)
+            c["asd_sync_gain"] = round(o.gain, 4)
+            name, offset, fps, low = "light_asd", o.offset, ASD_FPS, None
         else:
             s = self.motion.score(mouth_crops(frames, c["_track_landmarks"]), pcm, cfg.sample_rate, cfg.fps,
                                   cfg.sync_vshift)
-            min_conf = cfg.min_motion_sync_conf
-        c.update(sync_scorer=s.scorer, sync_offset_frames=s.offset, sync_fps=s.fps,
-                 sync_offset_s=round(s.offset / s.fps, 4), sync_conf=round(s.confidence, 4),
-                 sync_min_dist=round(s.min_dist, 4))
-        if s.confidence < min_conf:
-            reject(c, self.name, "sync_confidence", f"{s.scorer} confidence {s.confidence:.2f} < {min_conf}")
-        elif abs(s.offset) > cfg.max_sync_offset:
+            c["motion_conf"] = round(s.confidence, 4)
+            name, offset, fps, low = self.scorer, s.offset, s.fps, (s.confidence, cfg.min_motion_sync_conf)
+        c.update(sync_scorer=name, sync_offset_frames=offset, sync_fps=fps, sync_offset_s=round(offset / fps, 4))
+        if low is not None and low[0] < low[1]:
+            reject(c, self.name, "sync_confidence", f"{name} confidence {low[0]:.2f} < {low[1]}")
+        elif abs(offset) > cfg.max_sync_offset:
             reject(c, self.name, "sync_offset",
-                   f"{s.scorer} offset {s.offset:+d} frames at {s.fps:g} fps beyond +-{cfg.max_sync_offset}")
+                   f"{name} offset {offset:+d} frames at {fps:g} fps beyond +-{cfg.max_sync_offset}")
+        elif self.asd is not None:
+            self.check_speaker(c, frames, crops, pcm, embeds)
 
-    def measure_asd(self, c: Record, crops: np.ndarray, pcm: np.ndarray) -> None:
-        """Light-ASD: offset from the face-dependent part of the speaking score; then the active-speaker share."""
-        from pipeline.asd_sync import FPS, asd_faces
+    def check_speaker(self, c: Record, frames: np.ndarray, crops, pcm: np.ndarray, embeds=None) -> None:
+        """Active speaker: the tracked face speaks in most of the clip's speech (Light-ASD, unshifted)."""
+        if embeds is None:
+            crops = self.crops_25fps(c, frames) if crops is None else crops
+            embeds = self.asd.embed(asd_faces(crops), pcm)
+        v, a = embeds
+        share = self.asd.speaking_share(v, a, speech_mask(c, len(v), ASD_FPS))
+        c["asd_speaking"] = round(share, 4)
+        if share < self.cfg.min_asd_speaking:
+            reject(c, self.name, "not_speaking", f"the tracked face speaks in {share:.0%} of the speech "
+                   f"< {self.cfg.min_asd_speaking:.0%} (an off-screen or dubbed voice)")
 
-        cfg = self.cfg
-        s = self.asd.score(asd_faces(crops), pcm, cfg.sync_vshift, speech_mask(c, len(crops), FPS))
-        c.update(sync_scorer="light_asd", sync_offset_frames=s.offset, sync_fps=FPS,
-                 sync_offset_s=round(s.offset / FPS, 4), sync_conf=None, sync_min_dist=None,
-                 asd_speaking=round(s.speaking, 4), asd_sync_gain=round(s.gain, 4))
-        if abs(s.offset) > cfg.max_sync_offset:
-            reject(c, self.name, "sync_offset",
-                   f"light_asd offset {s.offset:+d} frames at {FPS:g} fps beyond +-{cfg.max_sync_offset}")
-        elif s.speaking < cfg.min_asd_speaking:
-            reject(c, self.name, "not_speaking", f"the tracked face speaks in {s.speaking:.0%} of the speech "
-                   f"< {cfg.min_asd_speaking:.0%} (an off-screen or dubbed voice)")
+    def crops_25fps(self, c: Record, frames: np.ndarray) -> np.ndarray:
+        """SyncNet-style face crops resampled to 25 fps (both learned models were trained at that rate)."""
+        t25 = np.arange(int(len(frames) * SyncNetScorer.FPS / self.cfg.fps))
+        pick = np.minimum(np.round(t25 * self.cfg.fps / SyncNetScorer.FPS).astype(int), len(frames) - 1)
+        return syncnet_crops(frames[pick], smooth_boxes(c["_track_boxes"])[pick])
 
 
 def smooth_boxes(boxes: np.ndarray, kernel: int = 13) -> np.ndarray:

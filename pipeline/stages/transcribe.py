@@ -92,6 +92,10 @@ class TranscribeStage(Stage):
         for k, c in enumerate(clips):
             mine = [s for s, o in zip(segments, owner) if o == k]
             self.record(c, mine, info.language, float(info.language_probability))
+            if c["status"] != "rejected" and not cfg.language and c["language_prob"] < cfg.min_language_prob:
+                guesses = ", ".join(f"{lang} {p:.2f}" for lang, p in (info.all_language_probs or [])[:3])
+                reject(c, self.name, "language_uncertain", f"Whisper is unsure of the language ({guesses}) "
+                       f"< {cfg.min_language_prob}; --language forces one")
 
     def record(self, c: Record, segments: list, language: str, language_prob: float) -> None:
         cfg = self.cfg

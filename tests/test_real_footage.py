@@ -1,0 +1,101 @@
+"""The checks on recorded people: `REAL_FOOTAGE` names the labelled folder (`.ci/run` sets it to
+../shared/real_footage; a path is taken from the repository root). When the variable is set and the folder
+is missing, every test here fails rather than skips. One pipeline run per corpus serves all tests."""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+from tests.conftest import REPO
+
+ROOT = os.environ.get("REAL_FOOTAGE", "")
+pytestmark = pytest.mark.skipif(not ROOT, reason="REAL_FOOTAGE does not name the real-footage folder")
+SHIFTED = "audio_early_0.4s", "audio_late_0.4s"
+
+
+def benchmark():
+    spec = importlib.util.spec_from_file_location("real_footage", os.path.join(REPO, "benchmarks", "real_footage.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def footage() -> str:
+    root = os.path.join(REPO, ROOT)
+    for part in ("labels.json", "videos", os.path.join("speech", "transcripts.json")):
+        if not os.path.exists(os.path.join(root, part)):
+            pytest.fail(f"REAL_FOOTAGE={ROOT} is set but {os.path.join(root, part)} is missing")
+    return root
+
+
+@pytest.fixture(scope="module")
+def offline_run(footage, models_dir, tmp_path_factory) -> dict:
+    """The offline scorer (no SyncNet weights here) at a clip length the 3-5.6 s recordings hold."""
+    return benchmark().score_videos(footage, str(tmp_path_factory.mktemp("real")), models_dir, "motion_asd", 73)
+
+
+def test_in_sync_speakers_are_accepted(offline_run):
+    originals = {n: f for n, f in offline_run["files"].items() if f["expect"] == "accept"}
+    assert len(originals) == 7
+    accepted = [n for n, f in originals.items() if f["result"] == "accepted"]
+    assert len(accepted) >= 6, {n: f["reason"] for n, f in originals.items()}
+    assert all(abs(originals[n]["offset"]) <= 3 for n in accepted)
+
+
+def test_every_shifted_or_dubbed_copy_is_rejected(offline_run):
+    negatives = {n: f for n, f in offline_run["files"].items() if "__" in n}
+    assert len(negatives) == 12
+    assert [n for n, f in negatives.items() if f["result"] != "rejected"] == []
+    assert all(f["reason"].startswith("sync:") for f in negatives.values())  # rejected for sync, not by accident
+
+
+def test_shifted_copies_move_the_offset_by_the_shift(offline_run):
+    """0.4 s is 10 frames at 25 fps (9.6 at 24): audio early reads positive, late negative, as SyncNet's sign."""
+    files = offline_run["files"]
+    moved = [(n, f["offset"]) for n, f in files.items() if n.endswith(SHIFTED[0] + ".mp4")] + \
+            [(n, -f["offset"]) for n, f in files.items() if n.endswith(SHIFTED[1] + ".mp4")]
+    assert len(moved) == 10
+    near = [n for n, o in moved if abs(o - 10) <= 3]
+    assert len(near) >= 8, moved
+
+
+def test_read_speech_is_transcribed(footage, models_dir, tmp_path_factory):
+    mean = benchmark().speech_wer(footage, str(tmp_path_factory.mktemp("speech")), models_dir)
+    assert mean < 0.15
+
+
+def decode(path: str, size: int = 448) -> tuple:
+    """RGB frames at 25 fps and 16 kHz mono audio of a recording, through ffmpeg."""
+    import subprocess
+
+    import numpy as np
+
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-vf", f"fps=25,scale={size}:{size}", "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-ac", "1", "-ar", "16000", "-f", "s16le", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, size, size, 3), np.frombuffer(pcm, np.int16) / 32768.0
+
+
+@pytest.mark.parametrize("name", ["face_2.mp4", "lrs2_00001.mp4"])
+def test_active_speaker_tells_a_speaking_face_from_a_still_one(footage, name):
+    """Light-ASD on a recorded speaker: speaking through most of the speech; the same face frozen on its
+    first frame over the same voice (a photo with a voice-over: the speaker is off screen) is not."""
+    import numpy as np
+
+    from model.light_asd import load_light_asd
+    from pipeline.asd_sync import LightASDScorer, asd_faces
+    from pipeline.face_backends import RetinaFaceDetector
+    from pipeline.lip_sync import syncnet_crops
+    from pipeline.stages.sync import smooth_boxes
+
+    frames, pcm = decode(os.path.join(footage, "videos", name))
+    boxes = np.stack([max(d, key=lambda x: x.score).box for d in RetinaFaceDetector().detect(frames, 0.5)])
+    faces = asd_faces(syncnet_crops(frames, smooth_boxes(boxes)))
+    scorer = LightASDScorer(load_light_asd())
+    speaking = scorer.speaking_share(*scorer.embed(faces, pcm))
+    still = scorer.speaking_share(*scorer.embed(np.repeat(faces[:1], len(faces), 0), pcm))
+    assert speaking > 0.5 > still, (speaking, still)
