@@ -21,13 +21,15 @@ def failed_result(path: str, rel: str, size: int, error: str) -> dict:
 
 
 def actor_classes(cfg: PipelineConfig, cluster: dict[str, float]):
-    """The source and encode workers: one actor class around a processor, placed by its declared resources."""
+    """Makers of source and encode workers: an actor class per kind (so a process says what it runs), placed
+    by the resources its stages declare. Ray never restarts them: the scheduler replaces a dead one."""
     import ray
 
-    @ray.remote(max_restarts=1)
     class Worker:
-        def __init__(self, kind: str, cfg: PipelineConfig):
-            if kind == "source":
+        kind = ""
+
+        def __init__(self, cfg: PipelineConfig):
+            if self.kind == "source":
                 from pipeline.source_worker import SourceProcessor as Processor
             else:
                 from pipeline.encode_worker import EncodeProcessor as Processor
@@ -37,13 +39,16 @@ def actor_classes(cfg: PipelineConfig, cluster: dict[str, float]):
         def run(self, *args: str) -> str:
             return self.processor.run(*args)
 
+    SourceWorker = ray.remote(max_restarts=0)(type("SourceWorker", (Worker,), {"kind": "source"}))
+    EncodeWorker = ray.remote(max_restarts=0)(type("EncodeWorker", (Worker,), {"kind": "encode"}))
     need = worker_resources()
     # node labels of ray_cluster.yaml: CPU stages on CPU workers, encoders on GPU workers, where they exist
     on = lambda label: {"resources": {label: 0.001}} if label in cluster else {}
-    source = lambda: Worker.options(num_cpus=cfg.worker_cpus or need.cpus, num_gpus=need.gpus,
-                                    memory=int(need.memory_gb * 2**30), **on("cpu_node")).remote("source", cfg)
-    encode = lambda: Worker.options(num_cpus=EncodeStage.resources.cpus, num_gpus=cfg.encode_gpus if cluster.get("GPU") else 0,
-                                    **on("gpu_node")).remote("encode", cfg)
+    source = lambda: SourceWorker.options(num_cpus=cfg.worker_cpus or need.cpus, num_gpus=need.gpus,
+                                          memory=int(need.memory_gb * 2**30), **on("cpu_node")).remote(cfg)
+    encode = lambda: EncodeWorker.options(num_cpus=EncodeStage.resources.cpus,
+                                          num_gpus=cfg.encode_gpus if cluster.get("GPU") else 0,
+                                          **on("gpu_node")).remote(cfg)
     return source, encode
 
 
@@ -64,29 +69,39 @@ def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str, int]], packers, 
 
     cluster = ray.cluster_resources()
     n_src, n_enc = worker_counts(cfg, cluster.get("CPU", 1), cluster.get("GPU", 0))
-    new_source_worker, new_encode_worker = actor_classes(cfg, cluster)
-    idle_src = [new_source_worker() for _ in range(min(n_src, len(todo)))]
-    idle_enc = [new_encode_worker() for _ in range(n_enc)]
-    queue, to_encode, pending = list(todo), list(encode_only), {}
-    while queue or to_encode or pending:
-        while idle_src and queue:
-            actor, (path, rel, size) = idle_src.pop(), queue.pop(0)
-            pending[actor.run.remote(path, rel, size)] = ("source", actor, (path, rel, size))
-        while idle_enc and to_encode:
-            actor, result = idle_enc.pop(), to_encode.pop(0)
-            pending[actor.run.remote(result["staged"], json.dumps(result))] = ("encode", actor, result)
+    new_worker = dict(zip(("source", "encode"), actor_classes(cfg, cluster)))
+    idle = {"source": [new_worker["source"]() for _ in range(min(n_src, len(todo)))],
+            "encode": [new_worker["encode"]() for _ in range(n_enc)]}
+    queue = {"source": list(todo), "encode": list(encode_only)}
+    pending, tries = {}, {}
+    while queue["source"] or queue["encode"] or pending:
+        for kind in ("source", "encode"):
+            while idle[kind] and queue[kind]:
+                actor, payload = idle[kind].pop(), queue[kind].pop(0)
+                args = payload if kind == "source" else (payload["staged"], json.dumps(payload))
+                pending[actor.run.remote(*args)] = (kind, actor, payload)
         (ref,), _ = ray.wait(list(pending), num_returns=1)
         kind, actor, payload = pending.pop(ref)
-        (idle_src if kind == "source" else idle_enc).append(actor)
         try:
             result = json.loads(ray.get(ref))
-        except ray.exceptions.RayError as e:  # the worker process died on this source
+            idle[kind].append(actor)
+        except ray.exceptions.RayError as e:
+            # the worker died (killed, out of memory) or raised: a fresh worker takes its place, and the
+            # work it held is tried once more before it is recorded as failed
+            ray.kill(actor, no_restart=True)
+            idle[kind].append(new_worker[kind]())
+            key = (kind, payload[1] if kind == "source" else payload["source"]["source_id"])
+            tries[key] = tries.get(key, 0) + 1
+            if tries[key] < 2:
+                print(f"a {kind} worker died on {key[1]}; retrying it on a new worker", flush=True)
+                queue[kind].insert(0, payload)
+                continue
             result = (failed_result(*payload, str(e)) if kind == "source"
                       else reject_encoding(payload, "encode_worker_died", str(e), retry=True))
         if kind == "source" and result["source"]["clips_accepted"]:
             result["staged"] = staging_path(result["source"]["source_id"])
             if cfg.latents == "on":
-                to_encode.append(result)
+                queue["encode"].append(result)
                 continue
             result["bucket"] = "clips"
         packers.add(result)

@@ -1,0 +1,55 @@
+"""Workers killed with SIGKILL mid-run (a real process death, found by the title Ray gives the process
+running a task): the scheduler replaces the worker and retries what it held, so the run ends like an
+uninterrupted one, with byte-identical members, no repeated shard keys, and `verify` agreeing."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import LATENT_ARGS, REPO
+from tests.test_resume import assert_no_repeated_keys, comparable
+
+NAMES = ["insync_24fps.mp4", "in sync 25fps.mp4", "audio_late_0.3s.mp4", "notes.mp4"]
+
+
+def running_task_pid(title: str) -> int | None:
+    """The pid of a process whose title is `title` (Ray names a worker running a task ray::Class.method)."""
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    for line in ps.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if args.strip().startswith(title):
+            return int(pid)
+    return None
+
+
+@pytest.mark.parametrize("worker", ["SourceWorker", "EncodeWorker"])
+def test_a_killed_worker_costs_nothing(corpus_run, models_dir, tmp_path, worker):
+    subset = tmp_path / "in"
+    subset.mkdir()
+    for n in NAMES:
+        shutil.copy(os.path.join(corpus_run["corpus"], n), subset / n)
+    out = str(tmp_path / "out")
+    cmd = [sys.executable, os.path.join(REPO, "pipeline", "build_shards.py"), "--input", str(subset), "--output", out,
+           "--models-dir", models_dir, "--workers", "1", *LATENT_ARGS]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    killed, deadline = None, time.time() + 300
+    while killed is None and proc.poll() is None and time.time() < deadline:
+        killed = running_task_pid(f"ray::{worker}.run")
+        time.sleep(0.05)
+    assert killed, f"no {worker} was seen running a task"
+    os.kill(killed, signal.SIGKILL)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log[-3000:]
+    assert "worker died on" in log and "retrying it on a new worker" in log
+    sources = pq.read_table(os.path.join(out, "manifests", "sources.parquet")).to_pylist()
+    clips = pq.read_table(os.path.join(out, "manifests", "clips.parquet")).to_pylist()
+    assert comparable(sources) == comparable([corpus_run["sources"][n] for n in NAMES])
+    assert comparable(clips) == comparable([c for n in NAMES for c in corpus_run["clips"][n]])
+    assert_no_repeated_keys(out)
