@@ -27,34 +27,73 @@ def read_table(store: Store, rel: str, schema: pa.Schema | None = None) -> pa.Ta
         return pq.read_table(f, schema=schema)
 
 
-def write_part(store: Store, stem: str, sources: list[dict], clips: list[dict]) -> None:
-    """Clips first, sources last: a part counts as present once its sources file exists."""
-    write_table(store, to_table(clips, CLIPS), stem + PART_CLIPS)
-    write_table(store, to_table(sources, SOURCES), stem + PART_SOURCES)
+ORDER = b"part_order"  # parquet metadata: "run sequence" of the part, which decides among repeats
+
+
+class UnreadablePart(Exception):
+    pass
+
+
+def write_part(store: Store, stem: str, sources: list[dict], clips: list[dict], order: tuple[int, int]) -> None:
+    """Clips first, sources last: a part counts as present once its sources file exists. `order` is (run,
+    sequence in the run): data the part carries, so copying a folder (new file times) changes nothing."""
+    meta = {ORDER: f"{order[0]} {order[1]}".encode()}
+    write_table(store, to_table(clips, CLIPS).replace_schema_metadata(meta), stem + PART_CLIPS)
+    write_table(store, to_table(sources, SOURCES).replace_schema_metadata(meta), stem + PART_SOURCES)
 
 
 def part_stems(store: Store) -> list[str]:
-    """Relative stems of the parts, in the order they were written (a source's last part wins)."""
-    found = store.files("shards", (PART_SOURCES,))
-    found.sort(key=lambda i: (i.mtime_ns or 0, i.path))
-    return [store.relative(i.path)[: -len(PART_SOURCES)] for i in found]
+    """Relative stems of the parts present (those whose sources file exists), by path."""
+    return sorted(store.relative(i.path)[: -len(PART_SOURCES)] for i in store.files("shards", (PART_SOURCES,)))
 
 
-def read_parts(out_dir: str) -> tuple[pa.Table, pa.Table]:
-    """All parts merged; a source written by several parts (a failed try, then a retry) keeps its last."""
+def read_part(store: Store, stem: str) -> tuple[tuple[int, int], pa.Table, pa.Table]:
+    """(order, sources, clips) of one part; UnreadablePart says which file and why."""
+    tables = []
+    for suffix, schema in ((PART_SOURCES, SOURCES), (PART_CLIPS, CLIPS)):
+        try:
+            with store.open(stem + suffix) as f:
+                table = pq.read_table(f)
+            tables.append(table.select(schema.names).cast(schema).replace_schema_metadata(table.schema.metadata))
+        except Exception as e:  # noqa: BLE001 - any failure to read is the same news for the user
+            raise UnreadablePart(f"manifest part {store.uri_of(stem + suffix)} is unreadable "
+                                 f"({type(e).__name__}: {str(e)[:200]})") from e
+    run, seq = (int(x) for x in (tables[0].schema.metadata or {}).get(ORDER, b"0 0").split())
+    return (run, seq), tables[0], tables[1]
+
+
+def read_parts(out_dir: str, problems: list[str] | None = None) -> tuple[pa.Table, pa.Table]:
+    """All parts merged; a source written by several parts (a failed try, then a retry) keeps the one of the
+    latest run. An unreadable part stops the merge with what to do, or, given `problems`, is listed there."""
     store = Store(out_dir)
-    sources, clips, s_part, c_part = [], [], [], []
-    for k, stem in enumerate(part_stems(store)):
-        sources.append(read_table(store, stem + PART_SOURCES, SOURCES))
-        clips.append(read_table(store, stem + PART_CLIPS, CLIPS))
-        s_part += [k] * len(sources[-1])
-        c_part += [k] * len(clips[-1])
-    s = pa.concat_tables(sources) if sources else SOURCES.empty_table()
-    c = pa.concat_tables(clips) if clips else CLIPS.empty_table()
+    parts = []
+    for stem in part_stems(store):
+        try:
+            parts.append((*read_part(store, stem), stem))
+        except UnreadablePart as e:
+            if problems is None:
+                raise SystemExit(f"{e}\ndelete that part's files ({stem}.*) and run again: its sources are "
+                                 "processed again") from e
+            problems.append(str(e))
+    parts.sort(key=lambda p: (p[0], p[3]))
+    s_part = [k for k, p in enumerate(parts) for _ in range(len(p[1]))]
+    c_part = [k for k, p in enumerate(parts) for _ in range(len(p[2]))]
+    s = pa.concat_tables([p[1].replace_schema_metadata(None) for p in parts]) if parts else SOURCES.empty_table()
+    c = pa.concat_tables([p[2].replace_schema_metadata(None) for p in parts]) if parts else CLIPS.empty_table()
     last = dict(zip(s.column("source_id").to_pylist(), s_part))  # later parts overwrite earlier ones
     keep_s = [last[sid] == k for sid, k in zip(s.column("source_id").to_pylist(), s_part)]
     keep_c = [last.get(sid) == k for sid, k in zip(c.column("source_id").to_pylist(), c_part)]
     return s.filter(pa.array(keep_s, pa.bool_())), c.filter(pa.array(keep_c, pa.bool_()))
+
+
+def next_run(out_dir: str) -> int:
+    """The sequence number of a new run over `out_dir`: one after the latest part's."""
+    store = Store(out_dir)
+    runs = []
+    for stem in part_stems(store):  # footers only
+        with store.open(stem + PART_SOURCES) as f:
+            runs.append(int((pq.read_schema(f).metadata or {}).get(ORDER, b"0 0").split()[0]))
+    return max(runs, default=0) + 1
 
 
 def finished_source_ids(out_dir: str) -> set[str]:

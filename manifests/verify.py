@@ -1,13 +1,14 @@
 """`python -m manifests verify OUT`: do the manifests and the shards agree?
 
-Every accepted row's members must be in its shard with the recorded size and sha256; every shard member
-must belong to an accepted row; every shard must open with webdataset. Each mismatch is named."""
+Every manifest part must be readable, and the merged manifests must hold exactly the parts' rows; every
+accepted row's members must be in its shard with the recorded size and sha256; every shard member must
+belong to an accepted row; every shard must open with webdataset. Each mismatch is named."""
 from __future__ import annotations
 
 import hashlib
 import tarfile
 
-from manifests.parts import read_manifest
+from manifests.parts import read_manifest, read_parts
 from manifests.storage import Store
 
 
@@ -39,6 +40,14 @@ def verify(out_dir: str) -> list[str]:
     problems: list[str] = []
     store = Store(out_dir)
     clips = read_manifest(out_dir, "clips")
+    _, from_parts = read_parts(out_dir, problems)
+    merged = {c["clip_id"]: c["status"] for c in clips}
+    in_parts = dict(zip(from_parts.column("clip_id").to_pylist(), from_parts.column("status").to_pylist()))
+    for cid in sorted(set(merged) ^ set(in_parts)):
+        where = "the parts but not manifests/clips.parquet" if cid in in_parts else "manifests/clips.parquet but no part"
+        problems.append(f"clip {cid}: in {where} (build_shards on the same output rewrites the manifests)")
+    for cid in sorted(c for c in set(merged) & set(in_parts) if merged[c] != in_parts[c]):
+        problems.append(f"clip {cid}: {merged[cid]} in manifests/clips.parquet, {in_parts[cid]} in its part")
     expected: dict[str, dict[str, tuple[int, str, str]]] = {}  # shard -> member -> (size, sha, clip id)
     for c in clips:
         if c["status"] != "accepted":

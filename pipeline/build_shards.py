@@ -44,7 +44,7 @@ def connect_ray(cfg: PipelineConfig) -> None:
 def run(cfg: PipelineConfig) -> dict:
     from tqdm import tqdm
 
-    from manifests.parts import finished_source_ids, write_manifests
+    from manifests.parts import finished_source_ids, next_run, write_manifests
     from pipeline.scheduler import check_models, run_sources
     from pipeline.shard_packer import Packers
     from pipeline.source_worker import STAGING, new_source_record
@@ -59,7 +59,7 @@ def run(cfg: PipelineConfig) -> dict:
     Store(cfg.output).makedirs("")
     finished = finished_source_ids(cfg.output)
     Store(cfg.output).remove_dir(STAGING)  # leftovers of a killed run
-    packers = Packers(cfg.output, cfg.shard_target_mb)
+    packers = Packers(cfg.output, cfg.shard_target_mb, next_run(cfg.output))
     todo, encode_only = [], []
     if cfg.from_clips:
         from pipeline.from_clips import previous_results, restage

@@ -18,8 +18,9 @@ UNSHARDED = "unsharded"
 
 
 class ShardPacker:
-    def __init__(self, out_dir: str, bucket: str, target_mb: float):
+    def __init__(self, out_dir: str, bucket: str, target_mb: float, order):
         self.store, self.bucket, self.target = Store(out_dir), bucket, int(target_mb * 2 ** 20)
+        self.order = order  # () -> (run, sequence) of the next part written
         self.dir = f"shards/{bucket}"
         for stale in self.store.files(self.dir, (".tmp",)):
             self.store.fs.delete_file(stale.path)
@@ -68,7 +69,7 @@ class ShardPacker:
             local = os.path.join(self.local, self.name + ".tar")
             self.store.upload(local, stem + ".tar")
             os.remove(local)
-        write_part(self.store, stem, self.sources, self.clips)
+        write_part(self.store, stem, self.sources, self.clips, self.order())
         for staged in self.staged:
             self.store.remove(staged)
         self.next_index += 1
@@ -78,14 +79,19 @@ class ShardPacker:
 class Packers:
     """One ShardPacker per bucket, made on first use."""
 
-    def __init__(self, out_dir: str, target_mb: float):
+    def __init__(self, out_dir: str, target_mb: float, run: int):
         self.out_dir, self.target_mb = out_dir, target_mb
         self.by_bucket: dict[str, ShardPacker] = {}
+        self.run, self.written = run, 0
+
+    def next_order(self) -> tuple[int, int]:
+        self.written += 1
+        return self.run, self.written
 
     def add(self, result: dict) -> None:
         bucket = result.get("bucket") if result.get("staged") else UNSHARDED
         if bucket not in self.by_bucket:
-            self.by_bucket[bucket] = ShardPacker(self.out_dir, bucket, self.target_mb)
+            self.by_bucket[bucket] = ShardPacker(self.out_dir, bucket, self.target_mb, self.next_order)
         self.by_bucket[bucket].add(result)
 
     def flush(self) -> None:

@@ -1,0 +1,48 @@
+"""Manifest parts: their order is data they carry (a copied folder's new file times change nothing), and a
+corrupt part is named by `verify` and stops a run with what to do, never a traceback."""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+
+from manifests.parts import finished_source_ids, read_parts, write_part
+from manifests.storage import Store
+from tests.conftest import LATENT_ARGS, build_shards
+from tests.test_verify_diff import manifests_cli
+
+
+def test_the_latest_run_wins_whatever_the_file_times(tmp_path):
+    """A source failed in run 1 and was done in run 2; the run-2 part gets the older file time (as a copy
+    can give it), and still wins."""
+    store = Store(str(tmp_path))
+    row = {"source_id": "s1", "source_path": "a.mp4"}
+    write_part(store, "shards/unsharded/000000", [dict(row, status="failed")], [], (1, 1))
+    write_part(store, "shards/clips/000000", [dict(row, status="done")],
+               [{"clip_id": "c1", "source_id": "s1", "status": "accepted"}], (2, 1))
+    for k, path in enumerate(sorted(glob.glob(str(tmp_path / "shards" / "clips" / "*")))):
+        os.utime(path, (1_000_000 + k, 1_000_000 + k))  # older than the run-1 part
+    sources, clips = read_parts(str(tmp_path))
+    assert sources.column("status").to_pylist() == ["done"] and clips.column("clip_id").to_pylist() == ["c1"]
+    assert finished_source_ids(str(tmp_path)) == {"s1"}
+
+
+def test_a_copied_output_reruns_to_nothing(corpus_run, models_dir, tmp_path):
+    copy = str(tmp_path / "copy")
+    subprocess.run(["cp", "-r", corpus_run["out"], copy], check=True)  # new file times, in cp's order
+    proc = build_shards(corpus_run["corpus"], copy, models_dir, *LATENT_ARGS)
+    assert f"{len(corpus_run['labels'])} already finished, 0 to process" in proc.stdout
+    assert manifests_cli("verify", copy).returncode == 0
+
+
+def test_a_corrupt_part_is_named_by_verify_and_stops_a_run(corpus_run, models_dir, tmp_path):
+    copy = str(tmp_path / "copy")
+    subprocess.run(["cp", "-r", corpus_run["out"], copy], check=True)
+    part = sorted(glob.glob(os.path.join(copy, "shards", "*", "*.clips.parquet")))[0]
+    with open(part, "r+b") as f:
+        f.truncate(os.path.getsize(part) // 2)
+    proc = manifests_cli("verify", copy)
+    assert proc.returncode == 1 and os.path.basename(part) in proc.stdout and "unreadable" in proc.stdout
+    run = build_shards(corpus_run["corpus"], copy, models_dir, *LATENT_ARGS, check=False)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert os.path.basename(part) in run.stderr and "run again" in run.stderr
