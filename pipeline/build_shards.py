@@ -56,31 +56,36 @@ def run(cfg: PipelineConfig) -> dict:
     cfg.input = cfg.input if is_remote(cfg.input) else os.path.abspath(cfg.input)
     cfg.output = cfg.output if is_remote(cfg.output) else os.path.abspath(cfg.output)
     cfg.models_dir = os.path.abspath(cfg.models_dir)
-    Store(cfg.output).makedirs("")
     finished = finished_source_ids(cfg.output)
-    Store(cfg.output).remove_dir(STAGING)  # leftovers of a killed run
-    packers = Packers(cfg.output, cfg.shard_target_mb, next_run(cfg.output))
-    todo, encode_only = [], []
+    todo, encode_only, pending = [], [], []
     if cfg.from_clips:
-        from pipeline.from_clips import previous_results, restage
+        from pipeline.from_clips import previous_results
 
         earlier = previous_results(cfg.input)
         pending = [r for r in earlier if r["source"]["source_id"] not in finished]
-        restage(cfg.input, cfg.output, pending)
-        encode_only = [r for r in pending if r.get("staged")]
-        for r in pending:
-            if not r.get("staged"):  # nothing to encode: the rows stay as they were
-                packers.add(r)
-        total, skipped, left = len(earlier), len(earlier) - len(pending), len(encode_only)
+        total, skipped = len(earlier), len(earlier) - len(pending)
     else:
         from pipeline.stages.audio_only import AUDIO_EXTENSIONS
 
         sources = list_sources(cfg.input, AUDIO_EXTENSIONS if cfg.audio_only else VIDEO_EXTENSIONS)[: cfg.limit or None]
         todo = [(p, r, n) for p, r, n in sources if new_source_record(p, r, n)["source_id"] not in finished]
-        total, skipped, left = len(sources), len(sources) - len(todo), len(todo)
+        total, skipped = len(sources), len(sources) - len(todo)
+    if todo or pending:
+        check_models(cfg)  # nothing is written before the models are known to be there
+    Store(cfg.output).makedirs("")
+    Store(cfg.output).remove_dir(STAGING)  # leftovers of a killed run
+    packers = Packers(cfg.output, cfg.shard_target_mb, next_run(cfg.output))
+    if pending:
+        from pipeline.from_clips import restage
+
+        restage(cfg.input, cfg.output, pending)
+        encode_only = [r for r in pending if r.get("staged")]
+        for r in pending:
+            if not r.get("staged"):  # nothing to encode: the rows stay as they were
+                packers.add(r)
+    left = len(todo) + len(encode_only)
     print(f"{total} sources, {skipped} already finished, {left} to process", flush=True)
     if todo or encode_only:
-        check_models(cfg)
         connect_ray(cfg)
         with tqdm(total=left, unit="source", desc="build_shards") as bar:
             def progress(result: dict) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from dataclasses import dataclass, field
 
 
@@ -91,15 +92,43 @@ class PipelineConfig:
     limit: int = opt(0, "Process at most this many sources (0: all); for trial runs.")
 
     def validate(self) -> None:
+        """Every argument checked before any work; a ValueError names the flag and what it takes."""
         if (self.clip_frames - 1) % 4 != 0 or self.clip_frames < 5:
             raise ValueError(f"--clip-frames must be 1 + 4k, got {self.clip_frames}")
-        if self.fps <= 0:
-            raise ValueError("--fps must be positive")
         if not 3.0 <= self.ref_voice_s <= 5.0:
             raise ValueError("--ref-voice-s must lie in [3, 5] seconds")
+        at_least = {"fps": 1e-6, "sample_rate": 8000, "analysis_size": 64, "max_side": 64, "detect_every": 1,
+                    "sync_vshift": 1, "whisper_batch_size": 1, "encode_batch": 1, "encode_gpus": 1e-6,
+                    "shard_target_mb": 1e-9, "max_audio_s": 1.0, "edge_margin_s": 0.0, "max_sync_offset": 0,
+                    "min_face_width": 0, "min_face_height": 0, "workers": 0, "worker_cpus": 0.0,
+                    "encode_workers": 0, "limit": 0, "crf": 0}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least {low:g}, got {getattr(self, name)}")
+        for name in ("face_score", "min_track_coverage", "max_other_face_coverage", "track_iou", "min_speech_ratio",
+                     "min_asd_speaking", "min_language_prob", "vad_onset", "vad_offset"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} is a share in [0, 1], got {getattr(self, name)}")
+        if self.max_sync_offset > self.sync_vshift:
+            raise ValueError(f"--max-sync-offset {self.max_sync_offset} exceeds the search range --sync-vshift "
+                             f"{self.sync_vshift}")
+        self.validate_paths()
         from pipeline.stages.encode import parse_buckets
 
         parse_buckets(self.buckets, self.video_vae)
+
+    def validate_paths(self) -> None:
+        """A local --input is a folder; a local --output lies outside it (its shards would become inputs)."""
+        remote = lambda p: "://" in p
+        if not remote(self.input):
+            if not os.path.isdir(self.input):
+                raise ValueError(f"--input {self.input!r} is not a folder" +
+                                 (" (it is a file: put it in a folder)" if os.path.isfile(self.input) else ""))
+            if not remote(self.output):
+                inp, out = os.path.realpath(self.input), os.path.realpath(self.output)
+                if os.path.commonpath([inp, out]) == inp:
+                    raise ValueError(f"--output {self.output!r} lies inside --input {self.input!r}: a rerun would "
+                                     "read its own shards as sources")
 
     @property
     def clip_seconds(self) -> float:
@@ -128,7 +157,11 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 
 
 def parse_config(argv: list[str] | None, description: str) -> PipelineConfig:
-    ns = build_parser(description).parse_args(argv)
-    cfg = PipelineConfig(**vars(ns))
-    cfg.validate()
+    """Flags -> a checked config; a bad value exits with argparse's usage line and one line saying why."""
+    parser = build_parser(description)
+    cfg = PipelineConfig(**vars(parser.parse_args(argv)))
+    try:
+        cfg.validate()
+    except ValueError as e:
+        parser.error(str(e))
     return cfg

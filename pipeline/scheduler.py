@@ -124,3 +124,10 @@ def check_models(cfg: PipelineConfig) -> None:
             raise SystemExit("missing model files:\n  " + "\n  ".join(missing) +
                              f"\ndownload them with: python -m model.fetch --models-dir {cfg.models_dir}"
                              "\n(or run with --latents off, or --debug-models for a trial with random weights)")
+    if not cfg.from_clips:  # every clip is transcribed: without Whisper every source would fail one by one
+        from pipeline.stages.transcribe import whisper_dir
+
+        try:
+            whisper_dir(cfg.models_dir)
+        except FileNotFoundError as e:
+            raise SystemExit(str(e)) from None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 
@@ -24,15 +25,47 @@ def test_help_documents_every_option():
     assert "ray job submit" in out
 
 
-def test_field_defaults():
-    cfg = parse_config(["--input", "a", "--output", "b"], "")
+def test_field_defaults(tmp_path):
+    cfg = parse_config(["--input", str(tmp_path), "--output", "b"], "")
     assert (cfg.fps, cfg.clip_frames, cfg.max_sync_offset, cfg.min_sync_conf, cfg.min_loudness_db) == (24, 121, 3, 1.5, -60)
     assert cfg.sync_vshift == 15 and cfg.sample_rate == 16000 and cfg.clip_seconds == pytest.approx(5.0417, abs=1e-4)
 
 
-def test_clip_length_must_be_one_plus_four_k():
-    with pytest.raises(ValueError, match="1 \\+ 4k"):
-        parse_config(["--input", "a", "--output", "b", "--clip-frames", "120"], "")
+BAD_ARGS = {  # flags -> what the one-line error must say
+    ("--buckets", "garbage"): "expected WIDTHxHEIGHT", ("--buckets", "256x"): "expected WIDTHxHEIGHT",
+    ("--buckets", ""): "expected WIDTHxHEIGHT", ("--buckets", "0x0"): "positive multiples of 32",
+    ("--buckets=-64x64",): "positive multiples of 32", ("--encode-batch", "0"): "--encode-batch must be at least 1",
+    ("--workers", "-1"): "--workers must be at least 0", ("--limit", "-1"): "--limit must be at least 0",
+    ("--analysis-size", "0"): "--analysis-size must be at least 64", ("--clip-frames", "120"): "1 + 4k",
+    ("--face-score", "1.5"): "share in [0, 1]", ("--max-sync-offset", "20"): "exceeds the search range",
+}
+
+
+@pytest.mark.parametrize("flags", list(BAD_ARGS), ids=lambda f: " ".join(f) or "empty")
+def test_a_bad_argument_is_one_line_before_any_work(flags, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_config(["--input", str(tmp_path), "--output", str(tmp_path.parent / "out"), *flags], "")
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert ": error: " in last and BAD_ARGS[flags] in last
+
+
+def test_bad_paths_and_missing_models_stop_the_script_before_any_work(tmp_path):
+    """End to end through the script: an --input that is a file, an --output inside --input, and a run
+    without the Whisper model each exit with one line and create no output folder."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(b"not a video")
+    cases = {("--input", str(folder / "a.mp4"), "--output", str(tmp_path / "o1")): "is not a folder (it is a file",
+             ("--input", str(folder), "--output", str(folder / "out")): "lies inside --input",
+             ("--input", str(folder), "--output", str(tmp_path / "o3"), "--models-dir", str(tmp_path / "none"),
+              "--latents", "off", "--sync-scorer", "mouth_motion"): "Whisper model not found"}
+    for args, says in cases.items():
+        proc = subprocess.run([sys.executable, "pipeline/build_shards.py", *args], cwd=REPO, capture_output=True,
+                              text=True)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert says in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
+        assert not os.path.exists(args[3])
 
 
 def test_ids_are_deterministic_and_dot_free():
