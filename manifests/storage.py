@@ -46,6 +46,28 @@ class Store:
         return sorted((i for i in infos if i.type == pafs.FileType.File and i.path.lower().endswith(suffixes)),
                       key=lambda i: i.path)
 
+    def inputs(self, suffixes: tuple[str, ...]) -> list[tuple[str, int, str]]:
+        """(relative path, size, problem) of every file whose name ends with one of `suffixes`, sorted. Local
+        folders are walked by the OS, so a name that is not UTF-8 or a link to nothing is listed with its
+        problem ('name_not_utf8', 'dangling_link') instead of stopping the listing."""
+        if self.remote:
+            return [(self.relative(i.path), i.size, "") for i in self.files("", suffixes)]
+        found = []
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                full = os.path.join(folder, name)
+                rel, problem = os.path.relpath(full, self.root), ""
+                if not name.lower().endswith(suffixes):
+                    continue
+                try:
+                    rel.encode("utf-8")
+                except UnicodeEncodeError:  # undecodable bytes, kept by Python as surrogates
+                    rel, problem = os.fsencode(rel).decode("utf-8", "backslashreplace"), "name_not_utf8"
+                if not problem and not os.path.exists(full):
+                    problem = "dangling_link"
+                found.append((rel.replace(os.sep, "/"), 0 if problem else os.path.getsize(full), problem))
+        return sorted(found)
+
     def relative(self, info_path: str) -> str:
         return info_path[len(self.root.rstrip("/")) + 1:]
 

@@ -20,14 +20,32 @@ VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".m
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def list_sources(root: str, extensions: set[str] = VIDEO_EXTENSIONS) -> list[tuple[str, str, int]]:
-    """(path or URI, path relative to root, size) of every media file under a folder or prefix, sorted."""
+LISTING_PROBLEMS = {"name_not_utf8": "the file name is not valid UTF-8 (shown with \\x escapes); rename it",
+                    "dangling_link": "a symbolic link to a file that does not exist"}
+
+
+def list_sources(root: str, extensions: set[str] = VIDEO_EXTENSIONS) -> list[tuple[str, str, int, str]]:
+    """(path or URI, path relative to root, size, problem) of every media file under a folder or prefix,
+    sorted; `problem` is empty for a file that can be processed, else a LISTING_PROBLEMS code."""
     from manifests.storage import Store
 
     store = Store(root)
-    found = [(store.uri_of(store.relative(i.path)), store.relative(i.path), i.size)
-             for i in store.files("", tuple(extensions))]
-    return sorted(found, key=lambda p: p[1])
+    return [(store.uri_of(rel), rel, size, problem) for rel, size, problem in store.inputs(tuple(extensions))]
+
+
+def listing_rejects(sources: list[tuple[str, str, int, str]]) -> list[dict]:
+    """A finished row for every listed file that cannot be processed, so it is counted like any bad input."""
+    from pipeline.source_worker import new_source_record
+    from pipeline.stages.base import reject
+
+    rows = []
+    for path, rel, size, problem in sources:
+        src = new_source_record(path, rel, size)
+        src.pop("_path")
+        reject(src, "list", problem, LISTING_PROBLEMS[problem])
+        src.update(clips_total=0, clips_accepted=0, clips_rejected=0)
+        rows.append({"source": src, "clips": []})
+    return rows
 
 
 def connect_ray(cfg: PipelineConfig) -> None:
@@ -57,7 +75,7 @@ def run(cfg: PipelineConfig) -> dict:
     cfg.output = cfg.output if is_remote(cfg.output) else os.path.abspath(cfg.output)
     cfg.models_dir = os.path.abspath(cfg.models_dir)
     finished = finished_source_ids(cfg.output)
-    todo, encode_only, pending = [], [], []
+    todo, encode_only, pending, bad = [], [], [], []
     if cfg.from_clips:
         from pipeline.from_clips import previous_results
 
@@ -68,13 +86,17 @@ def run(cfg: PipelineConfig) -> dict:
         from pipeline.stages.audio_only import AUDIO_EXTENSIONS
 
         sources = list_sources(cfg.input, AUDIO_EXTENSIONS if cfg.audio_only else VIDEO_EXTENSIONS)[: cfg.limit or None]
-        todo = [(p, r, n) for p, r, n in sources if new_source_record(p, r, n)["source_id"] not in finished]
-        total, skipped = len(sources), len(sources) - len(todo)
+        fresh = [s for s in sources if new_source_record(*s[:3])["source_id"] not in finished]
+        todo = [s[:3] for s in fresh if not s[3]]
+        bad = listing_rejects([s for s in fresh if s[3]])
+        total, skipped = len(sources), len(sources) - len(fresh)
     if todo or pending:
         check_models(cfg)  # nothing is written before the models are known to be there
     Store(cfg.output).makedirs("")
     Store(cfg.output).remove_dir(STAGING)  # leftovers of a killed run
     packers = Packers(cfg.output, cfg.shard_target_mb, next_run(cfg.output))
+    for row in bad:
+        packers.add(row)
     if pending:
         from pipeline.from_clips import restage
 
