@@ -14,6 +14,7 @@ DECISION = [
 
 SOURCES = pa.schema([
     ("source_id", STR), ("source_path", STR), ("source_uri", STR), ("size_bytes", I64), *DECISION, ("error", STR),
+    ("duplicate_of", STR),  # source_id of the file with the same bytes that was kept
     ("container", STR), ("duration_s", F64), ("has_video", BOOL), ("has_audio", BOOL),
     ("video_codec", STR), ("width", I32), ("height", I32), ("rotation", I32),
     ("display_width", I32), ("display_height", I32), ("fps", F64), ("variable_fps", BOOL), ("num_frames", I64),

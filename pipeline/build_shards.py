@@ -15,37 +15,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipeline.config import PipelineConfig, parse_config  # noqa: E402
+from pipeline.listing import VIDEO_EXTENSIONS, exact_duplicates, list_sources, listing_rejects  # noqa: E402
 
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-LISTING_PROBLEMS = {"name_not_utf8": "the file name is not valid UTF-8 (shown with \\x escapes); rename it",
-                    "dangling_link": "a symbolic link to a file that does not exist"}
-
-
-def list_sources(root: str, extensions: set[str] = VIDEO_EXTENSIONS) -> list[tuple[str, str, int, str]]:
-    """(path or URI, path relative to root, size, problem) of every media file under a folder or prefix,
-    sorted; `problem` is empty for a file that can be processed, else a LISTING_PROBLEMS code."""
-    from manifests.storage import Store
-
-    store = Store(root)
-    return [(store.uri_of(rel), rel, size, problem) for rel, size, problem in store.inputs(tuple(extensions))]
-
-
-def listing_rejects(sources: list[tuple[str, str, int, str]]) -> list[dict]:
-    """A finished row for every listed file that cannot be processed, so it is counted like any bad input."""
-    from pipeline.source_worker import new_source_record
-    from pipeline.stages.base import reject
-
-    rows = []
-    for path, rel, size, problem in sources:
-        src = new_source_record(path, rel, size)
-        src.pop("_path")
-        reject(src, "list", problem, LISTING_PROBLEMS[problem])
-        src.update(clips_total=0, clips_accepted=0, clips_rejected=0)
-        rows.append({"source": src, "clips": []})
-    return rows
 
 
 def connect_ray(cfg: PipelineConfig) -> None:
@@ -86,9 +58,11 @@ def run(cfg: PipelineConfig) -> dict:
         from pipeline.stages.audio_only import AUDIO_EXTENSIONS
 
         sources = list_sources(cfg.input, AUDIO_EXTENSIONS if cfg.audio_only else VIDEO_EXTENSIONS)[: cfg.limit or None]
+        duplicates = exact_duplicates(sources)  # finished ones too: a new copy of done work is a duplicate
+        sources = [s if s[1] not in duplicates else (*s[:3], "duplicate_of") for s in sources]
         fresh = [s for s in sources if new_source_record(*s[:3])["source_id"] not in finished]
         todo = [s[:3] for s in fresh if not s[3]]
-        bad = listing_rejects([s for s in fresh if s[3]])
+        bad = listing_rejects([s for s in fresh if s[3]], duplicates)
         total, skipped = len(sources), len(sources) - len(fresh)
     if todo or pending:
         check_models(cfg)  # nothing is written before the models are known to be there
