@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,6 +35,9 @@ def _rotation(stream: dict) -> int:
     return -int(rot) if rot else 0  # the legacy tag is clockwise, the display matrix counter-clockwise
 
 
+STILL_CODECS = {"png", "bmp", "webp", "tiff", "jpeg2000"}  # pictures, not footage
+
+
 def probe(path: str) -> dict:
     """Streams, duration, frame rate and rotation of a media file, as flat manifest fields."""
     if os.path.getsize(path) == 0:
@@ -41,9 +45,13 @@ def probe(path: str) -> dict:
     try:
         info = ffmpeg.probe(path)
     except ffmpeg.Error as e:
-        tail = (e.stderr or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or ["ffprobe failed"]
-        # the message starts with the file's path: keep it out, so the manifest is the same wherever the file lies
-        raise ProbeError("unreadable", tail[0].replace(path, "<file>")[-300:]) from None
+        # every line ffprobe said (the cause, e.g. "moov atom not found", often comes before the last), without
+        # the demuxer's address prefix or the file's path, so the manifest is the same wherever the file lies
+        raw = (e.stderr or b"").decode("utf-8", "replace").splitlines()
+        first = next((k for k, ln in enumerate(raw) if ln.startswith("[") or path in ln), len(raw))  # after the banner
+        lines = [re.sub(r"^\[[^\]]*\]\s*", "", ln).replace(path, "<file>").strip() for ln in raw[first:]]
+        said = "; ".join(dict.fromkeys(ln for ln in lines if ln)) or "ffprobe failed"
+        raise ProbeError("unreadable", said[-300:]) from None
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"
                   and not (s.get("disposition") or {}).get("attached_pic")), None)
@@ -53,9 +61,12 @@ def probe(path: str) -> dict:
     if video is not None and not (int(video.get("width") or 0) and int(video.get("height") or 0)):
         raise ProbeError("unreadable", "the video stream has no picture size (not really video)")
     fmt = info.get("format", {})
+    # seconds of content: a stream may start late (a cut from a broadcast starts at 10 s), and audio may
+    # run past the pictures; what a video source holds is its video stream's length
+    content = float(fmt.get("duration") or 0.0) - max(0.0, float(fmt.get("start_time") or 0.0))
     out = {
         "container": fmt.get("format_name"),
-        "duration_s": float(fmt.get("duration") or 0.0),
+        "duration_s": max(0.0, content),
         "has_video": video is not None,
         "has_audio": audio is not None,
     }
@@ -67,7 +78,9 @@ def probe(path: str) -> dict:
                    display_width=h if rot % 180 else w, display_height=w if rot % 180 else h,
                    fps=avg_fps or r_fps, variable_fps=bool(r_fps and avg_fps and abs(r_fps - avg_fps) > 0.01),
                    num_frames=int(video.get("nb_frames") or 0))
-        out["duration_s"] = out["duration_s"] or float(video.get("duration") or 0.0)
+        out["duration_s"] = float(video.get("duration") or 0.0) or out["duration_s"]
+        fmt_name = fmt.get("format_name") or ""
+        out["_still_image"] = video.get("codec_name") in STILL_CODECS or fmt_name == "image2" or fmt_name.endswith("_pipe")
     if audio is not None:
         out.update(audio_codec=audio.get("codec_name"), audio_sample_rate=int(audio.get("sample_rate") or 0),
                    audio_channels=int(audio.get("channels") or 0))

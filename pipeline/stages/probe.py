@@ -16,8 +16,15 @@ class ProbeStage(Stage):
             except media.ProbeError as e:
                 reject(r, self.name, e.reason, e.detail)
                 continue
-            if not r["has_video"] and not self.cfg.audio_only:
+            cfg = self.cfg
+            if not r["has_video"] and not cfg.audio_only:
                 reject(r, self.name, "no_video_stream", "the file has no video stream")
+            elif r.get("_still_image") and not cfg.audio_only:
+                reject(r, self.name, "still_image", f"a picture ({r['video_codec']}), not a video")
+            elif r["has_video"] and not cfg.audio_only and (
+                    r["display_width"] < cfg.min_face_width or r["display_height"] < cfg.min_face_height):
+                reject(r, self.name, "frame_too_small", f"{r['display_width']}x{r['display_height']} px cannot hold "
+                       f"a face of the minimum {cfg.min_face_width}x{cfg.min_face_height} px")
             elif not r["has_audio"]:
                 reject(r, self.name, "no_audio_stream", "the file has no audio stream")
             elif r["duration_s"] < (1.0 if self.cfg.audio_only else self.cfg.clip_seconds):

@@ -74,6 +74,8 @@ class SegmentStage(Stage):
             reader = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames)
             scenes = scenes_from_scores(scene_change_scores(reader), cfg.scene_threshold)
             r["_pcm"] = pcm = media.read_pcm(dec.audio_path)
+            heard = int(len(pcm) * cfg.fps / cfg.sample_rate)  # frames the audio covers: clips stay inside it
+            scenes = [(a, min(b, heard)) for a, b in scenes if a < heard]
             r["_speech"] = speech = self.speech_regions(pcm)
             r["scene_cuts_s"] = [round(a / cfg.fps, 4) for a, _ in scenes[1:]]
             r["speech_seconds"] = round(sum(b - a for a, b in speech), 3)
@@ -92,5 +94,6 @@ class SegmentStage(Stage):
             r["_clips"] = clips
             if not clips:
                 longest = max((b - a for a, b in scenes), default=0) / cfg.fps
+                short_audio = f"; the audio ends at {heard / cfg.fps:.2f} s" if heard < dec.num_frames - cfg.fps else ""
                 reject(r, self.name, "no_window",
-                       f"no scene holds a {cfg.clip_seconds:.2f} s clip (longest {longest:.2f} s)")
+                       f"no scene holds a {cfg.clip_seconds:.2f} s clip (longest {longest:.2f} s{short_audio})")
