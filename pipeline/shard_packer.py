@@ -95,5 +95,9 @@ class Packers:
         self.by_bucket[bucket].add(result)
 
     def flush(self) -> None:
+        """The run's end: every open shard written, and the local folders the shards grew in removed."""
+        import shutil
+
         for packer in self.by_bucket.values():
             packer.flush()
+            shutil.rmtree(packer.local, ignore_errors=True)

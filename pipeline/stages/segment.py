@@ -75,12 +75,12 @@ class SegmentStage(Stage):
             scenes = scenes_from_scores(scene_change_scores(reader), cfg.scene_threshold)
             r["_pcm"] = pcm = media.read_pcm(dec.audio_path)
             heard = int(len(pcm) * cfg.fps / cfg.sample_rate)  # frames the audio covers: clips stay inside it
-            scenes = [(a, min(b, heard)) for a, b in scenes if a < heard]
+            margin = int(round(cfg.edge_margin_s * cfg.fps))  # kept from scene cuts, not from the audio's end
+            scenes = [(a, min(b, heard + margin)) for a, b in scenes if a < heard]
             r["_speech"] = speech = self.speech_regions(pcm)
             r["scene_cuts_s"] = [round(a / cfg.fps, 4) for a, _ in scenes[1:]]
             r["speech_seconds"] = round(sum(b - a for a, b in speech), 3)
             speech_frames = [(max(0, int(np.floor((a - 0.1) * cfg.fps))), int(np.ceil(b * cfg.fps))) for a, b in speech]
-            margin = int(round(cfg.edge_margin_s * cfg.fps))
             clips = []
             for k, scene in enumerate(scenes):
                 for start in place_windows(scene, cfg.clip_frames, margin, speech_frames):
