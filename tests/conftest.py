@@ -42,16 +42,43 @@ def build_shards(input_dir: str, output_dir: str, models_dir: str, *extra: str, 
     return proc
 
 
+def counting_ffmpeg(folder) -> tuple[dict, str]:
+    """An environment whose ffmpeg records each call's arguments (NUL-separated, one call per line) in a log
+    before running the real one: an independent count of how often each source is decoded."""
+    import shutil
+
+    log = os.path.join(str(folder), "ffmpeg_calls.log")
+    shim = os.path.join(str(folder), "ffmpeg")
+    with open(shim, "w") as f:
+        f.write(f'#!/bin/sh\nprintf "%s\\0" "$@" >> "{log}"\necho >> "{log}"\nexec {shutil.which("ffmpeg")} "$@"\n')
+    os.chmod(shim, 0o755)
+    return dict(os.environ, PATH=f"{folder}:{os.environ['PATH']}"), log
+
+
+def decodes_per_input(log: str) -> dict[str, int]:
+    """How many ffmpeg calls read each input file (by its basename), from a counting_ffmpeg log."""
+    counts: dict[str, int] = {}
+    with open(log, "rb") as f:
+        for call in f.read().split(b"\0\n"):
+            args = call.split(b"\0")
+            for k, a in enumerate(args[:-1]):
+                if a == b"-i" and args[k + 1] not in (b"pipe:0", b"-"):
+                    name = os.path.basename(os.fsdecode(args[k + 1]))
+                    counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 @pytest.fixture(scope="session")
 def corpus_run(corpus, models_dir, tmp_path_factory) -> dict:
     import pyarrow.parquet as pq
 
     corpus_dir, labels = corpus
     out = str(tmp_path_factory.mktemp("run"))
-    proc = build_shards(corpus_dir, out, models_dir, *LATENT_ARGS)
+    env, log = counting_ffmpeg(tmp_path_factory.mktemp("bin"))
+    proc = build_shards(corpus_dir, out, models_dir, *LATENT_ARGS, env=env)
     sources = pq.read_table(os.path.join(out, "manifests", "sources.parquet")).to_pylist()
     clips = pq.read_table(os.path.join(out, "manifests", "clips.parquet")).to_pylist()
-    return {"out": out, "labels": labels, "corpus": corpus_dir, "stdout": proc.stdout,
+    return {"out": out, "labels": labels, "corpus": corpus_dir, "stdout": proc.stdout, "decodes": decodes_per_input(log),
             "sources": {s["source_path"]: s for s in sources},
             "clips": {p: [c for c in clips if c["source_path"] == p] for p in {s["source_path"] for s in sources}}}
 

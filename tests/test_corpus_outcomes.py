@@ -2,6 +2,8 @@
 lip-sync offsets are measured where they should be."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pipeline.sample_corpus import SECONDS
@@ -25,7 +27,7 @@ def test_case_outcome(corpus_run, name):
         assert src["reject_detail"]
         assert clips == []
         return
-    assert src["decode_passes"] == 1
+    assert corpus_run["decodes"][os.path.basename(name)] == 1  # counted by an ffmpeg wrapper, not the stage
     assert len(clips) == len(expect["clips"]), [(c["start_s"], c["status"]) for c in clips]
     for clip, want in zip(clips, expect["clips"]):
         assert clip["status"] == want["status"], (clip["reject_stage"], clip["reject_reason"], clip["reject_detail"])
