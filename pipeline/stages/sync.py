@@ -104,7 +104,7 @@ class SyncStage(Stage):
         c["asd_speaking"] = round(share, 4)
         if share < self.cfg.min_asd_speaking:
             reject(c, self.name, "not_speaking", f"the tracked face speaks in {share:.0%} of the speech "
-                   f"< {self.cfg.min_asd_speaking:.0%} (an off-screen or dubbed voice)")
+                   f"< {self.cfg.min_asd_speaking:.0%} (an off-screen voice or a still face)")
 
     def crops_25fps(self, c: Record, frames: np.ndarray) -> np.ndarray:
         """SyncNet-style face crops resampled to 25 fps (both learned models were trained at that rate)."""
