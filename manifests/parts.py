@@ -34,6 +34,12 @@ class UnreadablePart(Exception):
     pass
 
 
+def part_order(metadata: dict | None) -> tuple[int, int]:
+    """(run, sequence) from a part's Parquet metadata; parts written before runs were numbered come first."""
+    run, seq = (int(x) for x in (metadata or {}).get(ORDER, b"0 0").split())
+    return run, seq
+
+
 def write_part(store: Store, stem: str, sources: list[dict], clips: list[dict], order: tuple[int, int]) -> None:
     """Clips first, sources last: a part counts as present once its sources file exists. `order` is (run,
     sequence in the run): data the part carries, so copying a folder (new file times) changes nothing."""
@@ -58,8 +64,7 @@ def read_part(store: Store, stem: str) -> tuple[tuple[int, int], pa.Table, pa.Ta
         except Exception as e:  # noqa: BLE001 - any failure to read is the same news for the user
             raise UnreadablePart(f"manifest part {store.uri_of(stem + suffix)} is unreadable "
                                  f"({type(e).__name__}: {str(e)[:200]})") from e
-    run, seq = (int(x) for x in (tables[0].schema.metadata or {}).get(ORDER, b"0 0").split())
-    return (run, seq), tables[0], tables[1]
+    return part_order(tables[0].schema.metadata), tables[0], tables[1]
 
 
 def read_parts(out_dir: str, problems: list[str] | None = None) -> tuple[pa.Table, pa.Table]:
@@ -92,7 +97,7 @@ def next_run(out_dir: str) -> int:
     runs = []
     for stem in part_stems(store):  # footers only
         with store.open(stem + PART_SOURCES) as f:
-            runs.append(int((pq.read_schema(f).metadata or {}).get(ORDER, b"0 0").split()[0]))
+            runs.append(part_order(pq.read_schema(f).metadata)[0])
     return max(runs, default=0) + 1
 
 

@@ -85,14 +85,20 @@ def assert_no_repeated_keys(out: str) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def driver_pid(out: str) -> int | None:
-    """The job's driver: the build_shards process writing to `out`."""
+def find_process(wanted) -> int | None:
+    """The pid of the first process whose full command line (or title) satisfies `wanted`."""
     ps = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
     for line in ps.splitlines():
         pid, _, args = line.strip().partition(" ")
-        if "pipeline/build_shards.py" in args and out in args and "job submit" not in args and not args.startswith("/bin/sh"):
+        if wanted(args.strip()):
             return int(pid)
     return None
+
+
+def driver_pid(out: str) -> int | None:
+    """The job's driver: the build_shards process writing to `out` (not its shell, not the submit client)."""
+    return find_process(lambda args: "pipeline/build_shards.py" in args and out in args
+                        and "job submit" not in args and not args.startswith("/bin/sh"))
 
 
 def test_killed_job_resumes_to_the_same_manifests(corpus_run, models_dir, local_cluster, tmp_path):

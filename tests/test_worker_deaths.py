@@ -14,19 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import LATENT_ARGS, REPO
-from tests.test_resume import assert_no_repeated_keys, comparable
+from tests.test_resume import assert_no_repeated_keys, comparable, find_process
 
 NAMES = ["insync_24fps.mp4", "in sync 25fps.mp4", "audio_late_0.3s.mp4", "notes.mp4"]
-
-
-def running_task_pid(title: str) -> int | None:
-    """The pid of a process whose title is `title` (Ray names a worker running a task ray::Class.method)."""
-    ps = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    for line in ps.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if args.strip().startswith(title):
-            return int(pid)
-    return None
 
 
 @pytest.mark.parametrize("worker", ["SourceWorker", "EncodeWorker"])
@@ -41,7 +31,7 @@ def test_a_killed_worker_costs_nothing(corpus_run, models_dir, tmp_path, worker)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
     killed, deadline = None, time.time() + 300
     while killed is None and proc.poll() is None and time.time() < deadline:
-        killed = running_task_pid(f"ray::{worker}.run")
+        killed = find_process(lambda args: args.startswith(f"ray::{worker}.run"))  # Ray's title for a running task
         time.sleep(0.05)
     assert killed, f"no {worker} was seen running a task"
     os.kill(killed, signal.SIGKILL)
