@@ -42,7 +42,6 @@ def test_in_sync_speakers_are_accepted(offline_run):
     assert len(originals) == 7
     accepted = [n for n, f in originals.items() if f["result"] == "accepted"]
     assert len(accepted) >= 6, {n: f["reason"] for n, f in originals.items()}
-    assert all(abs(originals[n]["offset"]) <= 3 for n in accepted)
 
 
 def test_every_shifted_or_dubbed_copy_is_rejected(offline_run):
