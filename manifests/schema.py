@@ -14,7 +14,7 @@ DECISION = [
 
 SOURCES = pa.schema([
     ("source_id", STR), ("source_path", STR), ("source_uri", STR), ("size_bytes", I64), *DECISION, ("error", STR),
-    ("duplicate_of", STR),  # source_id of the file with the same bytes that was kept
+    ("duplicate_of", STR),  # source_id of the kept file with the same bytes, or the same recording
     ("container", STR), ("duration_s", F64), ("has_video", BOOL), ("has_audio", BOOL),
     ("video_codec", STR), ("width", I32), ("height", I32), ("rotation", I32),
     ("display_width", I32), ("display_height", I32), ("fps", F64), ("variable_fps", BOOL), ("num_frames", I64),
@@ -22,6 +22,8 @@ SOURCES = pa.schema([
     ("decode_passes", I32), ("decoded_frames", I64), ("decoded_seconds", F64),
     ("analysis_width", I32), ("analysis_height", I32), ("normalized_width", I32), ("normalized_height", I32),
     ("scene_cuts_s", pa.list_(F64)), ("speech_seconds", F64),
+    # hex of the first 120 s: a difference hash of the picture at 2 Hz, a voice-band word at 4 Hz
+    ("video_fingerprint", STR), ("audio_fingerprint", STR),
     ("clips_total", I32), ("clips_accepted", I32), ("clips_rejected", I32),
     ("seconds_probe", F64), ("seconds_decode", F64), ("seconds_segment", F64), ("seconds_total", F64),
     ("shard", STR), ("part", STR), ("pipeline_version", STR),

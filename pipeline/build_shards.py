@@ -21,20 +21,31 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def connect_ray(cfg: PipelineConfig) -> None:
+    """Join the cluster named by --ray-address or RAY_ADDRESS, or start a private local one (`local`); with
+    neither, Ray joins a cluster that `ray start` left running on this machine, and the run says so."""
     import ray
 
     address = cfg.ray_address or os.environ.get("RAY_ADDRESS")
-    if address:  # a job submitted with --working-dir already ships the code to every worker
+    if address and address != "local":  # a job submitted with --working-dir already ships the code
         ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(runtime_env={"env_vars": {"PYTHONPATH": REPO}}, log_to_driver=False,
-                 include_dashboard=False)
+        return
+    if not address:
+        from ray._private.services import get_ray_address_from_environment
+
+        running = get_ray_address_from_environment(None, None)
+        if running:
+            print(f"joining the Ray cluster already running on this machine at {running} (its resources are "
+                  "shared with its other jobs); --ray-address local starts a private one", flush=True)
+    ray.init(address=address or None, runtime_env={"env_vars": {"PYTHONPATH": REPO}}, log_to_driver=False,
+             include_dashboard=False)
 
 
 def run(cfg: PipelineConfig) -> dict:
     from tqdm import tqdm
 
     from manifests.parts import finished_source_ids, next_run, write_manifests
+    from pipeline import scratch
+    from pipeline.near_duplicates import RecordingRegister
     from pipeline.scheduler import check_models, run_sources
     from pipeline.shard_packer import Packers
     from pipeline.source_worker import STAGING, new_source_record
@@ -66,6 +77,7 @@ def run(cfg: PipelineConfig) -> dict:
         total, skipped = len(sources), len(sources) - len(fresh)
     if todo or pending:
         check_models(cfg)  # nothing is written before the models are known to be there
+    scratch.remove_orphans()  # the open shards of a killed run on this machine
     Store(cfg.output).makedirs("")
     Store(cfg.output).remove_dir(STAGING)  # leftovers of a killed run
     packers = Packers(cfg.output, cfg.shard_target_mb, next_run(cfg.output))
@@ -88,7 +100,8 @@ def run(cfg: PipelineConfig) -> dict:
                 bar.set_postfix_str(f"{result['source']['source_path'][:30]} {result['source']['status']}")
                 bar.update()
 
-            run_sources(cfg, todo, packers, progress, encode_only)
+            register = None if cfg.keep_near_duplicates or cfg.audio_only else RecordingRegister().load(cfg.output)
+            run_sources(cfg, todo, packers, progress, encode_only, register)
     packers.flush()
     paths = write_manifests(cfg.output)
     return summarize(cfg.output, paths)

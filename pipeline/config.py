@@ -64,6 +64,9 @@ class PipelineConfig:
                                         "0.92-1.0; espeak's robotic English: 0.78). Not applied with --language.")
     min_words_per_s: float = opt(0.5, "Reject transcripts slower than this (words per second of clip).")
     max_words_per_s: float = opt(6.0, "Reject transcripts faster than this.")
+    keep_near_duplicates: bool = opt(False, "Keep a source whose picture and voice repeat a recording already kept "
+                                            "(a re-encode or rescaled copy); by default it is rejected as "
+                                            "near_duplicate and its clips are not encoded.")
     models_dir: str = opt("models", "Local model folder: syncnet/, whisper-base/ (CTranslate2), "
                                     "align/<lang>/, insightface/.")
     latents: str = opt("on", "Encode latents of accepted clips ('on') or only cut and check clips ('off').",
@@ -87,7 +90,9 @@ class PipelineConfig:
     shard_target_mb: float = opt(256.0, "Close a shard once it holds this many MiB (whole sources only).")
     workers: int = opt(0, "Source workers (Ray actors); 0 means one per available CPU.")
     worker_cpus: float = opt(0.0, "CPUs each source worker reserves; 0 takes the most any stage declares.")
-    ray_address: str = opt("", "Ray cluster address; empty uses RAY_ADDRESS or starts a local cluster.")
+    ray_address: str = opt("", "Ray cluster address, or 'local' for a private cluster on this machine; empty uses "
+                               "RAY_ADDRESS, else a cluster `ray start` left running here (the run says so), "
+                               "else starts a local one.")
     scratch_dir: str = opt("", "Worker scratch for decoded frames; empty uses the system temp folder.")
     limit: int = opt(0, "Process at most this many sources (0: all); for trial runs.")
 

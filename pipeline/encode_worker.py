@@ -16,6 +16,7 @@ import numpy as np
 from scipy.io import wavfile
 
 from manifests.storage import Store
+from pipeline import scratch
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import reject
 from pipeline.stages.encode import EncodeStage
@@ -58,17 +59,17 @@ def member_rows(key: str, members: dict[str, bytes]) -> list[dict]:
             for ext, data in members.items()]
 
 
-def reject_encoding(result: dict, reason: str, error: str, retry: bool) -> dict:
-    """Every accepted clip of the source rejected at the encode stage; with `retry` the source is marked
-    failed so a rerun tries it again (a dead worker), otherwise it keeps its decision (a bad clip)."""
+def reject_encoding(result: dict, reason: str, error: str) -> dict:
+    """Every accepted clip of the source rejected at the encode stage and the source marked failed, so a
+    rerun tries it again: an encode error is a worker's condition (out of GPU memory, a missing or wrong
+    model, a full disk) more often than the clip's, and a corrected rerun must not find it done."""
     for c in result["clips"]:
         if c["status"] == "accepted":
             reject(c, "encode", reason, error.strip().splitlines()[-1][:500] if error.strip() else reason)
             c["shard"], c["members"] = None, None
     src = result["source"]
-    src.update(error=error[-2000:], clips_accepted=0, clips_rejected=src["clips_total"])
-    if retry:
-        src.update(status="failed", reject_stage="encode", reject_reason=reason)
+    src.update(error=error[-2000:], clips_accepted=0, clips_rejected=src["clips_total"], status="failed",
+               reject_stage="encode", reject_reason=reason)
     result["staged"], result["bucket"] = None, None
     return result
 
@@ -79,6 +80,7 @@ class EncodeProcessor:
         self.stage = EncodeStage(cfg)
 
     def setup(self) -> None:
+        scratch.remove_orphans(self.cfg.scratch_dir)
         self.stage.setup()
 
     def run(self, staged_path: str, result_json: str) -> str:
@@ -92,11 +94,11 @@ class EncodeProcessor:
             bucket = records[0]["latent_bucket"]
             samples = [(r["clip_id"], self.sample(r)) for r in records]
             out = f"{staged_path.rsplit('/', 1)[0]}/{result['source']['source_id']}.{bucket}.tar"
-            with tempfile.TemporaryDirectory(dir=self.cfg.scratch_dir or None) as tmp:
+            with tempfile.TemporaryDirectory(prefix=scratch.owner_tag() + "stage-", dir=self.cfg.scratch_dir or None) as tmp:
                 write_samples(os.path.join(tmp, "samples.tar"), samples)
                 store.upload(os.path.join(tmp, "samples.tar"), out)
         except Exception:  # the source's clips are rejected with the reason; the job goes on
-            return json.dumps(reject_encoding(result, "encode_error", traceback.format_exc(), retry=False))
+            return json.dumps(reject_encoding(result, "encode_error", traceback.format_exc()))
         by_id, members = {r["clip_id"]: r for r in records}, dict(samples)
         for c in accepted:
             c.update({k: by_id[c["clip_id"]].get(k) for k in PUBLIC_LATENT_COLUMNS})

@@ -8,6 +8,7 @@ import os
 
 from pipeline.config import PipelineConfig
 from pipeline.encode_worker import reject_encoding
+from pipeline.near_duplicates import RecordingRegister
 from pipeline.source_worker import new_source_record, staging_path, worker_resources
 from pipeline.stages.encode import EncodeStage
 
@@ -62,10 +63,13 @@ def worker_counts(cfg: PipelineConfig, cpus: float, gpus: float) -> tuple[int, i
 
 
 def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str, int]], packers, progress,
-                encode_only: list[dict] = ()) -> None:
+                encode_only: list[dict] = (), register: RecordingRegister | None = None) -> None:
     """`todo`: (path or URI, relative path, size) of sources to cut; `encode_only`: results of an earlier run whose
-    staged clips only need latents (build_shards --from-clips)."""
+    staged clips only need latents (build_shards --from-clips); `register`: recordings already kept, to which
+each source with accepted clips is compared (None keeps near duplicates)."""
     import ray
+
+    from manifests.storage import Store
 
     cluster = ray.cluster_resources()
     n_src, n_enc = worker_counts(cfg, cluster.get("CPU", 1), cluster.get("GPU", 0))
@@ -97,7 +101,9 @@ def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str, int]], packers, 
                 queue[kind].insert(0, payload)
                 continue
             result = (failed_result(*payload, str(e)) if kind == "source"
-                      else reject_encoding(payload, "encode_worker_died", str(e), retry=True))
+                      else reject_encoding(payload, "encode_worker_died", str(e)))
+        if kind == "source" and register is not None and register.claim(result):
+            Store(cfg.output).remove(staging_path(result["source"]["source_id"]))
         if kind == "source" and result["source"]["clips_accepted"]:
             result["staged"] = staging_path(result["source"]["source_id"])
             if cfg.latents == "on":

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import tarfile
-import tempfile
 
 from manifests.parts import write_part
 from manifests.storage import Store
+from pipeline import scratch
 
 UNSHARDED = "unsharded"
 
@@ -26,7 +26,7 @@ class ShardPacker:
             self.store.fs.delete_file(stale.path)
         done = [int(i.path.rsplit("/", 1)[1].split(".")[0]) for i in self.store.files(self.dir, (".sources.parquet",))]
         self.next_index = max(done, default=-1) + 1
-        self.local = tempfile.mkdtemp(prefix="shard-")  # the open shard grows here, then goes up whole
+        self.local = scratch.make_dir("shard")  # the open shard grows here, then goes up whole
         self.tar: tarfile.TarFile | None = None
         self.sources: list[dict] = []
         self.clips: list[dict] = []

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.io import wavfile
 
 from manifests.storage import Store, download_file, is_remote
-from pipeline import media
+from pipeline import media, scratch
 from pipeline.config import PipelineConfig
 from pipeline.stages.audio import AudioStage, clip_pcm
 from pipeline.stages.base import Record, Resources, source_id
@@ -70,6 +70,7 @@ class SourceProcessor:
             self.clip_stages = [stage(cfg) for stage in CLIP_STAGES]
 
     def setup(self) -> None:
+        scratch.remove_orphans(self.cfg.scratch_dir)  # what killed workers on this machine left
         for stage in self.source_stages + self.clip_stages:
             stage.setup()
 
@@ -80,8 +81,7 @@ class SourceProcessor:
         local_copy = None
         try:
             if is_remote(path):  # ffmpeg reads local files: object-storage sources come to scratch first
-                fd, local_copy = tempfile.mkstemp(suffix=os.path.splitext(rel)[1], dir=self.cfg.scratch_dir or None)
-                os.close(fd)
+                local_copy = scratch.make_file("download", os.path.splitext(rel)[1], self.cfg.scratch_dir)
                 src["_path"] = download_file(path, local_copy)
             for stage in self.source_stages:
                 stage([src])
@@ -117,22 +117,22 @@ class SourceProcessor:
 
         if not accepted:
             return
-        with tempfile.TemporaryDirectory(dir=self.cfg.scratch_dir or None) as scratch:
-            local = os.path.join(scratch, "staged.tar")
+        with tempfile.TemporaryDirectory(prefix=scratch.owner_tag() + "stage-", dir=self.cfg.scratch_dir or None) as tmp:
+            local = os.path.join(tmp, "staged.tar")
             with wds.TarWriter(local) as tar:
                 for c in accepted:
-                    sample = self.sample(src, c, scratch)
+                    sample = self.sample(src, c, tmp)
                     c["members"] = [{"name": f"{c['clip_id']}.{ext}", "bytes": len(data),
                                      "sha256": hashlib.sha256(data).hexdigest()} for ext, data in sample.items()]
                     tar.write({"__key__": c["clip_id"], **sample})
             Store(self.cfg.output).upload(local, staging_path(src["source_id"]))
 
-    def sample(self, src: Record, c: Record, scratch: str) -> dict[str, bytes]:
+    def sample(self, src: Record, c: Record, tmp: str) -> dict[str, bytes]:
         cfg = self.cfg
         pcm = clip_pcm(c, cfg.sample_rate)
         out = {}
         if not cfg.audio_only:
-            mp4 = os.path.join(scratch, f"{c['clip_id']}.mp4")
+            mp4 = os.path.join(tmp, f"{c['clip_id']}.mp4")
             media.cut_clip(src["_decoded"].normalized_path, pcm, cfg.sample_rate, c["start_s"], c["num_frames"],
                            cfg.fps, mp4)
             with open(mp4, "rb") as f:

@@ -2,7 +2,6 @@
 screenshot is taken and the funnel and at least one loaded thumbnail are there."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess

@@ -18,18 +18,24 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
-def make_inputs(talking: str, inp, scratch) -> None:
+def make_inputs(corpus: str, inp, scratch) -> None:
+    """Each case that must keep clips comes from another corpus recording: copies of one recording would be
+    near duplicates of each other."""
+    talking, other, third = (os.path.join(corpus, n) for n in ("insync_24fps.mp4", "in sync 25fps.mp4",
+                                                                'in-sync "quoted" 30fps.mp4'))
     shutil.copy(talking, inp / "good.mp4")
+    ffmpeg("-i", talking, "-vf", "scale=448:-2", "-c:v", "libx264", "-crf", "30", "-c:a", "aac", "-b:a", "64k",
+           str(inp / "z_reencoded.mp4"))
     shutil.copy(talking, inp / "z_copy.mp4")  # the same bytes under another name
     shutil.copy(talking, os.fsencode(inp) + b"/caf\xe9-latin1.mp4")
     os.symlink(scratch / "gone.mp4", inp / "dangling.mp4")
     ffmpeg("-i", talking, "-t", "3", "-vn", "-c:a", "aac", str(scratch / "a3.m4a"))
     ffmpeg("-i", talking, "-i", str(scratch / "a3.m4a"), "-map", "0:v", "-map", "1:a", "-c", "copy",
            str(inp / "audio_short.mp4"))
-    ffmpeg("-i", talking, "-f", "lavfi", "-t", "4", "-i", "sine=f=300", "-filter_complex",
+    ffmpeg("-i", other, "-f", "lavfi", "-t", "4", "-i", "sine=f=300", "-filter_complex",
            "[0:a][1:a]concat=n=2:v=0:a=1[a]", "-map", "0:v", "-map", "[a]", "-c:v", "copy", "-c:a", "aac",
            str(inp / "audio_long.mp4"))
-    ffmpeg("-i", talking, "-c", "copy", "-output_ts_offset", "10", str(inp / "starts_at_10s.mp4"))
+    ffmpeg("-i", third, "-c", "copy", "-output_ts_offset", "10", str(inp / "starts_at_10s.mp4"))
     ffmpeg("-i", talking, "-frames:v", "1", "-f", "image2", "-c:v", "png", str(inp / "picture.mp4"))
     ffmpeg("-i", talking, "-c", "copy", "-movflags", "-faststart", str(scratch / "moov_at_end.mp4"))
     with open(scratch / "moov_at_end.mp4", "rb") as f:  # cut before the index at the end
@@ -43,7 +49,7 @@ def bad_run(corpus_run, models_dir, tmp_path_factory) -> dict:
     inp, scratch = root / "in", root / "scratch"
     inp.mkdir()
     scratch.mkdir()
-    make_inputs(os.path.join(corpus_run["corpus"], "insync_24fps.mp4"), inp, scratch)
+    make_inputs(corpus_run["corpus"], inp, scratch)
     out = str(root / "out")
     proc = build_shards(str(inp), out, models_dir, "--latents", "off", "--sync-scorer", "mouth_motion")
     rows = pq.read_table(os.path.join(out, "manifests", "sources.parquet")).to_pylist()
@@ -53,7 +59,6 @@ def bad_run(corpus_run, models_dir, tmp_path_factory) -> dict:
 
 
 EXPECTED = {  # file -> (status, stage, reason, words the detail must hold)
-    "good.mp4": ("done", None, None, ""),
     "z_copy.mp4": ("rejected", "list", "duplicate_of", "good.mp4"),
     NOT_UTF8: ("rejected", "list", "name_not_utf8", "UTF-8"),
     "dangling.mp4": ("rejected", "list", "dangling_link", "does not exist"),
@@ -66,8 +71,25 @@ EXPECTED = {  # file -> (status, stage, reason, words the detail must hold)
 }
 
 
+SAME_RECORDING = ("good.mp4", "z_reencoded.mp4")  # which one is kept depends on which finished first
+
+
 def test_every_input_is_one_row(bad_run):
-    assert bad_run["count"] == len(EXPECTED) and set(bad_run["sources"]) == set(EXPECTED)
+    names = set(EXPECTED) | set(SAME_RECORDING)
+    assert bad_run["count"] == len(names) and set(bad_run["sources"]) == names
+
+
+def test_a_reencode_is_the_same_recording(bad_run):
+    """A smaller, more compressed copy with another audio bitrate: one of the two keeps its clips, the
+    other is rejected as near_duplicate and names the one kept."""
+    rows = [bad_run["sources"][n] for n in SAME_RECORDING]
+    kept = [r for r in rows if r["status"] == "done"]
+    dropped = [r for r in rows if r["reject_reason"] == "near_duplicate"]
+    assert len(kept) == 1 and len(dropped) == 1 and kept[0]["clips_accepted"] >= 1, rows
+    assert dropped[0]["reject_stage"] == "dedup" and dropped[0]["duplicate_of"] == kept[0]["source_id"]
+    assert kept[0]["source_path"] in dropped[0]["reject_detail"] and dropped[0]["clips_accepted"] == 0
+    clips = [c for c in bad_run["clips"] if c["source_id"] == dropped[0]["source_id"]]
+    assert clips and all(c["reject_reason"] == "near_duplicate" and not c["members"] for c in clips)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
@@ -93,4 +115,17 @@ def test_clips_of_uneven_streams_stay_inside_both(bad_run):
 
 def test_a_rerun_sees_every_input_finished(bad_run, models_dir):
     again = build_shards(bad_run["inp"], bad_run["out"], models_dir, "--latents", "off", "--sync-scorer", "mouth_motion")
-    assert f"{len(EXPECTED)} already finished, 0 to process" in again.stdout
+    n = len(EXPECTED) + len(SAME_RECORDING)
+    assert f"{n} sources, {n} already finished, 0 to process" in again.stdout
+
+
+def test_a_later_run_rejects_a_copy_of_a_kept_recording(bad_run, models_dir):
+    """Recordings kept by earlier runs are compared too: a copy added later is not a new recording.
+    (Last in this module: it adds an input.)"""
+    kept = next(r for n, r in bad_run["sources"].items() if n in SAME_RECORDING and r["status"] == "done")
+    ffmpeg("-i", os.path.join(bad_run["inp"], "good.mp4"), "-c:v", "libx264", "-crf", "34", "-c:a", "aac",
+           os.path.join(bad_run["inp"], "zz_later_copy.mkv"))
+    build_shards(bad_run["inp"], bad_run["out"], models_dir, "--latents", "off", "--sync-scorer", "mouth_motion")
+    rows = {r["source_path"]: r for r in pq.read_table(os.path.join(bad_run["out"], "manifests", "sources.parquet")).to_pylist()}
+    later = rows["zz_later_copy.mkv"]
+    assert (later["reject_reason"], later["duplicate_of"]) == ("near_duplicate", kept["source_id"]), later

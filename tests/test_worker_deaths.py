@@ -43,3 +43,33 @@ def test_a_killed_worker_costs_nothing(corpus_run, models_dir, tmp_path, worker)
     assert comparable(sources) == comparable([corpus_run["sources"][n] for n in NAMES])
     assert comparable(clips) == comparable([c for n in NAMES for c in corpus_run["clips"][n]])
     assert_no_repeated_keys(out)
+
+
+def test_an_encode_error_leaves_the_source_to_the_next_run(tmp_path):
+    """An encode error is a condition of the worker more often than of the clip (out of GPU memory, a full
+    disk, storage that failed a read): the source ends failed, so a corrected rerun tries it again."""
+    import json
+
+    from manifests.parts import finished_source_ids
+    from pipeline.config import PipelineConfig
+    from pipeline.encode_worker import EncodeProcessor
+    from pipeline.shard_packer import Packers
+    from pipeline.source_worker import new_source_record, staging_path
+
+    out = str(tmp_path / "out")
+    cfg = PipelineConfig(input=str(tmp_path), output=out, debug_models=True, buckets="128x128")
+    src = new_source_record(str(tmp_path / "talk.mp4"), "talk.mp4", 1000)
+    src.pop("_path")
+    src.update(status="done", clips_total=1, clips_accepted=1, clips_rejected=0)
+    clip = {"clip_id": "c0", "source_id": src["source_id"], "source_path": "talk.mp4", "start_frame": 0,
+            "status": "accepted", "members": [{"name": "c0.wav", "bytes": 1, "sha256": "0"}]}
+    # the staged samples cannot be read (here: they are not there), as after a storage failure
+    result = json.loads(EncodeProcessor(cfg).run(staging_path(src["source_id"]), json.dumps({"source": src, "clips": [clip]})))
+    row, clip = result["source"], result["clips"][0]
+    assert (row["status"], row["reject_stage"], row["reject_reason"]) == ("failed", "encode", "encode_error")
+    assert "FileNotFoundError" in row["error"] and row["clips_accepted"] == 0
+    assert (clip["status"], clip["reject_reason"], clip["members"]) == ("rejected", "encode_error", None)
+    packers = Packers(out, 256, 1)
+    packers.add(result)
+    packers.flush()
+    assert src["source_id"] not in finished_source_ids(out)

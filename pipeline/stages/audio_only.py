@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 
-from pipeline import media
+from pipeline import media, scratch
 from pipeline.stages.base import Record, Resources, Stage, clip_id, reject
 from pipeline.stages.segment import SegmentStage
 
@@ -21,7 +20,7 @@ class AudioDecodeStage(Stage):
 
     def process(self, records: list[Record]) -> None:
         for r in records:
-            workdir = tempfile.mkdtemp(prefix="decode-", dir=self.cfg.scratch_dir or None)
+            workdir = scratch.make_dir("decode", self.cfg.scratch_dir)
             r["_workdir"] = workdir
             pcm_path = os.path.join(workdir, "audio.s16")
             cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", r["_path"], "-map", "0:a:0", "-ac", "1",

@@ -5,9 +5,8 @@ source again. ffmpeg streams to disk, so a worker's memory does not grow with th
 from __future__ import annotations
 
 import os
-import tempfile
 
-from pipeline import media
+from pipeline import media, scratch
 from pipeline.stages.base import Record, Resources, Stage, reject
 
 # A source that decodes to less than its probed duration by this much is truncated or corrupt.
@@ -21,7 +20,7 @@ class DecodeStage(Stage):
     def process(self, records: list[Record]) -> None:
         for r in records:
             cfg = self.cfg
-            workdir = tempfile.mkdtemp(prefix="decode-", dir=cfg.scratch_dir or None)
+            workdir = scratch.make_dir("decode", cfg.scratch_dir)
             r["_workdir"] = workdir
             dw, dh = r["display_width"], r["display_height"]
             analysis = media.even_size(dw, dh, cfg.analysis_size)

@@ -9,12 +9,13 @@ audio (never the clip's own; absent when the source has no other clip).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
-import tempfile
 
 import numpy as np
 import torch
 
+from pipeline import scratch
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage
 
@@ -87,8 +88,10 @@ class EncodeStage(Stage):
         if self.cfg.debug_models:  # seeded, so every worker on every node writes the same weights
             from pipeline.latent_models import write_debug_models
 
-            models_dir = write_debug_models(tempfile.mkdtemp(prefix="debug-models-"), self.cfg.video_vae)
+            models_dir = write_debug_models(scratch.make_dir("debug_models"), self.cfg.video_vae)
         self.models = LatentModels.load(models_dir, self.cfg.video_vae, self.cfg.debug_models)
+        if self.cfg.debug_models:  # loaded: the random weights are not needed on disk any more
+            shutil.rmtree(models_dir, ignore_errors=True)
         self.buckets = parse_buckets(self.cfg.buckets, self.cfg.video_vae)
 
     def process(self, records: list[Record]) -> None:

@@ -1,21 +1,26 @@
 """Stage 3: scene cuts, speech regions (VAD), then clip windows that never cross a cut."""
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 
-from pipeline import media
+from pipeline import fingerprint, media
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage, clip_id, reject
 
 THUMB = (64, 36)  # thumbnails compared for cuts: small enough to be cheap, big enough to see a new shot
 
 
-def scene_change_scores(reader: media.FrameReader, window: int = 64) -> np.ndarray:
-    """Mean absolute HSV difference between each frame and the one before it (score[0] = 0)."""
+def scene_change_scores(reader: media.FrameReader, window: int = 64,
+                        visit: Callable[[int, np.ndarray], None] = lambda i, frame: None) -> np.ndarray:
+    """Mean absolute HSV difference between each frame and the one before it (score[0] = 0); `visit` sees
+    every frame of this one pass over them."""
     scores, prev = np.zeros(reader.num_frames, np.float32), None
     for start, frames in reader.windows(0, reader.num_frames, window):
         for i, f in enumerate(frames):
+            visit(start + i, f)
             hsv = cv2.cvtColor(cv2.resize(f, THUMB, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2HSV).astype(np.int16)
             if prev is not None:
                 scores[start + i] = np.abs(hsv - prev).mean()
@@ -72,8 +77,13 @@ class SegmentStage(Stage):
         for r in records:
             cfg, dec = self.cfg, r["_decoded"]
             reader = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames)
-            scenes = scenes_from_scores(scene_change_scores(reader), cfg.scene_threshold)
+            hashed, hashes = set(fingerprint.video_sample_frames(dec.num_frames, cfg.fps)), {}
+            visit = lambda i, frame: hashes.update({i: fingerprint.dhash(frame)}) if i in hashed else None
+            scenes = scenes_from_scores(scene_change_scores(reader, visit=visit), cfg.scene_threshold)
             r["_pcm"] = pcm = media.read_pcm(dec.audio_path)
+            r["video_fingerprint"], r["audio_fingerprint"] = fingerprint.Fingerprint(
+                dec.num_frames / cfg.fps, np.array([hashes[i] for i in sorted(hashes)], np.uint64),
+                fingerprint.audio_words(pcm, cfg.sample_rate)).to_hex()
             heard = int(len(pcm) * cfg.fps / cfg.sample_rate)  # frames the audio covers: clips stay inside it
             margin = int(round(cfg.edge_margin_s * cfg.fps))  # kept from scene cuts, not from the audio's end
             scenes = [(a, min(b, heard + margin)) for a, b in scenes if a < heard]
