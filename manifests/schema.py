@@ -22,7 +22,7 @@ SOURCES = pa.schema([
     ("decode_passes", I32), ("decoded_frames", I64), ("decoded_seconds", F64),
     ("analysis_width", I32), ("analysis_height", I32), ("normalized_width", I32), ("normalized_height", I32),
     ("scene_cuts_s", pa.list_(F64)), ("speech_seconds", F64),
-    # hex of the first 120 s: a difference hash of the picture at 2 Hz, a voice-band word at 4 Hz
+    # base64 of the first 60 s: a difference hash of the picture at 2 Hz, two voice bands' loudness at 25 Hz
     ("video_fingerprint", STR), ("audio_fingerprint", STR),
     ("clips_total", I32), ("clips_accepted", I32), ("clips_rejected", I32),
     ("seconds_probe", F64), ("seconds_decode", F64), ("seconds_segment", F64), ("seconds_total", F64),

@@ -15,7 +15,7 @@ from pipeline.stages.base import reject
 def fingerprint_of(src: dict) -> Fingerprint | None:
     if not (src.get("video_fingerprint") or src.get("audio_fingerprint")):
         return None
-    return Fingerprint.from_hex(src.get("decoded_seconds") or src.get("duration_s") or 0.0,
+    return Fingerprint.from_text(src.get("decoded_seconds") or src.get("duration_s") or 0.0,
                                 src.get("video_fingerprint"), src.get("audio_fingerprint"))
 
 

@@ -24,9 +24,6 @@ SENTENCES = [
     "My brother bought a new bicycle and rode it to the market.",
 ]
 VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb-x-rp"]
-# The accepted cases that say a sentence already said by another accepted case say it in another voice:
-# the same face, sentence and voice would be the same recording (near_duplicate).
-OTHER_VOICE = {1: "en-us", 2: "en-gb", 3: "en-us"}
 SECONDS = 6.4  # one 121-frame clip at 24 fps (5.04 s) plus margins
 
 
@@ -58,18 +55,20 @@ def build(out_dir: str) -> dict:
     labels: dict[str, dict] = {}
 
     def talking(name: str, fps: float, sentence: int, label: dict, audio_shift: float = 0.0,
-                mouth_sentence: int | None = None, face_: cm.Face | None = None, voice: str | None = None,
-                **kw) -> None:
-        audio = utterance(sentence, voice)
+                mouth_sentence: int | None = None, face_: cm.Face | None = None, **kw) -> None:
+        audio = utterance(sentence)
         driving = audio if mouth_sentence is None else utterance(mouth_sentence)
         heard = cm.shift(audio, audio_shift) if audio_shift else audio
         cm.write_video(os.path.join(out_dir, name), frames_for(face_ or face, driving, fps, sentence), fps, heard, **kw)
         labels[name] = dict(label, sentence=SENTENCES[sentence % len(SENTENCES)], fps=fps)
 
+    # Each accepted recording shows the face placed its own way: one face and one voice saying one
+    # sentence twice would be the same recording twice (near_duplicate).
+    placed = lambda scale, flip, offset: cm.transform_face(face, scale, flip=flip, canvas=(512, 512), offset=offset)
     talking("insync_24fps.mp4", 24, 0, accepted(sync_offset_s=0.0))
-    talking("in sync 25fps.mp4", 25, 1, accepted(sync_offset_s=0.0))
-    talking('in-sync "quoted" 30fps.mp4', 30, 2, accepted(sync_offset_s=0.0))
-    talking("synchronisé à 24 ïmages – Ω.mp4", 24, 3, accepted(sync_offset_s=0.0))
+    talking("in sync 25fps.mp4", 25, 1, accepted(sync_offset_s=0.0), face_=placed(0.9, False, (40, 30)))
+    talking('in-sync "quoted" 30fps.mp4', 30, 2, accepted(sync_offset_s=0.0), face_=placed(1.0, True, (0, 0)))
+    talking("synchronisé à 24 ïmages – Ω.mp4", 24, 3, accepted(sync_offset_s=0.0), face_=placed(0.9, True, (10, 40)))
     # sync_offset_s follows SyncNet's sign: audio heard late gives a negative offset.
     talking("audio_late_0.3s.mp4", 24, 0, rejected_clip("sync", "sync_offset", sync_offset_s=-0.3), audio_shift=0.3)
     talking("audio_early_0.4s.mp4", 25, 1, rejected_clip("sync", "sync_offset", sync_offset_s=0.4), audio_shift=-0.4)
@@ -128,21 +127,19 @@ def build(out_dir: str) -> dict:
         f.write("These are meeting notes, not a video.\n" * 20)
     labels["notes.mp4"] = rejected_source("probe", "unreadable")
 
-    _vfr(out_dir, face, labels)
-    rot = face.image.copy()
-    spoken = utterance(2, OTHER_VOICE[2])
-    upright = frames_for(cm.Face(rot, face.mouth_left, face.mouth_right), spoken, 25)
+    _vfr(out_dir, placed(0.85, False, (60, 20)), labels)
+    upright = frames_for(placed(0.9, True, (50, 0)), utterance(2), 25)
     stored = np.ascontiguousarray(np.rot90(upright, k=1, axes=(1, 2)))  # stored sideways, displayed upright
     with tempfile.TemporaryDirectory() as tmp:
         plain = os.path.join(tmp, "plain.mp4")
-        cm.write_video(plain, stored, 25, spoken)
+        cm.write_video(plain, stored, 25, utterance(2))
         # ffmpeg 5 keeps a rotate tag only when remuxing, not when encoding
         subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", plain, "-c", "copy",
                         "-metadata:s:v:0", "rotate=270", os.path.join(out_dir, "rotated_90.mp4")],
                        check=True, capture_output=True)
     labels["rotated_90.mp4"] = dict(accepted(), rotation=-90, sentence=SENTENCES[2])
     odd = cm.transform_face(face, 0.95, canvas=(515, 487), offset=(10, 3))
-    talking("odd_dims_515x487.mp4", 24, 3, accepted(), face_=odd, voice=OTHER_VOICE[3],
+    talking("odd_dims_515x487.mp4", 24, 3, accepted(), face_=odd,
             codec=("-c:v", "libx264", "-pix_fmt", "yuv444p"))
 
     with open(os.path.join(out_dir, "labels.json"), "w", encoding="utf-8") as f:
@@ -169,7 +166,7 @@ def _music(n: int) -> np.ndarray:
 
 def _vfr(out_dir: str, face: cm.Face, labels: dict) -> None:
     """A 30 fps recording with frames dropped in alternate seconds, kept with their timestamps."""
-    audio = utterance(1, OTHER_VOICE[1])
+    audio = utterance(1)
     with tempfile.TemporaryDirectory() as tmp:
         cfr = os.path.join(tmp, "cfr.mp4")
         cm.write_video(cfr, frames_for(face, audio, 30), 30, audio)

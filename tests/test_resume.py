@@ -10,12 +10,14 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 import pyarrow.parquet as pq
 import pytest
 
 from manifests.schema import RUN_DEPENDENT
+from pipeline import scratch
 from tests.conftest import LATENT_ARGS, REPO, build_shards
 
 
@@ -121,12 +123,15 @@ def test_killed_job_resumes_to_the_same_manifests(corpus_run, models_dir, local_
     assert pid, "no driver process found:\n" + subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout[-3000:]
     os.kill(pid, signal.SIGKILL)
     finished_before = len(glob.glob(parts))
+    left = glob.glob(os.path.join(tempfile.gettempdir(), f"{scratch.PREFIX}*-{pid}-shard-*"))
+    assert left, "the killed driver held no open shard folder"
     time.sleep(5)
     assert len(glob.glob(parts)) == finished_before, "work went on after the driver died"
     assert 2 <= finished_before < len(names) and not os.path.exists(os.path.join(out, "manifests")), \
         "the driver was not killed part way"
 
     submit(env, str(subset), out, models_dir, wait=True)
+    assert not any(map(os.path.exists, left)), "the rerun left the killed driver's scratch behind"
     sources = pq.read_table(os.path.join(out, "manifests", "sources.parquet")).to_pylist()
     clips = pq.read_table(os.path.join(out, "manifests", "clips.parquet")).to_pylist()
     assert sorted(s["source_path"] for s in sources) == sorted(names)
@@ -135,3 +140,18 @@ def test_killed_job_resumes_to_the_same_manifests(corpus_run, models_dir, local_
     assert comparable(sources) == comparable(want_s)
     assert comparable(clips) == comparable(want_c)
     assert_no_repeated_keys(out)
+
+
+def test_a_local_run_says_it_joins_a_running_cluster(corpus_run, models_dir, local_cluster, tmp_path):
+    """Ray joins a cluster that `ray start` left on the machine; the run says so, and `--ray-address local`
+    starts a private one instead."""
+    env = {k: v for k, v in local_cluster.items() if k != "RAY_ADDRESS"}
+    subset = tmp_path / "in"
+    subset.mkdir()
+    shutil.copy(os.path.join(corpus_run["corpus"], "notes.mp4"), subset / "notes.mp4")
+    joined = build_shards(str(subset), str(tmp_path / "a"), models_dir, "--latents", "off", "--sync-scorer",
+                          "mouth_motion", env=env)
+    assert "joining the Ray cluster already running on this machine" in joined.stdout
+    private = build_shards(str(subset), str(tmp_path / "b"), models_dir, "--latents", "off", "--sync-scorer",
+                           "mouth_motion", "--ray-address", "local", env=env)
+    assert "joining" not in private.stdout and "Started a local Ray instance" in private.stdout + private.stderr

@@ -77,13 +77,11 @@ class SegmentStage(Stage):
         for r in records:
             cfg, dec = self.cfg, r["_decoded"]
             reader = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames)
-            hashed, hashes = set(fingerprint.video_sample_frames(dec.num_frames, cfg.fps)), {}
-            visit = lambda i, frame: hashes.update({i: fingerprint.dhash(frame)}) if i in hashed else None
-            scenes = scenes_from_scores(scene_change_scores(reader, visit=visit), cfg.scene_threshold)
+            pictures = fingerprint.PictureHasher(dec.num_frames, cfg.fps)
+            scenes = scenes_from_scores(scene_change_scores(reader, visit=pictures.visit), cfg.scene_threshold)
             r["_pcm"] = pcm = media.read_pcm(dec.audio_path)
             r["video_fingerprint"], r["audio_fingerprint"] = fingerprint.Fingerprint(
-                dec.num_frames / cfg.fps, np.array([hashes[i] for i in sorted(hashes)], np.uint64),
-                fingerprint.audio_words(pcm, cfg.sample_rate)).to_hex()
+                dec.num_frames / cfg.fps, pictures.hashes(), fingerprint.loudness_curve(pcm, cfg.sample_rate)).to_text()
             heard = int(len(pcm) * cfg.fps / cfg.sample_rate)  # frames the audio covers: clips stay inside it
             margin = int(round(cfg.edge_margin_s * cfg.fps))  # kept from scene cuts, not from the audio's end
             scenes = [(a, min(b, heard + margin)) for a, b in scenes if a < heard]
