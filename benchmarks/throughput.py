@@ -1,0 +1,152 @@
+"""CPU seconds per second of video, stage by stage, for the clip pipeline's source worker (every check,
+Whisper base int8 on the CPU included; latents excluded), and the ratio to a bare decode of the same files
+measured in the same run.
+
+    python benchmarks/throughput.py ../shared/real_footage/videos --models-dir models
+    python benchmarks/throughput.py --generate-minutes 10 --models-dir models   # a 720p talking source
+
+CPU time is the process's user+system time over all its threads plus that of the subprocesses it waited
+for (ffmpeg), measured around each stage, so a stage that runs on two threads for one second counts two.
+The bare decode is `ffmpeg -i SRC -f null -` of each file. With --peak-memory, each source also runs once
+more in a fresh process whose peak resident memory is reported (it must not grow with the source's length).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+
+
+def cpu_seconds() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Timed:
+    """A stage (or any callable) whose CPU seconds are added to `totals[name]` on every call."""
+
+    def __init__(self, name: str, inner, totals: dict[str, float]):
+        self.name, self.inner, self.totals = name, inner, totals
+
+    def __call__(self, *args, **kwargs):
+        t0 = cpu_seconds()
+        try:
+            return self.inner(*args, **kwargs)
+        finally:
+            self.totals[self.name] += cpu_seconds() - t0
+
+    def __getattr__(self, item):
+        return getattr(self.inner, item)
+
+
+def bare_decode_cpu(path: str) -> float:
+    t0 = cpu_seconds()
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-"], check=True)
+    return cpu_seconds() - t0
+
+
+def make_processor(models_dir: str, out_dir: str, sync_scorer: str, language: str):
+    from pipeline.config import PipelineConfig
+    from pipeline.source_worker import SourceProcessor
+
+    cfg = PipelineConfig(input=out_dir, output=out_dir, models_dir=models_dir, latents="off",
+                         sync_scorer=sync_scorer, language=language)
+    proc = SourceProcessor(cfg)
+    proc.setup()
+    return proc
+
+
+def measure(paths: list[str], models_dir: str, sync_scorer: str, language: str) -> tuple[dict, float, float, list]:
+    """Per-stage CPU seconds over all paths, seconds of video, bare-decode CPU seconds, per-file results."""
+    totals: dict[str, float] = defaultdict(float)
+    with tempfile.TemporaryDirectory() as out:
+        proc = make_processor(models_dir, out, sync_scorer, language)
+        proc.source_stages = [Timed(s.name, s, totals) for s in proc.source_stages]
+        proc.clip_stages = [Timed(s.name, s, totals) for s in proc.clip_stages]
+        proc.stage_samples = Timed("package", proc.stage_samples, totals)
+        video_s, bare, rows = 0.0, 0.0, []
+        for path in paths:
+            t0 = cpu_seconds()
+            result = json.loads(proc.run(path, os.path.basename(path)))
+            src = result["source"]
+            totals["total"] += cpu_seconds() - t0
+            video_s += src.get("duration_s") or 0.0
+            bare += bare_decode_cpu(path)
+            rows.append((os.path.basename(path), src["status"], src.get("duration_s") or 0.0, src["clips_accepted"],
+                         src["clips_total"]))
+    return totals, video_s, bare, rows
+
+
+def peak_memory_mib(path: str, models_dir: str, sync_scorer: str, language: str) -> float:
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", path, "--models-dir", models_dir,
+                          "--sync-scorer", sync_scorer, "--language", language],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def report(label: str, totals: dict, video_s: float, bare: float, rows: list) -> None:
+    print(f"== {label}: {len(rows)} files, {video_s:.1f} s of video ==")
+    for name, status, seconds, accepted, total in rows:
+        print(f"  {name[:44]:44s} {status:9s} {seconds:7.1f} s  {accepted}/{total} clips accepted")
+    stages = [k for k in totals if k != "total"]
+    other = totals["total"] - sum(totals[k] for k in stages)
+    print(f"  {'stage':12s} {'CPU s':>8s} {'CPU s / s video':>16s} {'share':>6s}")
+    for k in stages + ["(between)"]:
+        v = other if k == "(between)" else totals[k]
+        print(f"  {k:12s} {v:8.2f} {v / video_s:16.3f} {v / totals['total']:6.0%}")
+    print(f"  {'total':12s} {totals['total']:8.2f} {totals['total'] / video_s:16.3f}")
+    print(f"  bare decode  {bare:8.2f} {bare / video_s:16.3f}   pipeline / bare decode = {totals['total'] / bare:.1f}x")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dir", nargs="?", help="folder of videos (searched at its top level)")
+    p.add_argument("--generate-minutes", type=float, default=0.0, help="also measure a generated 720p source")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--sync-scorer", default="motion_asd")
+    p.add_argument("--language", default="", help="force a language (empty: detect)")
+    p.add_argument("--peak-memory", action="store_true", help="also report each source's worker peak memory")
+    p.add_argument("--workdir", default="", help="where the generated source is kept between runs")
+    p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one source, print peak RSS in MiB
+    a = p.parse_args()
+    if a.worker:
+        with tempfile.TemporaryDirectory() as out:
+            make_processor(a.models_dir, out, a.sync_scorer, a.language).run(a.worker, os.path.basename(a.worker))
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        return
+    from pipeline.local_models import assemble_whisper_base
+
+    assemble_whisper_base(a.models_dir)
+    sets = []
+    if a.dir:
+        sets.append((a.dir, sorted(os.path.join(a.dir, n) for n in os.listdir(a.dir) if n.endswith(VIDEO_EXTENSIONS))))
+    if a.generate_minutes:
+        from benchmarks.cpu_stages import make_source
+
+        work = a.workdir or tempfile.mkdtemp(prefix="throughput-")
+        path = os.path.join(work, f"talk_{a.generate_minutes:g}min_720p.mp4")
+        if not os.path.exists(path):
+            t0 = time.perf_counter()
+            make_source(path, a.generate_minutes * 60)
+            print(f"generated {path} in {time.perf_counter() - t0:.0f} s")
+        sets.append((f"generated {a.generate_minutes:g} min 720p", [path]))
+    for label, paths in sets:
+        report(label, *measure(paths, a.models_dir, a.sync_scorer, a.language))
+        if a.peak_memory:
+            for path in paths:
+                print(f"  peak memory {os.path.basename(path)[:40]}: "
+                      f"{peak_memory_mib(path, a.models_dir, a.sync_scorer, a.language):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
