@@ -2,8 +2,8 @@
 Whisper base int8 on the CPU included; latents excluded), and the ratio to a bare decode of the same files
 measured in the same run.
 
-    python benchmarks/throughput.py ../shared/real_footage/videos --models-dir models
-    python benchmarks/throughput.py --generate-minutes 10 --models-dir models   # a 720p talking source
+    python benchmarks/throughput.py ../shared/real_footage/videos --clip-frames 73 --language en
+    python benchmarks/throughput.py --generate-minutes 10 --peak-memory   # a generated 720p talking source
 
 CPU time is the process's user+system time over all its threads plus that of the subprocesses it waited
 for (ffmpeg), measured around each stage, so a stage that runs on two threads for one second counts two.
@@ -55,22 +55,22 @@ def bare_decode_cpu(path: str) -> float:
     return cpu_seconds() - t0
 
 
-def make_processor(models_dir: str, out_dir: str, sync_scorer: str, language: str):
+def make_processor(models_dir: str, out_dir: str, sync_scorer: str, language: str, clip_frames: int):
     from pipeline.config import PipelineConfig
     from pipeline.source_worker import SourceProcessor
 
     cfg = PipelineConfig(input=out_dir, output=out_dir, models_dir=models_dir, latents="off",
-                         sync_scorer=sync_scorer, language=language)
+                         sync_scorer=sync_scorer, language=language, clip_frames=clip_frames)
     proc = SourceProcessor(cfg)
     proc.setup()
     return proc
 
 
-def measure(paths: list[str], models_dir: str, sync_scorer: str, language: str) -> tuple[dict, float, float, list]:
+def measure(paths: list[str], *settings) -> tuple[dict, float, float, list]:
     """Per-stage CPU seconds over all paths, seconds of video, bare-decode CPU seconds, per-file results."""
     totals: dict[str, float] = defaultdict(float)
     with tempfile.TemporaryDirectory() as out:
-        proc = make_processor(models_dir, out, sync_scorer, language)
+        proc = make_processor(*settings[:1], out, *settings[1:])
         proc.source_stages = [Timed(s.name, s, totals) for s in proc.source_stages]
         proc.clip_stages = [Timed(s.name, s, totals) for s in proc.clip_stages]
         proc.stage_samples = Timed("package", proc.stage_samples, totals)
@@ -87,9 +87,9 @@ def measure(paths: list[str], models_dir: str, sync_scorer: str, language: str) 
     return totals, video_s, bare, rows
 
 
-def peak_memory_mib(path: str, models_dir: str, sync_scorer: str, language: str) -> float:
+def peak_memory_mib(path: str, models_dir: str, sync_scorer: str, language: str, clip_frames: int) -> float:
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", path, "--models-dir", models_dir,
-                          "--sync-scorer", sync_scorer, "--language", language],
+                          "--sync-scorer", sync_scorer, "--language", language, "--clip-frames", str(clip_frames)],
                          capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -115,13 +115,15 @@ def main() -> None:
     p.add_argument("--models-dir", default="models")
     p.add_argument("--sync-scorer", default="motion_asd")
     p.add_argument("--language", default="", help="force a language (empty: detect)")
+    p.add_argument("--clip-frames", type=int, default=121, help="73 for the 5 s files of real_footage")
     p.add_argument("--peak-memory", action="store_true", help="also report each source's worker peak memory")
     p.add_argument("--workdir", default="", help="where the generated source is kept between runs")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one source, print peak RSS in MiB
     a = p.parse_args()
     if a.worker:
         with tempfile.TemporaryDirectory() as out:
-            make_processor(a.models_dir, out, a.sync_scorer, a.language).run(a.worker, os.path.basename(a.worker))
+            make_processor(a.models_dir, out, a.sync_scorer, a.language, a.clip_frames).run(
+                a.worker, os.path.basename(a.worker))
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return
     from pipeline.local_models import assemble_whisper_base
@@ -140,12 +142,13 @@ def main() -> None:
             make_source(path, a.generate_minutes * 60)
             print(f"generated {path} in {time.perf_counter() - t0:.0f} s")
         sets.append((f"generated {a.generate_minutes:g} min 720p", [path]))
+    settings = (a.models_dir, a.sync_scorer, a.language, a.clip_frames)
     for label, paths in sets:
-        report(label, *measure(paths, a.models_dir, a.sync_scorer, a.language))
+        report(label, *measure(paths, *settings))
         if a.peak_memory:
             for path in paths:
                 print(f"  peak memory {os.path.basename(path)[:40]}: "
-                      f"{peak_memory_mib(path, a.models_dir, a.sync_scorer, a.language):.0f} MiB")
+                      f"{peak_memory_mib(path, *settings):.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -99,36 +99,27 @@ def even_size(width: int, height: int, long_side: int, upscale: bool = False) ->
 class DecodeResult:
     frames_path: str  # raw RGB frames, analysis size, target fps
     audio_path: str  # raw s16le mono PCM at the target rate
-    normalized_path: str  # mp4 at the target fps, display orientation, capped size
     num_frames: int
     analysis_size: tuple[int, int]
-    normalized_size: tuple[int, int]
     errors: str
 
 
-def decode(path: str, workdir: str, fps: float, sample_rate: int, analysis: tuple[int, int],
-           normalized: tuple[int, int], crf: int) -> DecodeResult:
-    """Decode the source once; one ffmpeg process writes analysis frames, PCM audio and a normalised mp4.
+def decode(path: str, workdir: str, fps: float, sample_rate: int, analysis: tuple[int, int]) -> DecodeResult:
+    """Decode the whole source once; one ffmpeg process writes the analysis frames and the PCM audio.
 
     Frames and audio both start at t = 0 (padded if a stream starts late), so frame i and sample
-    round(i * sample_rate / fps) are the same instant."""
+    round(i * sample_rate / fps) are the same instant. No full-size copy is written: the clips that pass
+    are cut from the source itself (cut_clip), one lossy generation after it."""
     frames_path = os.path.join(workdir, "frames.rgb")
     audio_path = os.path.join(workdir, "audio.s16")
-    normalized_path = os.path.join(workdir, "normalized.mp4")
     src = ffmpeg.input(path)
-    video = src.video.filter("fps", fps=fps, start_time=0).split()
     aw, ah = analysis
-    nw, nh = normalized
-    ana = video[0].filter("scale", aw, ah, flags="area")
-    norm = video[1].filter("scale", nw, nh, flags="bicubic")
+    ana = src.video.filter("fps", fps=fps, start_time=0).filter("scale", aw, ah, flags="area")
     audio = src.audio.filter("aresample", sample_rate, **{"async": 1, "first_pts": 0}).filter(
-        "aformat", channel_layouts="mono").asplit()
-    gop = max(1, int(round(fps)))
+        "aformat", channel_layouts="mono")
     outputs = ffmpeg.merge_outputs(
         ffmpeg.output(ana, frames_path, format="rawvideo", pix_fmt="rgb24"),
-        ffmpeg.output(audio[0], audio_path, format="s16le", ar=sample_rate, ac=1),
-        ffmpeg.output(norm, audio[1], normalized_path, vcodec="libx264", pix_fmt="yuv420p", crf=crf,
-                      preset="veryfast", g=gop, acodec="aac", audio_bitrate="128k", movflags="+faststart"),
+        ffmpeg.output(audio, audio_path, format="s16le", ar=sample_rate, ac=1),
     )
     args = outputs.global_args("-nostdin", "-v", "error", "-y").compile()
     proc = subprocess.run(args, capture_output=True)
@@ -136,7 +127,7 @@ def decode(path: str, workdir: str, fps: float, sample_rate: int, analysis: tupl
     if proc.returncode != 0 and not os.path.exists(frames_path):
         raise RuntimeError(f"ffmpeg decode failed: {errors.strip()[-400:]}")
     n = os.path.getsize(frames_path) // (aw * ah * 3) if os.path.exists(frames_path) else 0
-    return DecodeResult(frames_path, audio_path, normalized_path, n, analysis, normalized, errors.strip())
+    return DecodeResult(frames_path, audio_path, n, analysis, errors.strip())
 
 
 class FrameReader:
@@ -165,16 +156,27 @@ def read_pcm(path: str) -> np.ndarray:
     return np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0
 
 
-def cut_clip(normalized_path: str, pcm: np.ndarray, sample_rate: int, start_s: float, num_frames: int,
-             fps: float, out_path: str) -> None:
-    """Write one clip as mp4: frames from the normalised source, the exact PCM slice as its audio.
+CUT_LEAD_FRAMES = 12  # decoded before a clip and dropped, so that the fps filter settles on the same
+# source frames as it did in the analysis decode (it anchors its grid at the first frame it is given)
 
-    The video is cut by a trim filter, not `-frames:v`: that option ends the whole output at the last video
-    frame and drops the audio still queued in the muxer (0.6 s of a 5 s clip)."""
+
+def cut_clip(source_path: str, pcm: np.ndarray, sample_rate: int, start_frame: int, num_frames: int, fps: float,
+             size: tuple[int, int], crf: int, out_path: str) -> None:
+    """Write one clip as mp4 straight from the source's span (display orientation, `size`, `fps`), with the
+    exact PCM slice as its audio: the clip's pictures are one x264 generation after the source.
+
+    The span is read from a seek point CUT_LEAD_FRAMES before the clip on the analysis decode's frame grid,
+    then trimmed: frame k of the clip is analysis frame start_frame + k. The video is cut by the trim
+    filter, not `-frames:v`, which would end the output at the last video frame and drop the audio still
+    queued in the muxer."""
+    lead = min(start_frame, CUT_LEAD_FRAMES)
+    seek = (start_frame - lead) / fps
     pcm16 = (np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes()
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{start_s:.6f}", "-i", normalized_path,
+    video = (f"fps={fps:g}:start_time=0,trim=start_frame={lead}:end_frame={lead + num_frames},setpts=PTS-STARTPTS,"
+             f"scale={size[0]}:{size[1]}:flags=bicubic")
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{seek:.6f}", "-i", source_path,
            "-f", "s16le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0",
-           "-map", "0:v:0", "-map", "1:a:0", "-vf", f"fps={fps:g},trim=end_frame={num_frames}",
-           "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
-           "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", out_path]
+           "-map", "0:v:0", "-map", "1:a:0", "-vf", video,
+           "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
+           "-g", str(max(1, int(round(fps)))), "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", out_path]
     subprocess.run(cmd, input=pcm16, check=True, capture_output=True)

@@ -133,8 +133,8 @@ class SourceProcessor:
         out = {}
         if not cfg.audio_only:
             mp4 = os.path.join(tmp, f"{c['clip_id']}.mp4")
-            media.cut_clip(src["_decoded"].normalized_path, pcm, cfg.sample_rate, c["start_s"], c["num_frames"],
-                           cfg.fps, mp4)
+            media.cut_clip(src["_path"], pcm, cfg.sample_rate, c["start_frame"], c["num_frames"], cfg.fps,
+                           (src["normalized_width"], src["normalized_height"]), cfg.crf, mp4)
             with open(mp4, "rb") as f:
                 out["mp4"] = f.read()
             c.update(video_width=src["normalized_width"], video_height=src["normalized_height"])

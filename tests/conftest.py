@@ -55,17 +55,21 @@ def counting_ffmpeg(folder) -> tuple[dict, str]:
     return dict(os.environ, PATH=f"{folder}:{os.environ['PATH']}"), log
 
 
-def decodes_per_input(log: str) -> dict[str, int]:
-    """How many ffmpeg calls read each input file (by its basename), from a counting_ffmpeg log."""
-    counts: dict[str, int] = {}
+def reads_per_input(log: str) -> dict[str, list[float | None]]:
+    """Every ffmpeg read of each input file (by its basename), from a counting_ffmpeg log: the seek point
+    given with -ss before its -i, or None for a read from the start."""
+    reads: dict[str, list[float | None]] = {}
     with open(log, "rb") as f:
         for call in f.read().split(b"\0\n"):
-            args = call.split(b"\0")
+            args, seek = call.split(b"\0"), None
             for k, a in enumerate(args[:-1]):
-                if a == b"-i" and args[k + 1] not in (b"pipe:0", b"-"):
-                    name = os.path.basename(os.fsdecode(args[k + 1]))
-                    counts[name] = counts.get(name, 0) + 1
-    return counts
+                if a == b"-ss":
+                    seek = float(args[k + 1])
+                if a == b"-i":
+                    if args[k + 1] not in (b"pipe:0", b"-"):
+                        reads.setdefault(os.path.basename(os.fsdecode(args[k + 1])), []).append(seek)
+                    seek = None
+    return reads
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +82,7 @@ def corpus_run(corpus, models_dir, tmp_path_factory) -> dict:
     proc = build_shards(corpus_dir, out, models_dir, *LATENT_ARGS, env=env)
     sources = pq.read_table(os.path.join(out, "manifests", "sources.parquet")).to_pylist()
     clips = pq.read_table(os.path.join(out, "manifests", "clips.parquet")).to_pylist()
-    return {"out": out, "labels": labels, "corpus": corpus_dir, "stdout": proc.stdout, "decodes": decodes_per_input(log),
+    return {"out": out, "labels": labels, "corpus": corpus_dir, "stdout": proc.stdout, "reads": reads_per_input(log),
             "sources": {s["source_path"]: s for s in sources},
             "clips": {p: [c for c in clips if c["source_path"] == p] for p in {s["source_path"] for s in sources}}}
 

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from pipeline.media import CUT_LEAD_FRAMES
 from pipeline.sample_corpus import SECONDS
 
 
@@ -27,7 +28,12 @@ def test_case_outcome(corpus_run, name):
         assert src["reject_detail"]
         assert clips == []
         return
-    assert corpus_run["decodes"][os.path.basename(name)] == 1  # counted by an ffmpeg wrapper, not the stage
+    # counted by an ffmpeg wrapper, not the stage: one decode of the whole source, then one read of each
+    # accepted clip's span, from its seek point (a few frames before the clip)
+    reads = corpus_run["reads"][os.path.basename(name)]
+    seeks = sorted(round((c["start_frame"] - min(c["start_frame"], CUT_LEAD_FRAMES)) / c["fps"], 6)
+                   for c in clips if c["status"] == "accepted")
+    assert reads.count(None) == 1 and sorted(round(s, 6) for s in reads if s is not None) == seeks, reads
     assert len(clips) == len(expect["clips"]), [(c["start_s"], c["status"]) for c in clips]
     for clip, want in zip(clips, expect["clips"]):
         assert clip["status"] == want["status"], (clip["reject_stage"], clip["reject_reason"], clip["reject_detail"])

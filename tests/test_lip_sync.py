@@ -111,7 +111,7 @@ def test_sync_stage_uses_syncnet_when_its_weights_are_present(tmp_path):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (130, 96, 128, 3), dtype=np.uint8)
     frames.tofile(tmp_path / "frames.rgb")
-    decoded = DecodeResult(str(tmp_path / "frames.rgb"), "", "", 130, (128, 96), (128, 96), "")
+    decoded = DecodeResult(str(tmp_path / "frames.rgb"), "", 130, (128, 96), "")
     source = {"_decoded": decoded, "_pcm": (rng.standard_normal(16000 * 6) * 0.1).astype(np.float32)}
     clip = {"start_frame": 0, "num_frames": 121, "fps": 24.0, "_source": source, "status": "candidate",
             "_track_boxes": np.tile(np.array([30, 20, 90, 80], np.float32), (121, 1)),

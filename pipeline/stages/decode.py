@@ -1,4 +1,4 @@
-"""Stage 2: decode each source exactly once into analysis frames, 16 kHz mono audio and a normalised mp4.
+"""Stage 2: decode each source exactly once into analysis frames and 16 kHz mono audio.
 
 Everything downstream reads what this stage wrote to the worker's scratch folder; nothing decodes the
 source again. ffmpeg streams to disk, so a worker's memory does not grow with the video's length."""
@@ -24,8 +24,8 @@ class DecodeStage(Stage):
             r["_workdir"] = workdir
             dw, dh = r["display_width"], r["display_height"]
             analysis = media.even_size(dw, dh, cfg.analysis_size)
-            normalized = media.even_size(dw, dh, cfg.max_side)
-            result = media.decode(r["_path"], workdir, cfg.fps, cfg.sample_rate, analysis, normalized, cfg.crf)
+            normalized = media.even_size(dw, dh, cfg.max_side)  # the size clips are cut at
+            result = media.decode(r["_path"], workdir, cfg.fps, cfg.sample_rate, analysis)
             r["decode_passes"] = r.get("decode_passes", 0) + 1
             r["_decoded"] = result
             r["decoded_frames"] = result.num_frames
