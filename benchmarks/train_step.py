@@ -5,6 +5,11 @@ Prints samples/s, tokens/s, peak memory and MFU (FLOPs from model/flops.py) over
 
     python benchmarks/train_step.py --layers 4 --steps 30            # on a CUDA machine
     python benchmarks/train_step.py --preset debug --cpu --steps 6    # a smoke run of the same path on a CPU
+    python benchmarks/train_step.py --roofline                        # on a CPU: the roofline ratio
+
+--roofline times forward and backward of the joint model at a width that fits a CPU (float32, in this
+process) and prints their FLOP/s (FLOPs from model/flops.py; backward = 2x forward) over the FLOP/s of a
+large float32 matmul measured in the same run.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 
 import numpy as np
 
@@ -50,6 +56,53 @@ def write_shard(path: str, samples: int, size: int, frames: int, text_dim: int) 
                 tar.addfile(info, io.BytesIO(data))
 
 
+def timed(fn, repeats: int) -> float:
+    """Median seconds of `fn()` over `repeats` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def roofline(repeats: int = 5) -> None:
+    import torch
+
+    from model.flops import forward_flops
+    from model.unitalking import Conditioning, UniTalking, UniTalkingConfig
+
+    n = 2048
+    x, y = torch.randn(n, n), torch.randn(n, n)
+    peak = 2 * n ** 3 / timed(lambda: x @ y, repeats)
+    c = UniTalkingConfig(dim=512, ffn_dim=2048, heads=8, layers=2, text_dim=64, text_len=32)
+    model = UniTalking(c).train()
+    video, audio_len, ref_len = torch.randn(1, 48, 13, 16, 16), audio_tokens(49 / 24), 125  # 256x256, 49 frames
+    audio = torch.randn(1, 20, audio_len)
+    cond = Conditioning(text=torch.randn(1, 20, c.text_dim), ref_voice=torch.randn(1, 20, ref_len))
+    t = torch.tensor([500.0])
+    fwd_flops = forward_flops(c, tuple(video.shape[1:]), audio_len, ref_len)
+    forward = lambda: model(video, audio, t, t, cond)
+
+    def backward() -> float:
+        v, a = forward()
+        loss = v.square().mean() + a.square().mean()
+        t0 = time.perf_counter()
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0
+
+    t_fwd = timed(forward, repeats)
+    backward()
+    t_bwd = statistics.median(backward() for _ in range(repeats))
+    print(f"CPU, {torch.get_num_threads()} threads: float32 {n}x{n} matmul {peak / 1e9:.1f} GFLOP/s")
+    print(f"joint model dim {c.dim}, {c.layers} blocks, 256x256x49 + {audio_len} audio tokens: "
+          f"{fwd_flops / 1e9:.2f} GFLOP forward")
+    for name, flops, sec in (("forward", fwd_flops, t_fwd), ("backward", 2 * fwd_flops, t_bwd)):
+        print(f"  {name:8s} {sec * 1e3:7.1f} ms  {flops / sec / 1e9:6.1f} GFLOP/s  roofline ratio {flops / sec / peak:.2f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="paper")
@@ -59,7 +112,11 @@ def main() -> None:
     p.add_argument("--size", type=int, default=704)
     p.add_argument("--frames", type=int, default=121)
     p.add_argument("--cpu", action="store_true", help="DeepSpeed's CPU accelerator (gloo, float32)")
+    p.add_argument("--roofline", action="store_true", help="CPU: model FLOP/s over a large matmul's, no trainer")
     a = p.parse_args()
+    if a.roofline:
+        roofline()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         bucket = os.path.join(tmp, "shards", f"{a.size}x{a.size}x{a.frames}")
         os.makedirs(bucket)
