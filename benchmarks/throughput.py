@@ -24,9 +24,6 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi")
-
-
 def cpu_seconds() -> float:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
@@ -126,12 +123,13 @@ def main() -> None:
                 a.worker, os.path.basename(a.worker))
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return
+    from pipeline.listing import VIDEO_EXTENSIONS
     from pipeline.local_models import assemble_whisper_base
 
     assemble_whisper_base(a.models_dir)
     sets = []
     if a.dir:
-        sets.append((a.dir, sorted(os.path.join(a.dir, n) for n in os.listdir(a.dir) if n.endswith(VIDEO_EXTENSIONS))))
+        sets.append((a.dir, sorted(os.path.join(a.dir, n) for n in os.listdir(a.dir) if os.path.splitext(n)[1].lower() in VIDEO_EXTENSIONS)))
     if a.generate_minutes:
         from benchmarks.cpu_stages import make_source
 

@@ -12,8 +12,12 @@ import tempfile
 PREFIX = "unitalking-"
 
 
+def host_tag() -> str:
+    return f"{PREFIX}{socket.gethostname().replace('-', '_')}-"
+
+
 def owner_tag() -> str:
-    return f"{PREFIX}{socket.gethostname().replace('-', '_')}-{os.getpid()}-"
+    return f"{host_tag()}{os.getpid()}-"
 
 
 def make_dir(kind: str, parent: str | None = None) -> str:
@@ -47,7 +51,7 @@ def process_alive(pid: int) -> bool:
 def remove_orphans(parent: str | None = None) -> list[str]:
     """Remove this host's scratch entries under `parent` whose owning process is gone; their names."""
     parent = parent or tempfile.gettempdir()
-    host = f"{PREFIX}{socket.gethostname().replace('-', '_')}-"
+    host = host_tag()
     removed = []
     try:
         names = os.listdir(parent)

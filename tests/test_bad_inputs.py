@@ -87,7 +87,7 @@ def test_a_reencode_is_the_same_recording(bad_run):
     dropped = [r for r in rows if r["reject_reason"] == "near_duplicate"]
     assert len(kept) == 1 and len(dropped) == 1 and kept[0]["clips_accepted"] >= 1, rows
     assert dropped[0]["reject_stage"] == "dedup" and dropped[0]["duplicate_of"] == kept[0]["source_id"]
-    assert kept[0]["source_path"] in dropped[0]["reject_detail"] and dropped[0]["clips_accepted"] == 0
+    assert kept[0]["source_path"] in dropped[0]["reject_detail"]
     clips = [c for c in bad_run["clips"] if c["source_id"] == dropped[0]["source_id"]]
     assert clips and all(c["reject_reason"] == "near_duplicate" and not c["members"] for c in clips)
 

@@ -67,7 +67,7 @@ def test_an_encode_error_leaves_the_source_to_the_next_run(tmp_path):
     result = json.loads(EncodeProcessor(cfg).run(staging_path(src["source_id"]), json.dumps({"source": src, "clips": [clip]})))
     row, clip = result["source"], result["clips"][0]
     assert (row["status"], row["reject_stage"], row["reject_reason"]) == ("failed", "encode", "encode_error")
-    assert "FileNotFoundError" in row["error"] and row["clips_accepted"] == 0
+    assert "FileNotFoundError" in row["error"]
     assert (clip["status"], clip["reject_reason"], clip["members"]) == ("rejected", "encode_error", None)
     packers = Packers(out, 256, 1)
     packers.add(result)
