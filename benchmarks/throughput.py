@@ -52,12 +52,13 @@ def bare_decode_cpu(path: str) -> float:
     return cpu_seconds() - t0
 
 
-def make_processor(models_dir: str, out_dir: str, sync_scorer: str, language: str, clip_frames: int):
+def make_processor(models_dir: str, out_dir: str, sync_scorer: str, language: str, clip_frames: int,
+                   overrides: dict | None = None):
     from pipeline.config import PipelineConfig
     from pipeline.source_worker import SourceProcessor
 
     cfg = PipelineConfig(input=out_dir, output=out_dir, models_dir=models_dir, latents="off",
-                         sync_scorer=sync_scorer, language=language, clip_frames=clip_frames)
+                         sync_scorer=sync_scorer, language=language, clip_frames=clip_frames, **(overrides or {}))
     proc = SourceProcessor(cfg)
     proc.setup()
     return proc
@@ -79,22 +80,45 @@ def measure(paths: list[str], *settings) -> tuple[dict, float, float, list]:
             totals["total"] += cpu_seconds() - t0
             video_s += src.get("duration_s") or 0.0
             bare += bare_decode_cpu(path)
+            reasons = sorted({f"{c['reject_stage']}:{c['reject_reason']}" for c in result["clips"]
+                              if c["status"] == "rejected"} | ({src["reject_reason"]} if src.get("reject_reason") else set()))
+            # the scores a decision rests on, to see a setting move them
+            reasons += [f"{k}={c[k]:g}" for c in result["clips"][:1] for k in ("motion_conf", "syncnet_conf",
+                                                                               "asd_speaking") if c.get(k) is not None]
             rows.append((os.path.basename(path), src["status"], src.get("duration_s") or 0.0, src["clips_accepted"],
-                         src["clips_total"]))
+                         src["clips_total"], " ".join(reasons)))
     return totals, video_s, bare, rows
 
 
-def peak_memory_mib(path: str, models_dir: str, sync_scorer: str, language: str, clip_frames: int) -> float:
+def peak_memory_mib(path: str, models_dir: str, sync_scorer: str, language: str, clip_frames: int,
+                    overrides: dict) -> float:
+    sets = [arg for k, v in overrides.items() for arg in ("--set", f"{k}={v}")]
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", path, "--models-dir", models_dir,
-                          "--sync-scorer", sync_scorer, "--language", language, "--clip-frames", str(clip_frames)],
-                         capture_output=True, text=True, check=True)
+                          "--sync-scorer", sync_scorer, "--language", language, "--clip-frames", str(clip_frames),
+                          *sets], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """FIELD=VALUE pairs as PipelineConfig keyword arguments, each value cast to its field's type."""
+    from dataclasses import fields
+
+    from pipeline.config import PipelineConfig
+
+    types = {f.name: type(f.default) for f in fields(PipelineConfig)}
+    out = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in types:
+            raise SystemExit(f"--set {pair}: no pipeline setting named {name!r}")
+        out[name] = value.lower() in ("1", "true", "yes") if types[name] is bool else types[name](value)
+    return out
 
 
 def report(label: str, totals: dict, video_s: float, bare: float, rows: list) -> None:
     print(f"== {label}: {len(rows)} files, {video_s:.1f} s of video ==")
-    for name, status, seconds, accepted, total in rows:
-        print(f"  {name[:44]:44s} {status:9s} {seconds:7.1f} s  {accepted}/{total} clips accepted")
+    for name, status, seconds, accepted, total, reasons in rows:
+        print(f"  {name[:44]:44s} {status:9s} {seconds:7.1f} s  {accepted}/{total} clips accepted  {reasons}")
     stages = [k for k in totals if k != "total"]
     other = totals["total"] - sum(totals[k] for k in stages)
     print(f"  {'stage':12s} {'CPU s':>8s} {'CPU s / s video':>16s} {'share':>6s}")
@@ -115,11 +139,14 @@ def main() -> None:
     p.add_argument("--clip-frames", type=int, default=121, help="73 for the 5 s files of real_footage")
     p.add_argument("--peak-memory", action="store_true", help="also report each source's worker peak memory")
     p.add_argument("--workdir", default="", help="where the generated source is kept between runs")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a pipeline setting to measure, e.g. --set detect_every=8 (repeatable)")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one source, print peak RSS in MiB
     a = p.parse_args()
+    overrides = parse_settings(a.set)
     if a.worker:
         with tempfile.TemporaryDirectory() as out:
-            make_processor(a.models_dir, out, a.sync_scorer, a.language, a.clip_frames).run(
+            make_processor(a.models_dir, out, a.sync_scorer, a.language, a.clip_frames, overrides).run(
                 a.worker, os.path.basename(a.worker))
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return
@@ -140,7 +167,7 @@ def main() -> None:
             make_source(path, a.generate_minutes * 60)
             print(f"generated {path} in {time.perf_counter() - t0:.0f} s")
         sets.append((f"generated {a.generate_minutes:g} min 720p", [path]))
-    settings = (a.models_dir, a.sync_scorer, a.language, a.clip_frames)
+    settings = (a.models_dir, a.sync_scorer, a.language, a.clip_frames, overrides)
     for label, paths in sets:
         report(label, *measure(paths, *settings))
         if a.peak_memory:

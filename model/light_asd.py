@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 WEIGHT_FILE = "pretrain_AVA_CVPR.model"
@@ -43,6 +44,14 @@ class AudioBlock(nn.Module):
         return r(self.bn_last(self.last(x3 + x5)))
 
 
+def temporal_conv(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+    """A (k, 1, 1) Conv3d computed as a Conv2d over (time, pixels): the same weights and sums, but PyTorch's
+    CPU Conv3d has no fast path (a 3 s clip's faces: 0.8 s through the encoder with it, 0.6 s without)."""
+    b, c, t, h, w = x.shape  # (B, C, T, H, W)
+    y = F.conv2d(x.reshape(b, c, t, h * w), conv.weight[..., 0], stride=(conv.stride[0], 1), padding=(conv.padding[0], 0))
+    return y.reshape(b, -1, y.shape[2], h, w)
+
+
 class VisualBlock(nn.Module):
     """Two branches (3 and 5 wide): spatial conv (stride 2 when `down`) then temporal conv; summed, 1x1x1."""
 
@@ -59,8 +68,8 @@ class VisualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
         r = self.relu
-        x3 = r(self.bn_t_3(self.t_3(r(self.bn_s_3(self.s_3(x))))))
-        x5 = r(self.bn_t_5(self.t_5(r(self.bn_s_5(self.s_5(x))))))
+        x3 = r(self.bn_t_3(temporal_conv(self.t_3, r(self.bn_s_3(self.s_3(x))))))
+        x5 = r(self.bn_t_5(temporal_conv(self.t_5, r(self.bn_s_5(self.s_5(x))))))
         return r(self.bn_last(self.last(x3 + x5)))
 
 

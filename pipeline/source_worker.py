@@ -57,6 +57,20 @@ def worker_resources() -> Resources:
                      memory_gb=max(s.resources.memory_gb for s in stages))
 
 
+def map_large_buffers(threshold: int = 4 << 20) -> None:
+    """Give every buffer over `threshold` bytes its own mapping, returned to the system when freed. glibc's
+    default raises that threshold to the size of each large block freed, so later frame windows and PCM
+    slices come from its heap, which fragments and never shrinks: over a 10-minute 720p source a worker grew
+    from 1.59 GiB (2 minutes) to 1.95 GiB; with this, 1.47 and 1.50 GiB (benchmarks/throughput.py)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "mallopt"):  # glibc only; elsewhere the allocator's own way holds
+        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+
+
 class SourceProcessor:
     def __init__(self, cfg: PipelineConfig):
         self.cfg = cfg
@@ -70,8 +84,18 @@ class SourceProcessor:
             self.clip_stages = [stage(cfg) for stage in CLIP_STAGES]
 
     def setup(self) -> None:
+        import cv2
+        import torch
+
         scratch.remove_orphans(self.cfg.scratch_dir)  # what killed workers on this machine left
+        map_large_buffers()
+        # every library's own pool is as wide as the machine by default: a worker that reserved n CPUs
+        # keeps to n threads, so that workers side by side do not fight over cores
+        threads = max(1, int(self.cfg.worker_cpus or worker_resources().cpus))
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
         for stage in self.source_stages + self.clip_stages:
+            stage.threads = threads
             stage.setup()
 
     def run(self, path: str, rel: str, size: int | None = None) -> str:

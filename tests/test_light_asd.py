@@ -48,3 +48,20 @@ def test_speaking_logits_have_one_value_per_frame():
         v, a = net.embed_faces(faces), net.embed_audio(mfcc)
         logits = net.speaking_logits(v, a)
     assert v.shape == a.shape == (2, 30, 128) and logits.shape == (2, 30) and torch.isfinite(logits).all()
+
+
+def test_temporal_convolutions_equal_the_official_conv3d():
+    """The visual blocks compute their (k, 1, 1) convolutions as 2-D ones for speed: each must give what the
+    official Conv3d gives with the same weights, including a stride in time."""
+    from model.light_asd import temporal_conv
+
+    net = load_light_asd()
+    g = torch.Generator().manual_seed(0)
+    for conv in (net.model.visualEncoder.block1.t_3, net.model.visualEncoder.block2.t_5):
+        x = torch.randn(2, conv.in_channels, 11, 7, 9, generator=g)
+        strided = torch.nn.Conv3d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=(2, 1, 1),
+                                  padding=conv.padding, bias=False)
+        strided.weight.data.copy_(conv.weight.data)
+        with torch.no_grad():
+            for c in (conv, strided):
+                torch.testing.assert_close(temporal_conv(c, x), torch.nn.Conv3d.forward(c, x), rtol=1e-4, atol=1e-4)

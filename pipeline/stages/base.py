@@ -39,6 +39,7 @@ class Stage:
 
     def __init__(self, cfg):
         self.cfg = cfg  # a PipelineConfig; cheap to build anywhere, models come in setup()
+        self.threads = 1  # CPU threads its models may use: the worker sets it to the CPUs it reserved
 
     def setup(self) -> None:
         """Load models once per worker (never in __init__, which runs where the stage is built)."""

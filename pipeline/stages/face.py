@@ -1,11 +1,14 @@
-"""Stage 5: exactly one face track covering the clip, big enough and near frontal; a fixed crop for it."""
+"""Stage 5: exactly one face track covering the clip, big enough and near frontal; a fixed crop for it.
+The detector runs on keyframes (every `detect_every`-th frame); the main face is tracked between them."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from pipeline import media
 from pipeline.config import PipelineConfig
 from pipeline.face_backends import Detection, make_detector
+from pipeline.face_tracking import track
 from pipeline.stages.base import Record, Resources, Stage, reject
 
 
@@ -38,17 +41,6 @@ def link_tracks(per_frame: list[tuple[int, list[Detection]]], min_iou: float) ->
     return tracks
 
 
-def interpolate(track: dict[int, Detection], num_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (T, 4) and landmarks (T, 5, 2) for every frame, linear between detections, held at the ends."""
-    frames = np.array(sorted(track))
-    boxes = np.stack([track[f].box for f in frames])
-    marks = np.stack([track[f].landmarks for f in frames]).reshape(len(frames), -1)
-    t = np.arange(num_frames)
-    out_b = np.stack([np.interp(t, frames, boxes[:, j]) for j in range(4)], 1)
-    out_m = np.stack([np.interp(t, frames, marks[:, j]) for j in range(10)], 1).reshape(num_frames, 5, 2)
-    return out_b.astype(np.float32), out_m.astype(np.float32)
-
-
 def yaw_degrees(landmarks: np.ndarray) -> float:
     """Rough yaw from 5 points: how far the nose sits from the eyes' midpoint, in half eye-distances."""
     le, re, nose = landmarks[0], landmarks[1], landmarks[2]
@@ -65,18 +57,21 @@ class FaceStage(Stage):
         self.detector = None
 
     def setup(self) -> None:
-        self.detector = make_detector(self.cfg.face_backend, self.cfg.models_dir)
+        self.detector = make_detector(self.cfg.face_backend, self.cfg.models_dir, self.threads)
 
-    def sampled_detections(self, clip: Record) -> list[tuple[int, list[Detection]]]:
+    def keyframe_detections(self, clip: Record) -> tuple[list[tuple[int, list[Detection]]], list[np.ndarray]]:
+        """Detections on every `detect_every`-th frame of the clip (and its last), and every frame in grey for
+        the tracker; one window of frames in memory at a time."""
         dec, n, step = clip["_source"]["_decoded"], clip["num_frames"], self.cfg.detect_every
         reader = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames)
-        wanted = sorted(set(range(0, n, step)) | {n - 1})
-        out = []
+        keys = set(range(0, n, step)) | {n - 1}
+        detections, grey = [], []
         for start, frames in reader.windows(clip["start_frame"], clip["start_frame"] + n, 32):
-            idx = [i for i in wanted if start - clip["start_frame"] <= i < start - clip["start_frame"] + len(frames)]
-            local = frames[[i - (start - clip["start_frame"]) for i in idx]]
-            out += list(zip(idx, self.detector.detect(local, self.cfg.face_score)))
-        return out
+            first = start - clip["start_frame"]
+            idx = [i for i in range(first, first + len(frames)) if i in keys]
+            detections += list(zip(idx, self.detector.detect(frames[[i - first for i in idx]], self.cfg.face_score)))
+            grey += [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+        return detections, grey
 
     def process(self, records: list[Record]) -> None:
         for c in records:
@@ -85,7 +80,7 @@ class FaceStage(Stage):
     def measure(self, c: Record) -> None:
         cfg, src = self.cfg, c["_source"]
         c["face_detector"] = self.detector.version or self.detector.name
-        per_frame = self.sampled_detections(c)
+        per_frame, grey = self.keyframe_detections(c)
         c["face_count"] = max((len(d) for _, d in per_frame), default=0)
         if c["face_count"] == 0:
             reject(c, self.name, "no_face", "no face detected in any sampled frame")
@@ -94,7 +89,7 @@ class FaceStage(Stage):
         coverage = [len(t) / len(per_frame) for t in tracks]
         c["face_track_coverage"] = round(coverage[0], 4)
         c["other_face_coverage"] = round(coverage[1], 4) if len(tracks) > 1 else 0.0
-        boxes, marks = interpolate(tracks[0], c["num_frames"])
+        boxes, marks = track(grey, {k: (d.box, d.landmarks) for k, d in tracks[0].items()})
         scale = src["display_width"] / src["analysis_width"]  # analysis pixels -> source pixels
         w, h = (boxes[:, 2] - boxes[:, 0]) * scale, (boxes[:, 3] - boxes[:, 1]) * scale
         c["face_width_px"], c["face_height_px"] = round(float(np.median(w)), 1), round(float(np.median(h)), 1)

@@ -49,7 +49,7 @@ class TranscribeStage(Stage):
         # whisperx's Whisper (CTranslate2); VAD already ran in the segment stage, so its pipeline's own
         # VAD model is not loaded a second time
         self.whisper = WhisperModel(path, device=self.device, compute_type="int8" if self.device == "cpu" else "float16",
-                                    cpu_threads=max(1, int(self.cfg.worker_cpus or self.resources.cpus)))
+                                    cpu_threads=self.threads)
         self.batched = BatchedInferencePipeline(self.whisper)
         self.model_version = f"whisper:{os.path.basename(path)}"
 

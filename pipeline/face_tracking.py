@@ -1,0 +1,97 @@
+"""A face's box and landmarks on every frame from detections on a few (keyframes).
+
+Between two detections of the same face, the head's motion is measured by pyramidal Lucas-Kanade optical
+flow over a grid of points inside the face box, frame to frame, and summarised as one similarity transform
+(shift, rotation, scale) per step, fitted robustly so that the lips' own movement does not drag the box.
+Each frame gets the keyframe boxes and landmarks carried forward from the detection before it and backward
+from the detection after it, blended by distance, so tracking drift never outlives one keyframe interval.
+Landmarks move with the head (rigidly): the mouth corners stay where the detector put them relative to
+the face, which is what the mouth-motion scorer wants (the lips move inside a steady crop).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+GRID = 7  # points per side of the grid tracked inside the face box
+LK = dict(winSize=(15, 15), maxLevel=2, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+MAX_FB_ERROR = 1.0  # pixels a point may miss its start when tracked forward, then back
+
+
+def grid_points(box: np.ndarray) -> np.ndarray:
+    """(GRID*GRID, 2) float32 points over the inner 80% of a box x0 y0 x1 y1."""
+    x0, y0, x1, y1 = box
+    xs = np.linspace(x0 + 0.1 * (x1 - x0), x1 - 0.1 * (x1 - x0), GRID)
+    ys = np.linspace(y0 + 0.1 * (y1 - y0), y1 - 0.1 * (y1 - y0), GRID)
+    return np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2).astype(np.float32)
+
+
+def apply(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """A 2x3 transform applied to (N, 2) points."""
+    return points @ m[:, :2].T + m[:, 2]
+
+
+def box_after(m: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The axis-aligned box of the same size ratio after a similarity transform: centre moved, sides scaled."""
+    centre = apply(m, np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]], np.float32))[0]
+    scale = float(np.hypot(m[0, 0], m[1, 0]))
+    half = np.array([box[2] - box[0], box[3] - box[1]], np.float32) * scale / 2
+    return np.concatenate([centre - half, centre + half])
+
+
+def step_transform(a: np.ndarray, b: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The similarity transform taking the face in grey frame `a` (inside `box`) to grey frame `b`;
+    identity when too few points track both ways (a cut, a blur, a hand in front). Flow is computed on the
+    box and a margin only (its pyramids cost what the whole frame's would times the area's share)."""
+    margin = 0.25 * max(box[2] - box[0], box[3] - box[1]) + 2 * LK["winSize"][0]
+    x0, y0 = int(max(0, box[0] - margin)), int(max(0, box[1] - margin))
+    x1, y1 = int(min(a.shape[1], box[2] + margin)), int(min(a.shape[0], box[3] + margin))
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return np.eye(2, 3, dtype=np.float32)
+    ra, rb, origin = a[y0:y1, x0:x1], b[y0:y1, x0:x1], np.array([x0, y0], np.float32)
+    p0 = grid_points(box) - origin
+    p1, ok1, _ = cv2.calcOpticalFlowPyrLK(ra, rb, p0, None, **LK)
+    back, ok2, _ = cv2.calcOpticalFlowPyrLK(rb, ra, p1, None, **LK)
+    good = (ok1[:, 0] == 1) & (ok2[:, 0] == 1) & (np.linalg.norm(back - p0, axis=1) < MAX_FB_ERROR)
+    if good.sum() >= 6:
+        m, _ = cv2.estimateAffinePartial2D(p0[good] + origin, p1[good] + origin, method=cv2.LMEDS)
+        if m is not None:
+            return m.astype(np.float32)
+    return np.eye(2, 3, dtype=np.float32)
+
+
+def carried(grey: list[np.ndarray], frames: range, box: np.ndarray, marks: np.ndarray) -> tuple[list, list]:
+    """Box and landmarks of `frames[0]` carried along `frames` (forward or backward), one step at a time."""
+    boxes, lms = [box], [marks]
+    for i, j in zip(frames, frames[1:]):
+        m = step_transform(grey[i], grey[j], boxes[-1])
+        boxes.append(box_after(m, boxes[-1]))
+        lms.append(apply(m, lms[-1]))
+    return boxes, lms
+
+
+def track(grey: list[np.ndarray], keys: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (T, 4) and landmarks (T, 5, 2) on every frame of `grey` (T frames, (H, W) uint8) from the
+    detections `keys` {frame: (box (4,), landmarks (5, 2))} of one face; carried past the first and last."""
+    n = len(grey)
+    boxes, marks = np.zeros((n, 4), np.float32), np.zeros((n, 5, 2), np.float32)
+    order = sorted(keys)
+    for k in order:
+        boxes[k], marks[k] = keys[k]
+    for k0, k1 in zip(order, order[1:]):
+        if k1 - k0 < 2:
+            continue
+        fb, fm = carried(grey, range(k0, k1), *keys[k0])
+        bb, bm = carried(grey, range(k1, k0, -1), *keys[k1])
+        for step in range(1, k1 - k0):
+            w = step / (k1 - k0)  # weight of the later detection
+            boxes[k0 + step] = (1 - w) * fb[step] + w * bb[k1 - k0 - step]
+            marks[k0 + step] = (1 - w) * fm[step] + w * bm[k1 - k0 - step]
+    head, tail = order[0], order[-1]
+    if head > 0:
+        hb, hm = carried(grey, range(head, -1, -1), *keys[head])
+        boxes[:head], marks[:head] = np.stack(hb[1:][::-1]), np.stack(hm[1:][::-1])
+    if tail < n - 1:
+        tb, tm = carried(grey, range(tail, n), *keys[tail])
+        boxes[tail + 1:], marks[tail + 1:] = np.stack(tb[1:]), np.stack(tm[1:])
+    return boxes, marks
