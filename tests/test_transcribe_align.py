@@ -50,3 +50,29 @@ def test_alignment_model_is_used_when_present(models_dir, tmp_path):
     words = json.loads(clip["words_json"])
     assert words and all(0.0 <= w["start"] <= w["end"] <= 121 / 24 for w in words if w["start"] is not None)
     assert clip["seconds_transcribe"] > 0
+
+
+def test_neighbouring_clips_share_one_whisper_window_and_keep_their_own_words(models_dir):
+    """Two clips back to back, each speaking its own sentence: Whisper hears them in one 30 s window (its
+    encoder costs the same for 3 s as for 30 s), and each clip gets the words said inside it, timed
+    inside it."""
+    import jiwer
+    import numpy as np
+
+    seconds = 121 / 24
+    pcm = np.concatenate([cm.pad_to(cm.speak(SENTENCES[k]), seconds, lead_s=0.2) for k in (2, 3)])
+    source = {"_pcm": pcm, "_speech": [(0.2, 2 * seconds - 0.2)]}
+    clips = [{"start_frame": 121 * k, "num_frames": 121, "fps": 24.0, "start_s": k * seconds,
+              "end_s": (k + 1) * seconds, "_source": source, "status": "candidate"} for k in (0, 1)]
+    stage = TranscribeStage(PipelineConfig(input="x", output="y", models_dir=models_dir, language="en"))
+    stage.setup()
+    heard = []
+    transcribe = stage.batched.transcribe
+    stage.batched.transcribe = lambda audio, **kw: heard.append(kw["clip_timestamps"]) or transcribe(audio, **kw)
+    stage(clips)
+    assert heard == [[{"start": 0.0, "end": 2 * seconds}]]
+    norm = lambda t: " ".join("".join(ch for ch in t.lower() if ch.isalnum() or ch == " ").split())
+    for clip, k in zip(clips, (2, 3)):
+        assert jiwer.wer(norm(SENTENCES[k]), norm(clip["transcript"])) <= 0.2, clip["transcript"]
+        words = json.loads(clip["words_json"])
+        assert words and all(0.0 <= w["start"] <= w["end"] <= seconds for w in words)

