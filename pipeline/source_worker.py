@@ -70,9 +70,10 @@ LIBC = _libc()
 
 def release_freed_memory() -> None:
     """Hand the heap's free pages back to the system (glibc's malloc_trim). The heap holds on to what a
-    stage freed, and fragments, so that without this a worker grew from 1.59 GiB over a 2-minute 720p
-    source to 1.95 GiB over a 10-minute one (benchmarks/throughput.py --peak-memory). Mapping every large
-    buffer instead (mallopt's M_MMAP_THRESHOLD) kept it flatter but cost 12% more CPU in page faults."""
+    stage freed, and fragments: without this a worker peaked at 1.59 GiB on a 2-minute 720p source and
+    1.95 GiB on a 10-minute one; with it, and Whisper batches of 2 on a CPU, the 10-minute source peaks at
+    1.52 GiB (benchmarks/throughput.py --peak-memory). Mapping every large buffer instead (mallopt's
+    M_MMAP_THRESHOLD) kept memory as flat but cost 12% more CPU time in page faults."""
     if LIBC is not None and hasattr(LIBC, "malloc_trim"):  # glibc only
         LIBC.malloc_trim(0)
 
@@ -80,6 +81,7 @@ def release_freed_memory() -> None:
 class SourceProcessor:
     def __init__(self, cfg: PipelineConfig):
         self.cfg = cfg
+        self.threads = 1  # setup() sets the CPUs the worker reserved
         if cfg.audio_only:
             from pipeline.stages.audio_only import AudioChunkStage, AudioDecodeStage
 
@@ -96,7 +98,7 @@ class SourceProcessor:
         scratch.remove_orphans(self.cfg.scratch_dir)  # what killed workers on this machine left
         # every library's own pool is as wide as the machine by default: a worker that reserved n CPUs
         # keeps to n threads, so that workers side by side do not fight over cores
-        threads = max(1, int(self.cfg.worker_cpus or worker_resources().cpus))
+        threads = self.threads = max(1, int(self.cfg.worker_cpus or worker_resources().cpus))
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
         for stage in self.source_stages + self.clip_stages:
@@ -165,7 +167,7 @@ class SourceProcessor:
         if not cfg.audio_only:
             mp4 = os.path.join(tmp, f"{c['clip_id']}.mp4")
             media.cut_clip(src["_path"], pcm, cfg.sample_rate, c["start_frame"], c["num_frames"], cfg.fps,
-                           (src["normalized_width"], src["normalized_height"]), cfg.crf, mp4)
+                           (src["normalized_width"], src["normalized_height"]), cfg.crf, mp4, self.threads)
             with open(mp4, "rb") as f:
                 out["mp4"] = f.read()
             c.update(video_width=src["normalized_width"], video_height=src["normalized_height"])

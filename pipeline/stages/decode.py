@@ -25,7 +25,7 @@ class DecodeStage(Stage):
             dw, dh = r["display_width"], r["display_height"]
             analysis = media.even_size(dw, dh, cfg.analysis_size)
             normalized = media.even_size(dw, dh, cfg.max_side)  # the size clips are cut at
-            result = media.decode(r["_path"], workdir, cfg.fps, cfg.sample_rate, analysis)
+            result = media.decode(r["_path"], workdir, cfg.fps, cfg.sample_rate, analysis, self.threads)
             r["decode_passes"] = r.get("decode_passes", 0) + 1
             r["_decoded"] = result
             r["decoded_frames"] = result.num_frames
