@@ -60,7 +60,7 @@ class PipelineConfig:
                                            "0.16-0.18.")
     whisper_batch_size: int = opt(0, "Whisper windows (neighbouring clips of a source, up to 30 s) decoded together "
                                      "in one batch; 0: 8 on a GPU, 2 on a CPU (where 8 took 0.5 GiB more memory "
-                                     "in attention scores and 10% more time).")
+                                     "in attention scores and a tenth more time).")
     language: str = opt("", "Force a transcription language (ISO code); empty means detect.")
     min_language_prob: float = opt(0.7, "Reject clips whose detected language has a lower probability (Whisper's "
                                         "guesses below it hallucinate: a recorded English speaker heard as Welsh "
