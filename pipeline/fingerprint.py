@@ -51,10 +51,10 @@ class PictureHasher:
         self.last = self.samples[-1] + self.SPREAD if self.samples else -1
 
     def visit(self, i: int, frame: np.ndarray) -> None:
-        if i > self.last:
-            return
-        grey = cv2.cvtColor(cv2.resize(frame, (9, 8), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
         k = int(np.searchsorted(self.samples, i - self.SPREAD))
+        if i > self.last or k == len(self.samples) or self.samples[k] > i + self.SPREAD:
+            return  # no sample frame near: most frames between two samples are not hashed at all
+        grey = cv2.cvtColor(cv2.resize(frame, (9, 8), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
         while k < len(self.samples) and self.samples[k] <= i + self.SPREAD:
             self.sums[k] += grey
             k += 1
