@@ -70,10 +70,11 @@ def measure(paths: list[str], *settings, warm_up: str = "") -> tuple[dict, float
     totals: dict[str, float] = defaultdict(float)
     with tempfile.TemporaryDirectory() as out:
         proc = make_processor(*settings[:1], out, *settings[1:])
-        warm = cpu_seconds()
+        warm = 0.0
         if warm_up:  # what a worker pays once (lazy imports, first calls), not per second of video
+            t0 = cpu_seconds()
             proc.run(warm_up, os.path.basename(warm_up))
-        warm = cpu_seconds() - warm
+            warm = cpu_seconds() - t0
         proc.source_stages = [Timed(s.name, s, totals) for s in proc.source_stages]
         proc.clip_stages = [Timed(s.name, s, totals) for s in proc.clip_stages]
         proc.stage_samples = Timed("package", proc.stage_samples, totals)
