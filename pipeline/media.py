@@ -162,6 +162,11 @@ CUT_LEAD_FRAMES = 12  # decoded before a clip and dropped, so that the fps filte
 # source frames as it did in the analysis decode (it anchors its grid at the first frame it is given)
 
 
+def clip_seek_s(start_frame: int, fps: float) -> float:
+    """Where cut_clip seeks in the source for a clip starting at analysis frame `start_frame`."""
+    return (start_frame - min(start_frame, CUT_LEAD_FRAMES)) / fps
+
+
 def cut_clip(source_path: str, pcm: np.ndarray, sample_rate: int, start_frame: int, num_frames: int, fps: float,
              size: tuple[int, int], crf: int, out_path: str, threads: int = 0) -> None:
     """Write one clip as mp4 straight from the source's span (display orientation, `size`, `fps`), with the
@@ -171,8 +176,7 @@ def cut_clip(source_path: str, pcm: np.ndarray, sample_rate: int, start_frame: i
     then trimmed: frame k of the clip is analysis frame start_frame + k. The video is cut by the trim
     filter, not `-frames:v`, which would end the output at the last video frame and drop the audio still
     queued in the muxer."""
-    lead = min(start_frame, CUT_LEAD_FRAMES)
-    seek = (start_frame - lead) / fps
+    lead, seek = min(start_frame, CUT_LEAD_FRAMES), clip_seek_s(start_frame, fps)
     pcm16 = (np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes()
     video = (f"fps={fps:g}:start_time=0,trim=start_frame={lead}:end_frame={lead + num_frames},setpts=PTS-STARTPTS,"
              f"scale={size[0]}:{size[1]}:flags=bicubic")

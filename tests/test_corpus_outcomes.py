@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pipeline.media import CUT_LEAD_FRAMES
+from pipeline.media import clip_seek_s
 from pipeline.sample_corpus import SECONDS
 
 
@@ -31,8 +31,7 @@ def test_case_outcome(corpus_run, name):
     # counted by an ffmpeg wrapper, not the stage: one decode of the whole source, then one read of each
     # accepted clip's span, from its seek point (a few frames before the clip)
     reads = corpus_run["reads"][os.path.basename(name)]
-    seeks = sorted(round((c["start_frame"] - min(c["start_frame"], CUT_LEAD_FRAMES)) / c["fps"], 6)
-                   for c in clips if c["status"] == "accepted")
+    seeks = sorted(round(clip_seek_s(c["start_frame"], c["fps"]), 6) for c in clips if c["status"] == "accepted")
     assert reads.count(None) == 1 and sorted(round(s, 6) for s in reads if s is not None) == seeks, reads
     assert len(clips) == len(expect["clips"]), [(c["start_s"], c["status"]) for c in clips]
     for clip, want in zip(clips, expect["clips"]):

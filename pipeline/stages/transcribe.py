@@ -53,12 +53,15 @@ class ClipSegment:
 
 def clip_segments(segments: list, c: Record) -> list[ClipSegment]:
     """The parts of a window's segments that belong to clip `c`: a word belongs to the clip that holds its
-    middle, a segment without words to each clip it overlaps by more than Whisper's 20 ms time step."""
+    middle, a segment without words to each clip it overlaps by more than Whisper's 20 ms time step; a
+    segment whose words all belong to `c` is kept as Whisper gave it."""
     lo, hi = c["start_s"], c["end_s"]
     out = []
     for s in segments:
         words = [w for w in (s.words or []) if lo <= (w.start + w.end) / 2 < hi]
-        if s.words:
+        if s.words and len(words) == len(s.words):
+            out.append(s)
+        elif s.words:
             if not words:
                 continue
             text = "".join(w.word for w in words).strip()
@@ -139,8 +142,7 @@ class TranscribeStage(Stage):
         for k, window in enumerate(windows):
             heard = [s for s, o in zip(segments, owner) if o == k]
             for c in window:
-                self.record(c, heard if len(window) == 1 else clip_segments(heard, c), info.language,
-                            float(info.language_probability))
+                self.record(c, clip_segments(heard, c), info.language, float(info.language_probability))
         for c in clips:
             if c["status"] != "rejected" and not cfg.language and c["language_prob"] < cfg.min_language_prob:
                 guesses = ", ".join(f"{lang} {p:.2f}" for lang, p in (info.all_language_probs or [])[:3])
