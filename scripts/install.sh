@@ -13,5 +13,8 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -c scripts/constraints-cpu.txt -e ".[dev]"
+# the evaluator's speaker encoder: GE2E weights inside the wheel; its own dependencies (webrtcvad needs a
+# compiler) are not used, so they are not installed
+.venv/bin/python -m pip install -q --no-deps resemblyzer==0.1.4
 .venv/bin/python -m pipeline.local_models models
 echo "installed into $(pwd)/.venv"

@@ -87,6 +87,19 @@ def corpus_run(corpus, models_dir, tmp_path_factory) -> dict:
             "clips": {p: [c for c in clips if c["source_path"] == p] for p in {s["source_path"] for s in sources}}}
 
 
+REAL_FOOTAGE = os.environ.get("REAL_FOOTAGE", "")
+
+
+@pytest.fixture(scope="session")
+def footage() -> str:
+    """The labelled real-footage folder named by REAL_FOOTAGE (from the repository root); missing is a failure."""
+    root = os.path.join(REPO, REAL_FOOTAGE)
+    for part in ("labels.json", "videos", os.path.join("speech", "transcripts.json")):
+        if not os.path.exists(os.path.join(root, part)):
+            pytest.fail(f"REAL_FOOTAGE={REAL_FOOTAGE} is set but {os.path.join(root, part)} is missing")
+    return root
+
+
 def load_json(path: str) -> dict:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

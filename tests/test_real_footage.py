@@ -8,10 +8,9 @@ import os
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REAL_FOOTAGE, REPO
 
-ROOT = os.environ.get("REAL_FOOTAGE", "")
-pytestmark = pytest.mark.skipif(not ROOT, reason="REAL_FOOTAGE does not name the real-footage folder")
+pytestmark = pytest.mark.skipif(not REAL_FOOTAGE, reason="REAL_FOOTAGE does not name the real-footage folder")
 SHIFTED = "audio_early_0.4s", "audio_late_0.4s"
 
 
@@ -20,15 +19,6 @@ def benchmark():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def footage() -> str:
-    root = os.path.join(REPO, ROOT)
-    for part in ("labels.json", "videos", os.path.join("speech", "transcripts.json")):
-        if not os.path.exists(os.path.join(root, part)):
-            pytest.fail(f"REAL_FOOTAGE={ROOT} is set but {os.path.join(root, part)} is missing")
-    return root
 
 
 @pytest.fixture(scope="module")
