@@ -83,6 +83,7 @@ def html_page(rows: list[dict], media: dict[str, object], notes: dict[str, str],
         hists += svg_histogram(np.array(offsets, float), "sync offset (frames at 25 fps)", bins=31)
     cols = ["offset", "sync_c", "sync_d", "motion_conf", "asd_speaking", "wer", "speaker_sim", "loudness_db",
             "silence_share", "transcript", "error"]
+    cols = [c for c in cols if any(r.get(c) is not None for r in rows)]  # no column of blanks (no SyncNet here)
     body = []
     for r in rows:
         uri = item_thumb(media[r["name"]], (r.get("duration_s") or 0) / 2) if r["kind"] == "video" else None

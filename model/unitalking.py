@@ -45,6 +45,9 @@ class UniTalkingConfig:
     """Video frames per latent frame (Wan VAE temporal compression)."""
     audio_token_hz: float = 31.25
     """Audio latent tokens per second (MMAudio 16 kHz: 16000 / hop 256 / 2)."""
+    cross_modal: bool = True
+    """Joint self-attention over both streams' tokens. False is an ablation: each stream attends only to
+    itself, so neither modality can inform the other (eval/coupling.py measures exactly zero coupling)."""
 
 
 PRESETS = {
@@ -173,7 +176,9 @@ class UniTalking(nn.Module):
         qv, (kv, vv) = apply_rope(vb.self_attn.query(hv), inp.rope_v), vb.self_attn.key_value(hv)
         kv = apply_rope(kv, inp.rope_v)
         keys = None if inp.audio_mask is None else torch.cat([inp.audio_mask.new_ones(xv.shape[:2]), inp.audio_mask], 1)
-        if inp.video_to_audio:  # video sees only video; audio sees both
+        if not self.config.cross_modal:  # the ablation: two streams side by side
+            out_v, out_a = attend(qv, kv, vv), attend(qa, ka, va, inp.audio_mask)
+        elif inp.video_to_audio:  # video sees only video; audio sees both
             out_v = attend(qv, kv, vv)
             out_a = attend(qa, torch.cat([kv, ka], 1), torch.cat([vv, va], 1), keys)
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,6 +151,9 @@ def test_tensorboard_scalars_and_a_sample_mp4_with_sound(runs):
     assert all(f"loss/{t}/audio" in scalars for t in tasks)
     assert [e.step for e in acc.Scalars("loss/total")] == list(range(1, 21))
     assert "sample/preview" in acc.Tags()["audio"] and "sample/preview" in acc.Tags()["images"]
+    # the sample scored as `python -m eval` scores clips: WER against the held-out clip's transcript
+    assert {"sample/wer", "sample/loudness_db", "sample/silence_share"} <= scalars
+    assert [e.step for e in acc.Scalars("sample/wer")] == [20] and 0.0 <= acc.Scalars("sample/wer")[0].value
     mp4 = os.path.join(run, "samples", "step00000020.mp4")
     streams = probe_streams(mp4)
     assert set(streams) == {"video", "audio"}
@@ -178,6 +182,32 @@ def test_sample_command_makes_an_mp4_from_the_export(runs, corpus_run, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     streams = probe_streams(str(out))
     assert streams["video"] == pytest.approx(25 / 24, abs=0.05) and streams["audio"] == pytest.approx(25 / 24, abs=0.05)
+
+
+def test_eval_samples_generates_and_scores_every_prompt(runs, corpus_run, models_dir, tmp_path):
+    """`python -m eval.samples`: two prompts, one with a first frame and a reference voice, generated from the
+    stage-2 export and scored in one go (the debug model's clips are noise: scores exist, not good ones)."""
+    import imageio.v3 as iio
+    import pyarrow.parquet as pq
+    import skimage.data
+
+    iio.imwrite(tmp_path / "face.png", skimage.data.astronaut())
+    shutil.copy(os.path.join(corpus_run["corpus"], "insync_24fps.mp4"), tmp_path / "voice.mp4")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"text": "hello good morning everyone"}) + "\n\n" +
+                       json.dumps({"name": "with voice", "text": "the weather is fine today", "image": "face.png",
+                                   "ref_voice": "voice.mp4", "seed": 3}) + "\n")
+    out = tmp_path / "eval"
+    proc = subprocess.run([sys.executable, "-m", "eval.samples", runs["stage2_z2"], str(prompts), "--out", str(out),
+                           "--models-dir", models_dir, "--debug-models", "--size", "128x128", "--frames", "49",
+                           "--steps", "3"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["name"]: r for r in pq.read_table(out / "scores.parquet").to_pylist()}
+    assert sorted(rows) == ["000_hello_good_morning_everyone.mp4", "001_with_voice.mp4"]
+    for r in rows.values():
+        assert r["duration_s"] == pytest.approx(49 / 24, abs=0.05) and r["wer"] is not None
+    assert rows["001_with_voice.mp4"]["speaker_sim"] is not None and rows["000_hello_good_morning_everyone.mp4"]["speaker_sim"] is None
+    assert (out / "report.html").stat().st_size > 0
 
 
 def stage2_config(shards: str, *overrides: str):

@@ -23,6 +23,8 @@ class ModelConfig:
     embedding and audio reference projections are loaded."""
     activation_checkpointing: bool = False
     """Recompute each joint block in the backward pass (memory for compute)."""
+    cross_modal: bool = True
+    """Joint attention across audio and video (False: an ablation in which the streams never see each other)."""
 
 
 @dataclass
@@ -137,6 +139,9 @@ class TrainConfig:
     """Generate a sample mp4 with sound every N steps (0: never)."""
     sample_steps: int = 50
     """Solver steps of those samples."""
+    score_samples: bool = True
+    """Score each sample as `python -m eval` does (lip sync, WER against the held-out clip's transcript,
+    loudness) and log the scores under sample/ (Whisper from models_dir; without it, samples go unscored)."""
     models_dir: str = "models"
     """Folder with the VAEs and the vocoder that turn sampled latents into video and sound."""
     debug_models: bool = False

@@ -56,7 +56,7 @@ def decode(sample: dict, stage: int) -> dict:
 
     meta = json.loads(sample["json"])
     out = {"key": sample["__key__"], "audio": array("audio_mean"), "text": array("text"),
-           "fps": float(meta.get("fps") or 24.0)}
+           "fps": float(meta.get("fps") or 24.0), "transcript": str(meta.get("transcript") or "")}
     if "audio_logvar.npy" in sample:
         out["audio_logvar"] = array("audio_logvar")
     if "ref_voice.npy" in sample:
@@ -133,7 +133,7 @@ def collate(samples: list[dict], stage: int) -> dict:
     audio, audio_mask = pad_stack([s["audio"] for s in samples], 1)
     text, _ = pad_stack([s["text"] for s in samples], 0)
     batch = {"keys": [s["key"] for s in samples], "audio": audio, "audio_mask": audio_mask, "text": text,
-             "fps": samples[0]["fps"]}
+             "fps": samples[0]["fps"], "transcripts": [s["transcript"] for s in samples]}
     if all("audio_logvar" in s for s in samples):
         batch["audio_logvar"] = pad_stack([s["audio_logvar"] for s in samples], 1)[0]
     refs = [s.get("ref_voice") for s in samples]

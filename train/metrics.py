@@ -56,6 +56,10 @@ class Metrics:
         self.writer.flush()
         self.bar.write(f"step {step}: sample {path}")
 
+    def note(self, text: str) -> None:
+        if self.active:
+            self.bar.write(text)
+
     def close(self) -> None:
         if self.active:
             self.writer.close()

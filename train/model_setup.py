@@ -16,7 +16,7 @@ AUDIO_PREFIXES = ("audio.", "audio_ref.", "ref_voice_embedding.")
 
 
 def model_config(cfg: Config) -> UniTalkingConfig:
-    base = PRESETS[cfg.model.preset]
+    base = dataclasses.replace(PRESETS[cfg.model.preset], cross_modal=cfg.model.cross_modal)
     return dataclasses.replace(base, layers=cfg.model.layers) if cfg.model.layers else base
 
 

@@ -1,7 +1,8 @@
 """Samples during training: every N steps the model generates from a held-out sample's conditions (its
 text, its first frame, its reference voice), and rank 0 decodes the latents into an mp4 with sound (stage
-2) or a wav (stage 1) under RUN/samples/ and logs them to TensorBoard. Every rank runs the sampler's
-forwards (ZeRO-3 gathers weights collectively); only rank 0 loads the decoders."""
+2) or a wav (stage 1) under RUN/samples/ and logs them to TensorBoard, with the scores `python -m eval`
+gives them (lip sync, WER against the held-out clip's transcript, loudness) under sample/. Every rank runs
+the sampler's forwards (ZeRO-3 gathers weights collectively); only rank 0 loads the decoders and scorers."""
 from __future__ import annotations
 
 import os
@@ -39,6 +40,7 @@ class Preview:
     def __init__(self, cfg: Config, norm: AudioNorm, batch: dict | None, device, rank: int, metrics):
         self.cfg, self.norm, self.batch, self.device, self.rank, self.metrics = cfg, norm, batch, device, rank, metrics
         self.decoders = None
+        self.scorers = None  # the evaluator's models, loaded at the first sample
 
     def render(self, model, step: int) -> str | None:
         if self.batch is None:
@@ -57,4 +59,27 @@ class Preview:
         out = os.path.join(t.run_dir, "samples", f"step{step:08d}")
         path = write_wav(out + ".wav", wave) if frames is None else write_mp4(out + ".mp4", frames, wave, self.batch["fps"])
         self.metrics.sample(step, "preview", wave, SAMPLE_RATE, frames, path)
+        if t.score_samples:
+            self.score(step, path, frames is not None)
         return path
+
+    def score(self, step: int, path: str, video: bool) -> None:
+        """The sample's scores, as `python -m eval` computes them, logged under sample/; a missing Whisper
+        model leaves samples unscored (said once), a clip the scorers cannot read is logged as an error."""
+        from eval.evaluate import Scorers, score_item
+        from eval.items import Item
+
+        transcript = (self.batch.get("transcripts") or [""])[0]
+        item = Item(os.path.basename(path), path, "video" if video else "audio", transcript or None)
+        if self.scorers is None:
+            try:
+                self.scorers = Scorers.load(self.cfg.train.models_dir, "en", [item])
+            except FileNotFoundError as e:
+                self.scorers, self.cfg.train.score_samples = False, False
+                self.metrics.note(f"samples are not scored: {e}")
+                return
+        row = score_item(item, self.scorers)
+        keys = ("offset", "sync_c", "sync_d", "motion_conf", "asd_speaking", "wer", "loudness_db", "silence_share")
+        self.metrics.log(step, {f"sample/{k}": float(row[k]) for k in keys if row.get(k) is not None})
+        if row.get("error"):
+            self.metrics.note(f"step {step}: sample scores incomplete: {row['error']}")

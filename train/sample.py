@@ -64,6 +64,55 @@ def audio_tokens(seconds: float) -> int:
     return int(seconds * SAMPLE_RATE) // 256 // 2
 
 
+class Generator:
+    """A checkpoint with the encoders and decoders it needs, loaded once for any number of clips."""
+
+    def __init__(self, checkpoint: str, models_dir: str, debug_models: bool = False, device: str | None = None):
+        from model.bigvgan import load_vocoder
+        from pipeline.latent_models import LatentModels, configs, write_debug_models
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model, self.norm = load_export(checkpoint, self.device)
+        if debug_models:
+            write_debug_models(models_dir, "2.2")
+        self.enc = LatentModels.load(models_dir, "2.2", debug_models)  # the encoders the pipeline uses
+        self.decoders = Decoders(self.enc.video, self.enc.audio, load_vocoder(models_dir, configs("2.2", debug_models)[2]),
+                                 self.enc.device)
+
+    @torch.no_grad()
+    def make(self, text: str, out: str, caption: str = "", negative_text: str | None = None, image: str | None = None,
+             ref_voice: str | None = None, size: tuple[int, int] = (704, 704), frames: int = 121, fps: float = 24.0,
+             audio_only: bool = False, sampler: SamplerConfig = SamplerConfig(), seed: int = 0) -> str:
+        """One clip: an mp4 with sound (a wav with `audio_only`) at `out`; returns its path."""
+        from pipeline.stages.encode import to_video_tensor
+
+        enc, model, device, (width, height) = self.enc, self.model, self.device, size
+        prompts = [speech_prompt(text, caption or None)] + ([negative_text] if negative_text is not None else [])
+        texts = [t.float()[None].to(device) for t in enc.text.encode(prompts)]
+        cond = Conditioning(text=texts[0])
+        if ref_voice:
+            mel = enc.mel(torch.from_numpy(read_audio(ref_voice, 5.0))[None].to(enc.device))
+            cond.ref_voice = self.norm.normalize(enc.audio.encode(mel)[0].float()).to(device)
+        noise_a = noise_like((1, model.config.audio_channels, audio_tokens(frames / fps)), seed + 1, device)
+        noise_v = clean = first = None
+        if not audio_only:
+            f, h, w = (frames - 1) // 4 + 1, height // 16, width // 16
+            noise_v = noise_like((1, model.config.video_channels, f, h, w), seed, device)
+            if image:
+                still = to_video_tensor(read_image(image, width, height)[None, None])
+                latent, _ = enc.video.encode(still.to(enc.device, enc.dtype))
+                clean = torch.zeros_like(noise_v)
+                clean[:, :, :1] = latent.float().to(device)
+                first = torch.arange(f) == 0
+        negative = texts[1] if len(texts) > 1 else None
+        video, audio = sample(model_velocity(model, cond, unconditional(cond, negative), fps=fps),
+                              noise_v, noise_a, sampler, clean, first)
+        wave = self.decoders.waveform(audio[0], self.norm)
+        if video is None:
+            return write_wav(out, wave)
+        return write_mp4(out, self.decoders.frames(video[0]), wave, fps)
+
+
 def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="EMA export (.safetensors) or a run folder")
@@ -91,45 +140,12 @@ def main(argv: list[str] | None = None) -> str:
         p.error("--frames must be 1 + 4k")
     from pipeline.stages.encode import parse_buckets
 
-    (width, height), = parse_buckets(a.size)
-    device = torch.device(a.device)
-    model, norm = load_export(a.checkpoint, device)
-    from model.bigvgan import load_vocoder
-    from pipeline.latent_models import LatentModels, configs, write_debug_models
-    from pipeline.stages.encode import to_video_tensor
-
-    if a.debug_models:
-        write_debug_models(a.models_dir, "2.2")
-    enc = LatentModels.load(a.models_dir, "2.2", a.debug_models)  # the encoders the pipeline uses, loaded once
-    decoders = Decoders(enc.video, enc.audio, load_vocoder(a.models_dir, configs("2.2", a.debug_models)[2]), enc.device)
-    prompts = [speech_prompt(a.text, a.caption or None)] + ([a.negative_text] if a.negative_text is not None else [])
-    texts = [t.float()[None].to(device) for t in enc.text.encode(prompts)]
-    cond = Conditioning(text=texts[0])
-    with torch.no_grad():
-        if a.ref_voice:
-            mel = enc.mel(torch.from_numpy(read_audio(a.ref_voice, 5.0))[None].to(enc.device))
-            cond.ref_voice = norm.normalize(enc.audio.encode(mel)[0].float()).to(device)
-        seconds = a.frames / a.fps
-        noise_a = noise_like((1, model.config.audio_channels, audio_tokens(seconds)), a.seed + 1, device)
-        noise_v = clean = first = None
-        if not a.audio_only:
-            f, h, w = (a.frames - 1) // 4 + 1, height // 16, width // 16
-            noise_v = noise_like((1, model.config.video_channels, f, h, w), a.seed, device)
-            if a.image:
-                still = to_video_tensor(read_image(a.image, width, height)[None, None])
-                latent, _ = enc.video.encode(still.to(enc.device, enc.dtype))
-                clean = torch.zeros_like(noise_v)
-                clean[:, :, :1] = latent.float().to(device)
-                first = torch.arange(f) == 0
-        sampler = SamplerConfig(steps=a.steps, shift=a.shift, solver=a.solver, video_scale=a.video_scale,
-                                audio_scale=a.audio_scale)
-        negative = texts[1] if len(texts) > 1 else None
-        video, audio = sample(model_velocity(model, cond, unconditional(cond, negative), fps=a.fps),
-                              noise_v, noise_a, sampler, clean, first)
-        wave = decoders.waveform(audio[0], norm)
-        if video is None:
-            return write_wav(a.out, wave)
-        return write_mp4(a.out, decoders.frames(video[0]), wave, a.fps)
+    (size,) = parse_buckets(a.size)
+    sampler = SamplerConfig(steps=a.steps, shift=a.shift, solver=a.solver, video_scale=a.video_scale,
+                            audio_scale=a.audio_scale)
+    gen = Generator(a.checkpoint, a.models_dir, a.debug_models, a.device)
+    return gen.make(a.text, a.out, a.caption, a.negative_text, a.image, a.ref_voice, size, a.frames, a.fps,
+                    a.audio_only, sampler, a.seed)
 
 
 if __name__ == "__main__":
