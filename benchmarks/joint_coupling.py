@@ -76,14 +76,15 @@ def main() -> None:
     models = {"untrained (joint)": load_model(None, [train_dir], True, 0),
               f"trained {a.steps} steps (joint)": load_model(runs["joint"], [], True, 0),
               f"trained {a.steps} steps (streams apart)": load_model(runs["apart"], [], False, 0)}
-    print(f"{'model':40s} {'clips':9s} {'video gap (mean +- std over seeds)':>36s} {'audio gap':>26s}")
+    print(f"{'model':40s} {'clips':9s} {'video gap +- std over seeds (of the loss)':>44s} {'audio gap':>34s}")
     results = {}
     for name, (model, norm) in models.items():
         for which, batch in batches.items():
             g = coupling_gaps(model, batch, norm, a.seeds)
-            results[f"{name} / {which}"] = {m: [g[m].mean, g[m].std] for m in g}
-            print(f"{name:40s} {which:9s} {g['video'].mean:+24.6f} +- {g['video'].std:.6f} "
-                  f"{g['audio'].mean:+14.6f} +- {g['audio'].std:.6f}")
+            results[f"{name} / {which}"] = {m: [g[m].mean, g[m].std, g[m].own_loss] for m in g}
+            share = lambda m: 100 * g[m].mean / g[m].own_loss
+            print(f"{name:40s} {which:9s} {g['video'].mean:+22.6f} +- {g['video'].std:.6f} ({share('video'):+.2f}%) "
+                  f"{g['audio'].mean:+14.6f} +- {g['audio'].std:.6f} ({share('audio'):+.2f}%)")
     print(json.dumps(results))
 
 

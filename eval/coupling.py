@@ -29,6 +29,7 @@ class Gap:
     mean: float
     std: float  # over seeds
     per_seed: list[float]
+    own_loss: float  # the loss with the clip's own latent given, for scale
 
 
 def held_out(shards: list[str], count: int) -> dict:
@@ -78,12 +79,13 @@ def coupling_gaps(model, batch: dict, norm, seeds: int = 5, timesteps=TIMESTEPS)
     """Video and audio gaps, each averaged over clips and `timesteps`, with their spread over `seeds`."""
     b = batch["video"].shape[0]
     partner = (torch.arange(b) + 1) % b  # every clip paired with the next: never itself
-    per_seed = {"video": [], "audio": []}
+    per_seed, own = {"video": [], "audio": []}, {"video": [], "audio": []}
     for seed in range(seeds):
         runs = [losses(model, batch, norm, s, 1000 + seed, partner) for s in timesteps]
         for m in per_seed:
             per_seed[m].append(float(np.mean([r[f"{m}_other"] - r[f"{m}_own"] for r in runs])))
-    return {m: Gap(float(np.mean(v)), float(np.std(v)), v) for m, v in per_seed.items()}
+            own[m] += [r[f"{m}_own"] for r in runs]
+    return {m: Gap(float(np.mean(v)), float(np.std(v)), v, float(np.mean(own[m]))) for m, v in per_seed.items()}
 
 
 def load_model(checkpoint: str | None, shards: list[str], cross_modal: bool, seed: int):

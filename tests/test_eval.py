@@ -100,6 +100,9 @@ def test_shards_and_bad_files_give_rows_and_a_report_that_renders(corpus_run, mo
     assert all(r["transcript"] is not None and r["reference_text"] for r in rows.values())
     videos = [r for r in rows.values() if r["kind"] == "video"]
     assert videos and all(r["error"] is None and r["offset"] is not None for r in videos)
+    # a sample whose json names a reference-voice clip is compared with that clip's audio
+    with_ref = [c for c in accepted if c.get("ref_voice_clip_id")]
+    assert sum(r["speaker_sim"] is not None for r in rows.values()) == len(with_ref) > 0
 
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -113,3 +116,21 @@ def test_shards_and_bad_files_give_rows_and_a_report_that_renders(corpus_run, mo
     dom = chromium("--dump-dom", "file://" + page, profile=str(tmp_path / "p1")).stdout
     assert 'id="summary"' in dom and dom.count("<tr>") >= len(rows)
     assert f'data-thumbs-loaded="{len(videos)}"' in dom
+
+
+def test_syncnet_reports_sync_c_and_sync_d_when_its_weights_are_present(corpus, models_dir, tmp_path):
+    """With syncnet_v2.model in the models folder (seeded random weights in the official format: the real
+    ones cannot be had here) the offset, Sync-C and Sync-D are SyncNet's; the offline scores stay beside them."""
+    from model.syncnet import save_debug_weights
+
+    models = tmp_path / "models"
+    models.mkdir()
+    os.symlink(os.path.join(models_dir, "whisper-base"), models / "whisper-base")
+    save_debug_weights(str(models))
+    clip = tmp_path / "in" / "talking.mp4"
+    clip.parent.mkdir()
+    shutil.copy(os.path.join(corpus[0], "insync_24fps.mp4"), clip)
+    (row,) = run_eval([str(clip.parent), "--models-dir", str(models)], str(tmp_path / "report")).values()
+    assert row["error"] is None and row["sync_scorer"] == "syncnet_v2"
+    assert row["sync_d"] > 0 and row["sync_c"] >= 0 and row["offset"] == row["syncnet_offset"]
+    assert row["motion_conf"] is not None
