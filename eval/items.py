@@ -48,8 +48,6 @@ def folder_items(root: str, transcripts: dict, references: dict) -> list[Item]:
                 with open(stem + ".txt", encoding="utf-8") as f:
                     text = f.read().strip()
             voice = references.get(rel, references.get(n))
-            if voice is not None and not os.path.isabs(voice):
-                voice = os.path.join(os.path.dirname(references.get("__file__", root)), voice)
             if voice is None and os.path.isfile(stem + ".ref.wav"):
                 voice = stem + ".ref.wav"
             items.append(Item(rel, path, "video" if low.endswith(VIDEO_SUFFIXES) else "audio", text, voice))
@@ -89,15 +87,14 @@ def collect(root: str, transcripts_file: str | None = None, references_file: str
     """Shard samples where `root` is a .tar or a folder holding .tar files, else the media files under it (or
     `root` itself, a media file)."""
     transcripts = _read_json(transcripts_file)
-    references = _read_json(references_file)
-    if references_file:
-        references["__file__"] = os.path.abspath(references_file)
+    here = os.path.dirname(os.path.abspath(references_file or "."))
+    references = {k: os.path.join(here, v) for k, v in _read_json(references_file).items()}  # relative: to the file
     if not os.path.exists(root):
         raise FileNotFoundError(f"nothing to evaluate at {root}")
     if os.path.isfile(root):
-        base = os.path.dirname(os.path.abspath(root))
+        folder = os.path.dirname(os.path.abspath(root))
         if root.endswith(".tar"):
-            return shard_items([root], base, transcripts)
-        return [i for i in folder_items(base, transcripts, references) if i.name == os.path.basename(root)]
+            return shard_items([root], folder, transcripts)
+        return [i for i in folder_items(folder, transcripts, references) if i.name == os.path.basename(root)]
     tars = sorted(os.path.join(d, n) for d, _, ns in os.walk(root) for n in ns if n.endswith(".tar"))
     return shard_items(tars, root, transcripts) if tars else folder_items(root, transcripts, references)
