@@ -134,3 +134,17 @@ def test_syncnet_reports_sync_c_and_sync_d_when_its_weights_are_present(corpus, 
     assert row["error"] is None and row["sync_scorer"] == "syncnet_v2"
     assert row["sync_d"] > 0 and row["sync_c"] >= 0 and row["offset"] == row["syncnet_offset"]
     assert row["motion_conf"] is not None
+
+
+def test_a_missing_speaker_model_is_said_not_fatal(models_dir, monkeypatch, tmp_path):
+    """Without the GE2E weights (neither in the models folder nor an installed resemblyzer wheel: the wheel is
+    installed here, so its absence is simulated) the run goes on and the report says what is missing."""
+    import importlib.util
+
+    from eval.evaluate import Scorers
+    from eval.items import Item
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "resemblyzer" else real_find_spec(name, *a))
+    scorers = Scorers.load(models_dir, "en", [Item("a.wav", "a.wav", "audio", "hello", "ref.wav")])
+    assert scorers.speaker is None and "python -m model.fetch --only speaker_ge2e" in scorers.missing["speaker"]
