@@ -91,7 +91,7 @@ def score_videos(root: str, out: str, models: str, scorer: str, clip_frames: int
         get = lambda k: shown.get(k) if shown else None
         w = clip_wer(label.get("transcript") or "", accepted[0]["transcript"]) if accepted and label.get("transcript") else None
         files[name] = {"expect": label["expect"], "result": result, "reason": reason,
-                       "offset": get("sync_offset_frames"), "wer": w}
+                       "offset": get("sync_offset_frames"), "wer": w, "scene_cuts_s": sources[name].get("scene_cuts_s")}
         print(f"{name[:40]:40s} {label['expect']:6s} {result:8s} {reason[:24]:24s} {fmt(get('sync_offset_frames'), '+d'):>6s} "
               f"{fmt(get('syncnet_conf'), '.2f'):>5s} {fmt(get('motion_conf'), '.2f'):>6s} {fmt(get('asd_sync_gain'), '.2f'):>5s} "
               f"{fmt(get('asd_speaking'), '.2f'):>5s} {fmt(get('face_width_px'), '.0f'):>4s} {fmt(get('pose_yaw_deg'), '.0f'):>4s} "
@@ -116,6 +116,8 @@ def speech_wer(root: str, out: str, models: str) -> float:
         said = " ".join(c["transcript"] or "" for c in sorted(clips, key=lambda c: c["start_s"]) if c["source_path"] == name)
         errors.append(wer(text, said))
         print(f"{name:52s} WER {errors[-1]:.3f}   {said[:60]!r}")
+    if not errors:  # a folder of derived videos has no speech recordings
+        return float("nan")
     mean = sum(errors) / len(errors)
     print(f"mean WER on real read speech: {mean:.3f}")
     return mean

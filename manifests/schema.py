@@ -18,6 +18,7 @@ SOURCES = pa.schema([
     ("container", STR), ("duration_s", F64), ("has_video", BOOL), ("has_audio", BOOL),
     ("video_codec", STR), ("width", I32), ("height", I32), ("rotation", I32),
     ("display_width", I32), ("display_height", I32), ("fps", F64), ("variable_fps", BOOL), ("num_frames", I64),
+    ("video_bits_per_pixel", F64),
     ("audio_codec", STR), ("audio_sample_rate", I32), ("audio_channels", I32),
     ("decode_passes", I32), ("decoded_frames", I64), ("decoded_seconds", F64),
     ("analysis_width", I32), ("analysis_height", I32), ("normalized_width", I32), ("normalized_height", I32),
@@ -34,18 +35,21 @@ MEMBER = pa.struct([("name", STR), ("bytes", I64), ("sha256", STR)])
 CLIPS = pa.schema([
     ("clip_id", STR), ("source_id", STR), ("source_path", STR), ("scene_index", I32),
     ("start_frame", I64), ("num_frames", I32), ("fps", F64), ("start_s", F64), ("end_s", F64), *DECISION,
-    ("loudness_db", F64), ("speech_ratio", F64),
+    ("loudness_db", F64), ("speech_ratio", F64), ("speech_snr_db", F64),
     ("face_detector", STR), ("face_count", I32), ("face_track_coverage", F64), ("other_face_coverage", F64),
     ("face_width_px", F64), ("face_height_px", F64), ("face_score", F64), ("pose_yaw_deg", F64),
     ("face_box", pa.list_(F64)), ("crop_box", pa.list_(F64)),  # x0 y0 x1 y1, normalised to the frame
+    ("still_frame_share", F64), ("face_motion", F64), ("face_sharpness", F64),
     ("sync_scorer", STR), ("sync_offset_frames", I32), ("sync_fps", F64), ("sync_offset_s", F64),
     # one column per scorer and scale: SyncNet's Sync-C and Sync-D (syncnet_python's definitions), the
     # mouth-motion confidence (peak minus median correlation, 0-2), Light-ASD's speaking share and offset gain
     ("syncnet_conf", F64), ("syncnet_dist", F64), ("motion_conf", F64), ("asd_speaking", F64), ("asd_sync_gain", F64),
+    ("text_frame_share", F64), ("text_line_width", F64), ("text_crop_cover", F64),
     ("language", STR), ("language_prob", F64), ("transcript", STR), ("segments_json", STR), ("words_json", STR), ("num_words", I32),
     ("words_per_s", F64), ("word_timing_source", STR), ("transcript_conf", F64), ("transcript_avg_logprob", F64),
     ("transcriber", STR),
-    ("seconds_audio", F64), ("seconds_face", F64), ("seconds_sync", F64), ("seconds_transcribe", F64),
+    ("seconds_audio", F64), ("seconds_face", F64), ("seconds_visual", F64), ("seconds_sync", F64),
+    ("seconds_text", F64), ("seconds_transcribe", F64),
     ("shard", STR), ("members", pa.list_(MEMBER)), ("video_width", I32), ("video_height", I32),
     ("sample_rate", I32), ("audio_samples", I64),
     *[(name, STR) for name in ("caption", "prompt", "latent_bucket", "latent_shapes", "latent_dtype",

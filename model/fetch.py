@@ -42,6 +42,9 @@ ITEMS = [
          "insightface/det_10g.onnx", "det_10g.onnx"),
     # the evaluator's speaker encoder (Resemblyzer's GE2E), a file inside a wheel on PyPI
     Item("speaker_ge2e", "pypi_member", "resemblyzer==0.1.4", "speaker/ge2e_resemblyzer.pt", "resemblyzer/pretrained.pt"),
+    # the pipeline's burnt-in text check: PP-OCRv4's text-region detector, a file inside a wheel on PyPI
+    Item("ocr_det", "pypi_member", "rapidocr-onnxruntime==1.4.4", "ocr/ch_PP-OCRv4_det_infer.onnx",
+         "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),
     Item("punkt_tab", "nltk", "punkt_tab", "nltk_data/tokenizers/punkt_tab"),
 ]
 

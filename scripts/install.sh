@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 # chromium renders the audit report in the tests (headless)
-if ! command -v ffmpeg >/dev/null || ! command -v espeak-ng >/dev/null || ! command -v chromium >/dev/null; then
+# fonts-dejavu-core: the derived real-footage cases burn subtitles in with ffmpeg's drawtext
+if ! command -v ffmpeg >/dev/null || ! command -v espeak-ng >/dev/null || ! command -v chromium >/dev/null \
+    || [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ]; then
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg espeak-ng g++ chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq ffmpeg espeak-ng g++ chromium fonts-dejavu-core >/dev/null
 fi
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
@@ -16,5 +18,8 @@ PYTHON="${PYTHON:-python3}"
 # the evaluator's speaker encoder: GE2E weights inside the wheel; its own dependencies (webrtcvad needs a
 # compiler) are not used, so they are not installed
 .venv/bin/python -m pip install -q --no-deps resemblyzer==0.1.4
+# the pipeline's burnt-in text check: PP-OCRv4's text detector (ONNX) inside the wheel; only that file is
+# read (its dependencies pull opencv-python, which would clash with opencv-python-headless)
+.venv/bin/python -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 .venv/bin/python -m pipeline.local_models models
 echo "installed into $(pwd)/.venv"

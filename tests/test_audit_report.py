@@ -35,6 +35,9 @@ def test_html_report_renders_with_funnel_and_thumbnails(corpus_run, tmp_path):
     assert "funnel" in proc.stdout and "rejections" in proc.stdout and "slowest stages" in proc.stdout
     dom = chromium("--dump-dom", page.as_uri(), profile=str(tmp_path / "p1")).stdout
     assert 'id="funnel"' in dom and "candidates" in dom and "<svg" in dom
+    # the data filters' scores (issue 13) have their distributions
+    for label in ("speech SNR (dB)", "face motion (grey levels)", "face sharpness (Laplacian var.)"):
+        assert label in dom, label
     loaded = re.search(r'data-thumbs-loaded="(\d+)"', dom)
     assert loaded and int(loaded.group(1)) >= 1, "no thumbnail image loaded in the browser"
     assert "rejected at sync: sync_offset" in dom and "accepted (" in dom

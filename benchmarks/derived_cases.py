@@ -1,0 +1,120 @@
+"""Derived cases of recorded speakers, one per data filter, each with the rejection it must get:
+
+- frozen: the first frame held for the whole clip under the original voice (a photo with a voice-over);
+- subtitles: a two-line caption burnt in under the face, as broadcast subtitles are;
+- blurred: a Gaussian blur of sigma 2% of the frame width (out of focus, or upscaled from a small picture);
+- blocky: re-encoded with 0.002 bits per pixel and frame (heavy compression);
+- noisy: white noise added to the voice at 3 dB SNR (speech power over noise power).
+
+    python benchmarks/derived_cases.py ../shared/real_footage OUT [--names face_2,lrs2_00004]
+
+OUT receives videos/ (the originals as links, and the derived files) and labels.json in the layout of
+../shared/real_footage, so benchmarks/real_footage.py and the tests run on it as they do on the originals.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+
+import numpy as np
+
+DEFAULT_NAMES = ("face_2", "face_5", "lrs2_00004")
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+EXPECT = {  # case -> the reject reason it must get (stage:reason)
+    "frozen": "visual:static_video",
+    "subtitles": "text:burnt_in_text",
+    "blurred": "visual:blurred_face",
+    "blocky": "visual:low_bitrate",
+    "noisy": "audio:speech_snr",
+}
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def frozen(src: str, out: str) -> None:
+    seconds = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", src],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    ffmpeg("-i", src, "-filter_complex", "[0:v]trim=end_frame=1,loop=loop=-1:size=1,setpts=N/25/TB[v]", "-map", "[v]",
+           "-map", "0:a", "-t", seconds, "-r", "25", "-c:v", "libx264", "-crf", "18", "-c:a", "copy", out)
+
+
+def subtitles(src: str, out: str) -> None:
+    lines = ["and this is what we have been", "waiting for all along, he said"]
+    draw = ",".join(f"drawtext=fontfile={FONT}:text='{t}':fontcolor=white:fontsize=h/22:box=1:boxcolor=black@0.6:"
+                    f"boxborderw=6:x=(w-text_w)/2:y=h*{0.80 + 0.08 * k:.2f}" for k, t in enumerate(lines))
+    ffmpeg("-i", src, "-vf", draw, "-c:v", "libx264", "-crf", "18", "-c:a", "copy", out)
+
+
+def size_of(src: str) -> tuple[int, int]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height",
+                          "-of", "csv=p=0", src], capture_output=True, text=True, check=True).stdout
+    w, h = out.strip().split(",")[:2]
+    return int(w), int(h)
+
+
+def blurred(src: str, out: str) -> None:
+    """A Gaussian blur of sigma 2% of the frame width (far out of focus, or upscaled from a twentieth of the size)."""
+    ffmpeg("-i", src, "-vf", f"gblur=sigma={size_of(src)[0] / 50:.2f}", "-c:v", "libx264", "-crf", "18", "-c:a", "copy", out)
+
+
+def blocky(src: str, out: str, bits_per_pixel: float = 0.002) -> None:
+    """Re-encoded with 0.002 bits per pixel and frame (about 36 kbit/s at 844x844 and 25 fps)."""
+    w, h = size_of(src)
+    rate = f"{max(1, int(bits_per_pixel * w * h * 25 / 1000))}k"
+    ffmpeg("-i", src, "-c:v", "libx264", "-b:v", rate, "-maxrate", rate, "-bufsize", rate, "-c:a", "copy", out)
+
+
+def noisy(src: str, out: str, snr_db: float = 3.0, seed: int = 0) -> None:
+    """White noise at `snr_db` below the voice's mean power (over the whole recording), muxed with the picture."""
+    pcm = np.frombuffer(subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", src, "-ac", "1", "-ar", "16000",
+                                        "-f", "f32le", "-"], capture_output=True, check=True).stdout, np.float32)
+    noise = np.random.default_rng(seed).standard_normal(len(pcm)).astype(np.float32)
+    noise *= np.sqrt(np.mean(pcm.astype(np.float64) ** 2) / 10 ** (snr_db / 10))
+    wav = out + ".f32"
+    np.clip(pcm + noise, -1, 1).astype(np.float32).tofile(wav)
+    ffmpeg("-i", src, "-f", "f32le", "-ar", "16000", "-ac", "1", "-i", wav, "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+           "-c:a", "aac", out)
+    os.remove(wav)
+
+
+MAKERS = {"frozen": frozen, "subtitles": subtitles, "blurred": blurred, "blocky": blocky, "noisy": noisy}
+
+
+def build(footage: str, out: str, names=DEFAULT_NAMES) -> dict:
+    """The originals (linked) and their derived cases under out/videos, with out/labels.json."""
+    labels = json.load(open(os.path.join(footage, "labels.json"), encoding="utf-8"))
+    os.makedirs(os.path.join(out, "videos"), exist_ok=True)
+    os.makedirs(os.path.join(out, "speech"), exist_ok=True)
+    derived = {}
+    for name in names:
+        src = os.path.abspath(os.path.join(footage, "videos", f"{name}.mp4"))
+        link = os.path.join(out, "videos", f"{name}.mp4")
+        if not os.path.lexists(link):
+            os.symlink(src, link)
+        derived[f"{name}.mp4"] = labels[f"{name}.mp4"]
+        for case, make in MAKERS.items():
+            target = os.path.join(out, "videos", f"{name}__{case}.mp4")
+            if not os.path.exists(target):
+                make(src, target)
+            derived[f"{name}__{case}.mp4"] = {"expect": "reject", "reason": EXPECT[case], "case": case,
+                                              "why": (make.__doc__ or case).strip().split("\n")[0],
+                                              "transcript": labels[f"{name}.mp4"].get("transcript", "")}
+    with open(os.path.join(out, "labels.json"), "w", encoding="utf-8") as f:
+        json.dump(derived, f, indent=1)
+    with open(os.path.join(out, "speech", "transcripts.json"), "w", encoding="utf-8") as f:
+        json.dump({}, f)
+    return derived
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("footage")
+    p.add_argument("out")
+    p.add_argument("--names", default=",".join(DEFAULT_NAMES))
+    a = p.parse_args()
+    for k, v in build(a.footage, a.out, a.names.split(",")).items():
+        print(f"{k:40s} {v.get('reason', 'accept')}")
