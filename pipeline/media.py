@@ -81,7 +81,8 @@ def probe(path: str) -> dict:
         out["duration_s"] = float(video.get("duration") or 0.0) or out["duration_s"]
         # the video stream's bit rate (else the container's less the audio's) per pixel and frame: how many
         # bits the coder had for the picture
-        rate = int(video.get("bit_rate") or 0) or max(0, int(fmt.get("bit_rate") or 0) - int((audio or {}).get("bit_rate") or 0))
+        rate = int(video.get("bit_rate") or 0) or max(
+            0, int(fmt.get("bit_rate") or 0) - int((audio or {}).get("bit_rate") or 0))
         out["video_bits_per_pixel"] = round(rate / (w * h * out["fps"]), 5) if rate and out["fps"] else None
         fmt_name = fmt.get("format_name") or ""
         out["_still_image"] = video.get("codec_name") in STILL_CODECS or fmt_name == "image2" or fmt_name.endswith("_pipe")
