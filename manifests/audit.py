@@ -12,7 +12,7 @@ import numpy as np
 
 from manifests.parts import read_manifest
 
-CLIP_STAGES = ("audio", "face", "sync", "transcribe", "encode")  # the order clips meet them
+CLIP_STAGES = ("audio", "face", "visual", "sync", "text", "transcribe", "encode")  # the order clips meet them
 SCORES = {  # column -> label
     "face_width_px": "face width (px)", "face_height_px": "face height (px)", "pose_yaw_deg": "yaw (deg)",
     "sync_offset_frames": "sync offset (frames)", "syncnet_conf": "SyncNet Sync-C",
