@@ -112,9 +112,12 @@ def test_zero2_and_zero3_give_the_same_losses_and_weights(runs, stage):
 def test_sigkill_after_step_10_and_resume_repeats_the_uninterrupted_run(runs):
     assert runs["killed_at"] == 10 and not runs["exported_before_kill"]
     whole, resumed = losses(runs["stage2_z2"]), losses(runs["stage2_resumed"])
-    assert [resumed[s] for s in range(11, 21)] == [whole[s] for s in range(11, 21)]
+    # equal to the float's last bits or so: a loaded CPU lets the BLAS run on fewer threads, which reorders
+    # sums (seen once in CI: steps 11-20 equal or 1e-7 apart, interleaved); a lost optimizer state, RNG or
+    # data position moves the losses by far more
+    assert [resumed[s] for s in range(11, 21)] == pytest.approx([whole[s] for s in range(11, 21)], rel=1e-6)
     wa, wb = export(runs["stage2_z2"]), export(runs["stage2_resumed"])
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # EMA, optimizer, data position and RNG all came back
+    assert all(torch.allclose(wa[k], wb[k], rtol=1e-5, atol=1e-7) for k in wa)  # EMA, optimizer, data, RNG came back
 
 
 @pytest.mark.parametrize("name", ["stage1_z2", "stage1_z3"])
