@@ -72,8 +72,9 @@ def test_each_data_filter_rejects_its_derived_cases_and_keeps_the_originals(deri
         if label["expect"] == "accept":
             assert got["result"] == "accepted", (name, got)
             continue
-        # re-encoded at 0.002 bits per pixel, a 160 px recording (1.3 kbit/s) loses its face to the detector first
-        allowed = {label["reason"]} | ({"face:no_face"} if label["case"] == "blocky" else set())
+        # at 0.002 bits per pixel the picture may break up before the bit rate is read: a 160 px recording
+        # (1.3 kbit/s) loses its face to the detector, and in one CI run face_2's blocks gave a second face track
+        allowed = {label["reason"]} | ({"face:no_face", "face:face_count"} if label["case"] == "blocky" else set())
         assert got["result"] == "rejected" and got["reason"] in allowed, (name, got)
 
 
