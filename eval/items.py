@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tarfile
 from dataclasses import dataclass, field
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi")
@@ -54,21 +53,13 @@ def folder_items(root: str, transcripts: dict, references: dict) -> list[Item]:
     return sorted(items, key=lambda i: i.name)
 
 
-def shard_samples(path: str) -> dict[str, dict[str, bytes]]:
-    """{key: {extension: bytes}} of one WebDataset tar."""
-    out: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(path) as tar:
-        for member in tar:
-            if member.isfile():
-                key, ext = os.path.basename(member.name).split(".", 1)
-                out.setdefault(key, {})[ext] = tar.extractfile(member).read()
-    return out
-
-
 def shard_items(tars: list[str], base: str, transcripts: dict) -> list[Item]:
+    from manifests.storage import Store
+    from pipeline.encode_worker import read_samples
+
     samples = {}
     for t in tars:
-        for key, members in shard_samples(t).items():
+        for key, members in read_samples(Store(os.path.dirname(os.path.abspath(t))), os.path.basename(t)).items():
             samples[key] = (os.path.relpath(t, base), members)
     items = []
     for key, (tar, m) in sorted(samples.items()):
