@@ -8,11 +8,11 @@ WavLM-TDNN speaker similarity papers report.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from torch import nn
+
+from model.packaged import packaged_file
 
 SAMPLE_RATE = 16000
 HOP = 160  # 10 ms
@@ -92,15 +92,7 @@ def prepare(wav: np.ndarray, window_s: float = 0.03, floor_db: float = 40.0) -> 
 
 def weights_file(models_dir: str | None) -> str | None:
     """The models folder's copy, else the one inside the installed resemblyzer wheel, else None."""
-    if models_dir and os.path.isfile(os.path.join(models_dir, RELPATH)):
-        return os.path.join(models_dir, RELPATH)
-    import importlib.util
-
-    spec = importlib.util.find_spec("resemblyzer")  # found, not imported: its imports need webrtcvad
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    wheel = os.path.join(list(spec.submodule_search_locations)[0], "pretrained.pt")
-    return wheel if os.path.isfile(wheel) else None
+    return packaged_file(models_dir, RELPATH, "resemblyzer", "pretrained.pt")
 
 
 def load_ge2e(models_dir: str | None = None, device: str = "cpu") -> GE2E:

@@ -7,11 +7,10 @@ grown by DB's unclip ratio (1.6: area x ratio / perimeter on every side), as Pad
 """
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import cv2
 import numpy as np
+
+from model.packaged import packaged_file
 
 DET_FILE = "ch_PP-OCRv4_det_infer.onnx"
 RELPATH = f"ocr/{DET_FILE}"
@@ -21,16 +20,12 @@ PIXEL_THRESHOLD, BOX_THRESHOLD, UNCLIP_RATIO = 0.3, 0.5, 1.6
 
 
 def weights_file(models_dir: str | None) -> str:
-    """models_dir/ocr/ copy first, else the one inside the installed wheel (found, not imported)."""
-    if models_dir and os.path.isfile(os.path.join(models_dir, RELPATH)):
-        return os.path.join(models_dir, RELPATH)
-    spec = importlib.util.find_spec("rapidocr_onnxruntime")
-    if spec is not None and spec.submodule_search_locations:
-        path = os.path.join(list(spec.submodule_search_locations)[0], "models", DET_FILE)
-        if os.path.isfile(path):
-            return path
-    raise FileNotFoundError(f"text detector {DET_FILE} not found in {models_dir}/ocr/ nor in a rapidocr-onnxruntime "
-                            f"package (pip install --no-deps rapidocr-onnxruntime, or python -m model.fetch --only ocr_det)")
+    """models_dir/ocr/ copy first, else the one inside the installed rapidocr-onnxruntime wheel."""
+    path = packaged_file(models_dir, RELPATH, "rapidocr_onnxruntime", f"models/{DET_FILE}")
+    if path is None:
+        raise FileNotFoundError(f"text detector {DET_FILE} not found in {models_dir}/ocr/ nor in a rapidocr-onnxruntime "
+                                f"package (pip install --no-deps rapidocr-onnxruntime, or python -m model.fetch --only ocr_det)")
+    return path
 
 
 class TextDetector:
