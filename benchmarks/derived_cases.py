@@ -3,7 +3,9 @@
 - frozen: the first frame held for the whole clip under the original voice (a photo with a voice-over);
 - subtitles: a two-line caption burnt in under the face, as broadcast subtitles are;
 - blurred: a Gaussian blur of sigma 2% of the frame width (out of focus, or upscaled from a small picture);
-- blocky: re-encoded with 0.002 bits per pixel and frame (heavy compression);
+- blocky: re-encoded with 0.002 bits per pixel and frame (heavy compression; x264 cannot go below about
+  1 kbit/s, so a 160 px recording gets 0.0064);
+- upscaled: shrunk to a quarter of its width and scaled back up (bicubic), as footage upscaled for upload;
 - noisy: white noise added to the voice at 3 dB SNR (speech power over noise power).
 
     python benchmarks/derived_cases.py ../shared/real_footage OUT [--names face_2,lrs2_00004]
@@ -26,7 +28,8 @@ EXPECT = {  # case -> the reject reason it must get (stage:reason)
     "frozen": "visual:static_video",
     "subtitles": "text:burnt_in_text",
     "blurred": "visual:blurred_face",
-    "blocky": "visual:low_bitrate",
+    "blocky": "probe:low_bitrate",
+    "upscaled": "visual:low_quality",
     "noisy": "audio:speech_snr",
 }
 
@@ -68,6 +71,14 @@ def blocky(src: str, out: str, bits_per_pixel: float = 0.002) -> None:
     ffmpeg("-i", src, "-c:v", "libx264", "-b:v", rate, "-maxrate", rate, "-bufsize", rate, "-c:a", "copy", out)
 
 
+def upscaled(src: str, out: str, factor: int = 4) -> None:
+    """Shrunk to 1/4 of its width and scaled back up with a bicubic filter (detail lost, size kept)."""
+    w, h = size_of(src)
+    small = f"{max(2, w // factor // 2 * 2)}:{max(2, h // factor // 2 * 2)}"
+    ffmpeg("-i", src, "-vf", f"scale={small},scale={w}:{h}:flags=bicubic", "-c:v", "libx264", "-crf", "18", "-c:a",
+           "copy", out)
+
+
 def noisy(src: str, out: str, snr_db: float = 3.0, seed: int = 0) -> None:
     """White noise at `snr_db` below the voice's mean power (over the whole recording), muxed with the picture."""
     pcm = np.frombuffer(subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", src, "-ac", "1", "-ar", "16000",
@@ -81,7 +92,8 @@ def noisy(src: str, out: str, snr_db: float = 3.0, seed: int = 0) -> None:
     os.remove(wav)
 
 
-MAKERS = {"frozen": frozen, "subtitles": subtitles, "blurred": blurred, "blocky": blocky, "noisy": noisy}
+MAKERS = {"frozen": frozen, "subtitles": subtitles, "blurred": blurred, "blocky": blocky, "upscaled": upscaled,
+          "noisy": noisy}
 
 
 def build(footage: str, out: str, names=DEFAULT_NAMES) -> dict:

@@ -19,6 +19,7 @@ SCORES = {  # column -> label
     "motion_conf": "mouth-motion confidence (0-2)", "asd_speaking": "active-speaker share", "loudness_db": "loudness (dB)",
     "speech_ratio": "speech share", "speech_snr_db": "speech SNR (dB)", "still_frame_share": "still frame pairs",
     "face_motion": "face motion (grey levels)", "mouth_motion": "mouth motion (grey levels)", "face_sharpness": "face sharpness (Laplacian var.)",
+    "brisque": "BRISQUE (0 pristine, 100 worst)",
     "text_line_width": "widest text line (share of width)", "text_crop_cover": "text in the crop (share)", "words_per_s": "speech rate (words/s)", "clip_seconds": "clip length (s)",
 }
 

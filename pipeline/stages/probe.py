@@ -1,4 +1,5 @@
-"""Stage 1: ffprobe each source; unusable ones end here with a reason."""
+"""Stage 1: ffprobe each source; unusable ones end here with a reason (heavy compression included: the
+container's bit rate is known before any frame is decoded)."""
 from __future__ import annotations
 
 from pipeline import media
@@ -25,6 +26,9 @@ class ProbeStage(Stage):
                     r["display_width"] < cfg.min_face_width or r["display_height"] < cfg.min_face_height):
                 reject(r, self.name, "frame_too_small", f"{r['display_width']}x{r['display_height']} px cannot hold "
                        f"a face of the minimum {cfg.min_face_width}x{cfg.min_face_height} px")
+            elif r["has_video"] and not cfg.audio_only and (r.get("video_bits_per_pixel") or 1) < cfg.min_bits_per_pixel:
+                reject(r, self.name, "low_bitrate", f"{r['video_bits_per_pixel']:.4f} video bits per pixel and frame < "
+                       f"{cfg.min_bits_per_pixel:g} (heavy compression)")
             elif not r["has_audio"]:
                 reject(r, self.name, "no_audio_stream", "the file has no audio stream")
             elif r["duration_s"] < (1.0 if self.cfg.audio_only else self.cfg.clip_seconds):
