@@ -7,11 +7,11 @@ Shapes: tokens (B, L, dim); per-token modulation (B, L, 6, dim); heads (B, L, he
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from model import init
 
 FREQ_DIM = 256  # sinusoidal timestep features
 
@@ -77,8 +77,8 @@ class ReferenceKV(nn.Module):
         out = attend(q, k, v, ref_mask)
         return out * (self.gate * keep.to(out.dtype)[:, None, None])
 
-    def init_units(self) -> list[tuple[nn.Module, Callable[[nn.Module], None]]]:
-        return [(self.k, xavier_linear), (self.v, xavier_linear), (self, lambda m: nn.init.zeros_(m.gate))]
+    def init_units(self) -> list[init.Unit]:
+        return [(self.k, init.xavier_linear), (self.v, init.xavier_linear), (self, lambda m, g: nn.init.zeros_(m.gate))]
 
 
 class Block(nn.Module):
@@ -90,7 +90,7 @@ class Block(nn.Module):
         self.cross_attn = Attention(dim, heads)
         self.norm2 = LayerNorm(dim)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(ffn_dim, dim))
-        self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim ** 0.5)
+        self.modulation = nn.Parameter(torch.empty(1, 6, dim))  # drawn by init.modulation
 
     def modulations(self, e: torch.Tensor) -> list[torch.Tensor]:
         """(B, L, 6, dim) timestep projection -> six (B, L, dim): shift, scale, gate for attention, then FFN."""
@@ -102,25 +102,13 @@ class Head(nn.Module):
         super().__init__()
         self.norm = LayerNorm(dim)
         self.head = nn.Linear(dim, out_dim)
-        self.modulation = nn.Parameter(torch.randn(1, 2, dim) / dim ** 0.5)
+        self.modulation = nn.Parameter(torch.empty(1, 2, dim))  # drawn by init.modulation
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """x (B, L, dim) residual stream and e (B, L, dim), float32 as Wan keeps them -> (B, L, out) float32."""
         shift, scale = (m.squeeze(2) for m in (self.modulation.float() + e.float()[:, :, None]).chunk(2, dim=2))
         h = self.norm(x.float()) * (1 + scale) + shift
         return self.head(h.to(self.head.weight.dtype)).float()
-
-
-def xavier_linear(m: nn.Linear) -> None:
-    nn.init.xavier_uniform_(m.weight)
-    if m.bias is not None:
-        nn.init.zeros_(m.bias)
-
-
-def normal_linear(m: nn.Linear) -> None:
-    nn.init.normal_(m.weight, std=0.02)
-    if m.bias is not None:
-        nn.init.zeros_(m.bias)
 
 
 def timestep_features(t: torch.Tensor, dim: int = FREQ_DIM) -> torch.Tensor:
@@ -157,17 +145,17 @@ class Stream(nn.Module):
         e = self.time_embedding(timestep_features(t).to(dtype))
         return e.float(), self.time_projection(e).unflatten(-1, (6, -1)).float()
 
-    def init_units(self) -> list[tuple[nn.Module, Callable[[nn.Module], None]]]:
-        """Wan's initialisation as (module, initialiser) pairs, module by module (so ZeRO-3 can gather one
-        at a time): xavier-uniform linears with zero bias, xavier patch embedding over its flattened kernel,
-        N(0, 0.02) text and time embeddings, and a zero output head."""
+    def init_units(self) -> list[init.Unit]:
+        """Wan's initialisation, module by module: xavier-uniform linears with zero bias, xavier patch
+        embedding over its flattened kernel, N(0, 0.02) text and time embeddings, N(0, 1/dim) modulation
+        tables and a zero output head."""
         embeddings = {id(m) for m in (*self.text_embedding.modules(), *self.time_embedding.modules())}
-        units = []
+        units: list[init.Unit] = []
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                units.append((m, normal_linear if id(m) in embeddings else xavier_linear))
-        units.append((self.patch_embedding, lambda m: nn.init.xavier_uniform_(m.weight.flatten(1))))
-        units.append((self.head.head, lambda m: nn.init.zeros_(m.weight)))
+                units.append((m, init.normal_linear if id(m) in embeddings else init.xavier_linear))
+        units += [(self.patch_embedding, init.patch_conv), *((b, init.modulation) for b in self.blocks),
+                  (self.head, init.modulation), (self.head.head, init.zero_weight)]
         return units
 
     def unpatchify(self, x: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:

@@ -10,11 +10,10 @@ of both latents.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
 import torch
 from torch import nn
 
+from model import init
 from model.dit_stream import ReferenceKV, Stream, attend
 from model.rope import apply_rope, audio_angles, video_angles
 
@@ -91,7 +90,8 @@ def per_token(t: torch.Tensor, tokens: int) -> torch.Tensor:
 
 
 class UniTalking(nn.Module):
-    def __init__(self, config: UniTalkingConfig = PRESETS["paper"]):
+    def __init__(self, config: UniTalkingConfig = PRESETS["paper"], seed: int | None = None):
+        """`seed` fixes the initial weights (see model/init.py); None takes it from torch's global RNG."""
         super().__init__()
         c = self.config = config
         self.video = Stream(c.video_channels, c.dim, c.ffn_dim, c.heads, c.layers, c.video_patch, c.text_dim)
@@ -100,14 +100,13 @@ class UniTalking(nn.Module):
         self.video_ref = nn.ModuleList(ReferenceKV(c.dim, c.heads) for _ in range(c.layers))
         self.audio_ref = nn.ModuleList(ReferenceKV(c.dim, c.heads) for _ in range(c.layers))
         if not any(hasattr(p, "ds_tensor") for p in self.parameters()):  # ZeRO-3 initialises partition-wise
-            for module, init in self.init_units():
-                init(module)
+            init.run(self.init_units(), seed)
 
-    def init_units(self) -> list[tuple[nn.Module, Callable[[nn.Module], None]]]:
+    def init_units(self) -> list[init.Unit]:
         """Wan's scheme for both streams (the video stream is then overwritten by the pretrained DiT); the
         reference-voice path starts closed (zero gates), so step 0 behaves as the pretrained video stream."""
-        def embedding(m: nn.Module) -> None:
-            nn.init.xavier_uniform_(m.weight.flatten(1))
+        def embedding(m: nn.Module, g: torch.Generator) -> None:
+            init.xavier_uniform(m.weight, g)
             nn.init.zeros_(m.bias)
 
         units = [*self.video.init_units(), *self.audio.init_units(), (self.ref_voice_embedding, embedding)]

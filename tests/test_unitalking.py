@@ -45,6 +45,23 @@ def test_video_stream_has_the_official_wan22_ti2v_layout():
     assert 10e9 < sum(p.numel() for p in model.parameters()) < 12e9  # about 5B per stream
 
 
+def test_initial_weights_follow_the_seed_alone():
+    """A ZeRO-3 build draws its defaults differently while the modules are made; only model/init.py's
+    seeded draws may decide the weights (train/distributed.init_partitioned repeats them on rank 0)."""
+    torch.manual_seed(1)
+    a = dict(UniTalking(DEBUG, seed=5).named_parameters())
+    torch.manual_seed(2)
+    torch.rand(7)
+    b = dict(UniTalking(DEBUG, seed=5).named_parameters())
+    c = dict(UniTalking(DEBUG, seed=6).named_parameters())
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    drawn = [n for n, p in a.items() if p.unique().numel() > 1]  # not a constant (zeros, ones)
+    assert "video.blocks.0.modulation" in drawn and "audio.patch_embedding.bias" in drawn
+    assert all(not torch.equal(a[n], c[n]) for n in drawn)
+    m = a["audio.blocks.1.modulation"]
+    assert abs(m.std().item() * DEBUG.dim ** 0.5 - 1) < 0.2  # Wan's N(0, 1/dim)
+
+
 def test_debug_model_overfits_one_batch():
     torch.manual_seed(0)
     model = UniTalking(DEBUG)

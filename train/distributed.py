@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from model import init as weight_init
 from train.config import Config
 
 
@@ -28,20 +29,27 @@ def init() -> tuple[int, int, torch.device]:
 def construction(cfg: Config, device: torch.device) -> contextlib.AbstractContextManager:
     """Under ZeRO-3 each rank builds only its partition of the weights (an 11B model fits nowhere whole)."""
     if cfg.parallel.zero_stage == 3:
-        return deepspeed.zero.Init(dtype=compute_dtype(cfg, device), config_dict_or_path=ds_config(cfg, device))
+        # the dtype comes from the config's bf16 flag: an explicit dtype=float32 is turned into bfloat16 on
+        # an accelerator without fp16 (the CPU one), by operator precedence in DeepSpeed 0.19
+        return deepspeed.zero.Init(config_dict_or_path=ds_config(cfg, device))
     return contextlib.nullcontext()
 
 
-def init_partitioned(model: nn.Module) -> None:
-    """Under ZeRO-3 the model's initialisers run here, one module's weights gathered at a time: rank 0
-    draws them (the same draws as an unpartitioned build) and the gather hands them back out."""
+def init_partitioned(model: nn.Module, seed: int, dtype: torch.dtype) -> None:
+    """Under ZeRO-3 the model's initialisers run here, one unit's weights gathered at a time: rank 0 draws
+    them from the seeded CPU generator of an unpartitioned build (model/init.py), so both hold the same
+    numbers, and the gather hands them back out."""
     if not any(hasattr(p, "ds_tensor") for p in model.parameters()):
         return
-    for module, init in model.init_units():
+    wrong = sorted({str(p.dtype) for p in model.parameters() if p.dtype != dtype})
+    if wrong:
+        raise RuntimeError(f"deepspeed.zero.Init built {', '.join(wrong)} parameters, not {dtype}")
+    g = weight_init.generator(seed)
+    for module, initialise in model.init_units():
         with deepspeed.zero.GatheredParameters(list(module.parameters(recurse=False)) or list(module.parameters()),
                                                modifier_rank=0), torch.no_grad():
             if dist.get_rank() == 0:
-                init(module)
+                initialise(module, g)
 
 
 def compute_dtype(cfg: Config, device: torch.device) -> torch.dtype:

@@ -22,8 +22,7 @@ def model_config(cfg: Config) -> UniTalkingConfig:
 
 def build(cfg: Config) -> UniTalking:
     """Seeded, so every rank (and a test re-building it) starts from the same weights."""
-    torch.manual_seed(cfg.train.seed)
-    return UniTalking(model_config(cfg))
+    return UniTalking(model_config(cfg), seed=cfg.train.seed)
 
 
 def pretrained_states(cfg: Config) -> list[tuple[str, dict[str, torch.Tensor]]]:

@@ -95,13 +95,13 @@ def main(argv: list[str] | None = None) -> None:
 
     with distributed.construction(cfg, device):
         model = model_setup.build(cfg)
-    distributed.init_partitioned(model)
+    dtype = distributed.compute_dtype(cfg, device)
+    distributed.init_partitioned(model, cfg.train.seed, dtype)
     for prefix, state in model_setup.pretrained_states(cfg):
         distributed.load_weights(model, state, prefix)
     trainable, frozen = model_setup.set_trainable(model, cfg.optim.trainable)
     if cfg.model.activation_checkpointing:
         apply_activation_checkpointing(model)
-    dtype = distributed.compute_dtype(cfg, device)
     if cfg.parallel.zero_stage != 3:
         model.to(device, dtype)
     engine, _, scheduler = distributed.wrap(model, cfg, device, lr_lambda(cfg))
