@@ -6,7 +6,8 @@
 - blocky: re-encoded with 0.002 bits per pixel and frame (heavy compression; x264 cannot go below about
   1 kbit/s, so a 160 px recording gets 0.0064);
 - upscaled: shrunk to a quarter of its width and scaled back up (bicubic), as footage upscaled for upload;
-- noisy: white noise added to the voice at 3 dB SNR (speech power over noise power).
+- noisy: white noise added to the voice at 3 dB SNR (speech power over noise power);
+- music: a recorded house-music loop under the voice at 3 dB SNR (a loud music bed).
 
     python benchmarks/derived_cases.py ../shared/real_footage OUT [--names face_2,lrs2_00004]
 
@@ -16,6 +17,7 @@ OUT receives videos/ (the originals as links, and the derived files) and labels.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,6 +26,7 @@ import numpy as np
 
 DEFAULT_NAMES = ("face_2", "face_5", "lrs2_00004")
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+MUSIC = ("pygame", "examples/data/house_lo.ogg")  # a recorded music loop inside the pygame wheel (--no-deps)
 EXPECT = {  # case -> the reject reason it must get (stage:reason)
     "frozen": "visual:static_video",
     "subtitles": "text:burnt_in_text",
@@ -31,6 +34,7 @@ EXPECT = {  # case -> the reject reason it must get (stage:reason)
     "blocky": "probe:low_bitrate",
     "upscaled": "visual:low_quality",
     "noisy": "audio:speech_snr",
+    "music": "audio:speech_snr",
 }
 
 
@@ -79,12 +83,37 @@ def upscaled(src: str, out: str, factor: int = 4) -> None:
            "copy", out)
 
 
+def pcm_of(src: str) -> np.ndarray:
+    """16 kHz mono float samples of a file's audio."""
+    return np.frombuffer(subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", src, "-ac", "1", "-ar", "16000",
+                                         "-f", "f32le", "-"], capture_output=True, check=True).stdout, np.float32)
+
+
 def noisy(src: str, out: str, snr_db: float = 3.0, seed: int = 0) -> None:
     """White noise at `snr_db` below the voice's mean power (over the whole recording), muxed with the picture."""
-    pcm = np.frombuffer(subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", src, "-ac", "1", "-ar", "16000",
-                                        "-f", "f32le", "-"], capture_output=True, check=True).stdout, np.float32)
+    pcm = pcm_of(src)
     noise = np.random.default_rng(seed).standard_normal(len(pcm)).astype(np.float32)
-    noise *= np.sqrt(np.mean(pcm.astype(np.float64) ** 2) / 10 ** (snr_db / 10))
+    with_bed(src, out, pcm, noise, snr_db)
+
+
+def music_bed(src: str, out: str, snr_db: float = 3.0) -> None:
+    """A recorded house-music loop (pygame's example house_lo.ogg) looped under the voice at `snr_db`."""
+    pcm = pcm_of(src)
+    music = pcm_of(music_file())
+    with_bed(src, out, pcm, np.resize(music, len(pcm)), snr_db)
+
+
+def music_file() -> str:
+    spec = importlib.util.find_spec(MUSIC[0])  # found, not imported
+    path = os.path.join(list(spec.submodule_search_locations)[0], MUSIC[1]) if spec else ""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{MUSIC[1]} not found: pip install --no-deps pygame==2.6.1 (scripts/install.sh does)")
+    return path
+
+
+def with_bed(src: str, out: str, pcm: np.ndarray, bed: np.ndarray, snr_db: float) -> None:
+    """The voice plus `bed` scaled to `snr_db` below the voice's mean power, muxed with the original picture."""
+    noise = bed * np.sqrt(np.mean(pcm.astype(np.float64) ** 2) / np.mean(bed.astype(np.float64) ** 2) / 10 ** (snr_db / 10))
     wav = out + ".f32"
     np.clip(pcm + noise, -1, 1).astype(np.float32).tofile(wav)
     ffmpeg("-i", src, "-f", "f32le", "-ar", "16000", "-ac", "1", "-i", wav, "-map", "0:v", "-map", "1:a", "-c:v", "copy",
@@ -93,7 +122,7 @@ def noisy(src: str, out: str, snr_db: float = 3.0, seed: int = 0) -> None:
 
 
 MAKERS = {"frozen": frozen, "subtitles": subtitles, "blurred": blurred, "blocky": blocky, "upscaled": upscaled,
-          "noisy": noisy}
+          "noisy": noisy, "music": music_bed}
 
 
 def build(footage: str, out: str, names=DEFAULT_NAMES) -> dict:

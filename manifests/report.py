@@ -50,7 +50,12 @@ def thumbnail(out_dir: str, clip: dict, source: dict) -> str | None:
         h, w = frame.shape[:2]
         x0, y0, x1, y1 = clip["face_box"]
         cv2.rectangle(frame, (int(x0 * w), int(y0 * h)), (int(x1 * w), int(y1 * h)), (60, 220, 60), 2)
-    ok, jpg = cv2.imencode(".jpg", frame[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return jpeg_uri(frame)
+
+
+def jpeg_uri(frame: np.ndarray | None) -> str | None:
+    """data: URI of an RGB frame as a JPEG."""
+    ok, jpg = cv2.imencode(".jpg", frame[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80]) if frame is not None else (False, None)
     return "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode() if ok else None
 
 
@@ -75,20 +80,39 @@ def svg_histogram(values: np.ndarray, label: str, bins: int = 20) -> str:
             f'<figcaption>{html.escape(label)} (n={len(values)})</figcaption></figure>')
 
 
+def source_thumbnail(source: dict) -> str | None:
+    """data: URI of the middle frame of a source rejected before it had clips, where it is a local file."""
+    path = source.get("source_uri")
+    if not source.get("has_video") or not path or not os.path.exists(path):
+        return None
+    return jpeg_uri(frame_at(path, (source.get("duration_s") or 0.0) / 2))
+
+
+def figure(uri: str | None, caption: str, anchor: str) -> str:
+    img = f'<img class="thumb" alt="{caption}" src="{uri}">' if uri else "<div>(no frame)</div>"
+    return f'<figure><a href="#{anchor}">{img}</a><figcaption>{caption}</figcaption></figure>'
+
+
 def contact_sheets(a: Audit, out_dir: str) -> str:
+    """Accepted clips, then rejected clips and sources, one sheet per stage and reason."""
     sources = {s["source_id"]: s for s in a.sources}
     groups: dict[str, list[dict]] = {}
     for c in a.clips:
         key = "accepted" if c["status"] == "accepted" else f"rejected at {c['reject_stage']}: {c['reject_reason']}"
         groups.setdefault(key, []).append(c)
+    for s in a.sources:  # sources rejected whole (at the probe, say) have no clip rows
+        if s["status"] == "rejected":
+            groups.setdefault(f"source rejected at {s['reject_stage']}: {s['reject_reason']}", []).append(s)
     parts = []
     for key in sorted(groups, key=lambda k: (k != "accepted", k)):
         figures = []
-        for c in groups[key][:PER_GROUP]:
-            uri = thumbnail(out_dir, c, sources.get(c["source_id"], {}))
-            caption = html.escape(f"{c['source_path']} {c['start_s']:.1f}-{c['end_s']:.1f}s")
-            img = f'<img class="thumb" alt="{caption}" src="{uri}">' if uri else "<div>(no frame)</div>"
-            figures.append(f'<figure><a href="#clip-{c["clip_id"]}">{img}</a><figcaption>{caption}</figcaption></figure>')
+        for r in groups[key][:PER_GROUP]:
+            if "clip_id" in r:
+                caption = html.escape(f"{r['source_path']} {r['start_s']:.1f}-{r['end_s']:.1f}s")
+                figures.append(figure(thumbnail(out_dir, r, sources.get(r["source_id"], {})), caption, f"clip-{r['clip_id']}"))
+            else:
+                caption = html.escape(f"{r['source_path']}: {r.get('reject_detail') or ''}")
+                figures.append(figure(source_thumbnail(r), caption, "funnel"))
         parts.append(f"<h3>{html.escape(key)} ({len(groups[key])})</h3><div class=\"sheet\">{''.join(figures)}</div>")
     return "".join(parts)
 

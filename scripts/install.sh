@@ -24,5 +24,7 @@ PYTHON="${PYTHON:-python3}"
 # the pipeline's picture quality check: BRISQUE's regression (libsvm text) and feature scaling inside the
 # wheel; the features are computed here, so its dependencies (libsvm, scikit-image) are not installed
 .venv/bin/python -m pip install -q --no-deps brisque==0.2.0
+# a recorded music loop for the music-bed test case (benchmarks/derived_cases.py): a file in pygame's wheel
+.venv/bin/python -m pip install -q --no-deps pygame==2.6.1
 .venv/bin/python -m pipeline.local_models models
 echo "installed into $(pwd)/.venv"

@@ -58,15 +58,14 @@ def load_benchmark(name: str):
 @pytest.fixture(scope="module")
 def derived_run(footage, models_dir, tmp_path_factory) -> tuple[dict, dict]:
     """Three recorded speakers and, made from each, one case per data filter (benchmarks/derived_cases.py)."""
-    root = str(tmp_path_factory.mktemp("derived"))
+    root, out = str(tmp_path_factory.mktemp("derived")), str(tmp_path_factory.mktemp("derived_run"))
     labels = load_benchmark("derived_cases").build(footage, root)
-    return labels, benchmark().score_videos(root, str(tmp_path_factory.mktemp("derived_run")), models_dir,
-                                            "motion_asd", 73)
+    return labels, dict(benchmark().score_videos(root, out, models_dir, "motion_asd", 73), out=out)
 
 
 def test_each_data_filter_rejects_its_derived_cases_and_keeps_the_originals(derived_run):
     labels, run = derived_run
-    assert len(labels) == 21
+    assert len(labels) == 24
     for name, label in labels.items():
         got = run["files"][name]
         if label["expect"] == "accept":
@@ -77,6 +76,32 @@ def test_each_data_filter_rejects_its_derived_cases_and_keeps_the_originals(deri
         # run of an earlier version, sees a second face in face_2's blocks)
         allowed = {label["reason"]} | ({"face:no_face", "face:face_count"} if label["case"] == "blocky" else set())
         assert got["result"] == "rejected" and got["reason"] in allowed, (name, got)
+
+
+def test_the_audit_shows_each_filters_scores_and_rejects_with_thumbnails(derived_run, tmp_path):
+    import html
+    import re
+    import subprocess
+    import sys
+
+    from manifests.audit import SCORES
+
+    labels, run = derived_run
+    page = tmp_path / "audit.html"
+    proc = subprocess.run([sys.executable, "-m", "manifests", "audit", run["out"], "--html", str(page)], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    dom = page.read_text(encoding="utf-8")
+    for column in ("speech_snr_db", "face_motion", "mouth_motion", "face_sharpness", "brisque", "text_line_width"):
+        assert f"{SCORES[column]} (n=" in dom, column  # the score's histogram
+    sheets = {}  # contact-sheet heading -> its figures
+    for head, figures in re.findall(r'<h3>(.*?) \(\d+\)</h3><div class="sheet">((?:<figure>.*?</figure>)*)</div>',
+                                    dom, re.S):
+        sheets[html.unescape(head)] = figures
+    for reason in {run["files"][n]["reason"] for n, label in labels.items() if label["expect"] == "reject"}:
+        stage, why = reason.split(":")
+        key = next(k for k in sheets if k.endswith(f"rejected at {stage}: {why}"))
+        assert "data:image/jpeg" in sheets[key], key  # a thumbnail of a rejected clip or source
 
 
 def test_scene_cuts_of_the_stage_recording_are_found(offline_run):
