@@ -21,8 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from pipeline import corpus_media as cm  # noqa: E402
-from pipeline.sample_corpus import SENTENCES, VOICES  # noqa: E402
+from sample_corpus import media as cm  # noqa: E402
+from sample_corpus.build import SENTENCES, VOICES  # noqa: E402
 
 SIZE = (1280, 720)
 FPS = 30
@@ -87,7 +87,7 @@ class DecodeCounter:
 
 def run_worker(path: str, models_dir: str, out_dir: str) -> dict:
     from pipeline.config import PipelineConfig
-    from pipeline.source_worker import SourceProcessor
+    from pipeline.run.source_worker import SourceProcessor
 
     cfg = PipelineConfig(input=os.path.dirname(path), output=out_dir, models_dir=models_dir)
     proc = SourceProcessor(cfg)
@@ -110,7 +110,7 @@ def main() -> None:
     if a.worker:
         print(json.dumps(run_worker(a.worker, a.models_dir, tempfile.mkdtemp())))
         return
-    from pipeline.local_models import assemble_whisper_base
+    from model.loading.offline_models import assemble_whisper_base
 
     assemble_whisper_base(a.models_dir)
     work = a.workdir or tempfile.mkdtemp(prefix="bench-")

@@ -23,9 +23,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.io import wavfile  # noqa: E402
 
-from pipeline import corpus_media as cm  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.sample_corpus import SENTENCES  # noqa: E402
+from sample_corpus import media as cm  # noqa: E402
+from sample_corpus.build import SENTENCES  # noqa: E402
 
 
 def synthetic_clips(n: int, workdir: str) -> list[dict]:
@@ -46,7 +46,7 @@ def synthetic_clips(n: int, workdir: str) -> list[dict]:
 
 
 def cpu_debug(n: int, bucket: int) -> None:
-    from pipeline.latent_models import write_debug_models
+    from model.loading.latent_models import write_debug_models
     from pipeline.stages.encode import EncodeStage
 
     with tempfile.TemporaryDirectory() as out:

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pipeline import fingerprint as fp  # noqa: E402
+from pipeline.checks import fingerprint as fp  # noqa: E402
 
 FPS, RATE, WIDTH, HEIGHT = 24.0, 16000, 128, 96
 

@@ -55,7 +55,7 @@ def bare_decode_cpu(path: str) -> float:
 def make_processor(models_dir: str, out_dir: str, sync_scorer: str, language: str, clip_frames: int,
                    overrides: dict | None = None):
     from pipeline.config import PipelineConfig
-    from pipeline.source_worker import SourceProcessor
+    from pipeline.run.source_worker import SourceProcessor
 
     cfg = PipelineConfig(input=out_dir, output=out_dir, models_dir=models_dir, latents="off",
                          sync_scorer=sync_scorer, language=language, clip_frames=clip_frames, **(overrides or {}))
@@ -160,8 +160,8 @@ def main() -> None:
                 a.worker, os.path.basename(a.worker))
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         return
-    from pipeline.listing import VIDEO_EXTENSIONS
-    from pipeline.local_models import assemble_whisper_base
+    from model.loading.offline_models import assemble_whisper_base
+    from pipeline.run.listing import VIDEO_EXTENSIONS
 
     assemble_whisper_base(a.models_dir)
     sets = []

@@ -35,7 +35,7 @@ class Scorers:
             lip = LipSyncScorer(models_dir)
             if lip.syncnet is None:
                 missing["syncnet"] = (f"no SyncNet weights at {weights_path(models_dir)}: Sync-C and Sync-D are not "
-                                      f"computed (python -m model.fetch --only syncnet); the offline mouth-motion "
+                                      f"computed (python -m model.loading.fetch --only syncnet); the offline mouth-motion "
                                       f"scorer reports its own offset and confidence instead")
         transcriber = Transcriber(models_dir, language)
         speaker = None

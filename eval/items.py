@@ -54,8 +54,8 @@ def folder_items(root: str, transcripts: dict, references: dict) -> list[Item]:
 
 
 def shard_items(tars: list[str], base: str, transcripts: dict) -> list[Item]:
-    from manifests.storage import Store
-    from pipeline.encode_worker import read_samples
+    from pipeline.run.encode_worker import read_samples
+    from storage.store import Store
 
     samples = {}
     for t in tars:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.lip_sync import MouthMotionScorer, SyncNetScorer, mouth_crops, syncnet_crops
+from pipeline.checks.lip_sync import MouthMotionScorer, SyncNetScorer, mouth_crops, syncnet_crops
 
 FPS = 25.0
 VSHIFT = 15  # frames searched either way (syncnet_python's default)
@@ -33,7 +33,7 @@ class FaceTrack:
 
 
 def main_face(detector, frames: np.ndarray) -> FaceTrack | None:
-    from pipeline.face_tracking import track
+    from pipeline.checks.face_tracking import track
     from pipeline.stages.face import link_tracks
 
     keys = sorted(set(range(0, len(frames), DETECT_EVERY)) | {len(frames) - 1})
@@ -50,8 +50,8 @@ class LipSyncScorer:
     def __init__(self, models_dir: str, device: str = "cpu"):
         from model.light_asd import load_light_asd
         from model.syncnet import weights_path
-        from pipeline.asd_sync import LightASDScorer
-        from pipeline.face_backends import RetinaFaceDetector
+        from pipeline.checks.asd_sync import LightASDScorer
+        from pipeline.checks.face_detectors import RetinaFaceDetector
 
         self.detector = RetinaFaceDetector()
         self.motion = MouthMotionScorer()
@@ -68,7 +68,7 @@ class LipSyncScorer:
 
     def __call__(self, frames: np.ndarray, pcm: np.ndarray, sample_rate: int) -> dict:
         """Scores of one clip: frames (T, H, W, 3) RGB at 25 fps, pcm 16 kHz mono from the same instant."""
-        from pipeline.asd_sync import asd_faces
+        from pipeline.checks.asd_sync import asd_faces
         from pipeline.stages.sync import smooth_boxes
 
         n = min(len(frames), int(len(pcm) * FPS / sample_rate))  # where both streams still run

@@ -53,7 +53,7 @@ def generate(gen, prompts: list[dict], out_dir: str, audio_only: bool, seed: int
 def main(argv: list[str] | None = None) -> dict:
     from eval.evaluate import Scorers, evaluate
     from eval.report import write_report
-    from pipeline.stages.encode import parse_buckets
+    from model.buckets import parse_buckets
     from train.sample import Generator
     from train.sampling import SamplerConfig
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from manifests.parts import read_manifest
+from storage.parts import read_manifest
 
 CLIP_STAGES = ("audio", "face", "visual", "sync", "text", "transcribe", "encode")  # the order clips meet them
 SCORES = {  # column -> label

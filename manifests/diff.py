@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from manifests.parts import read_manifest
+from storage.parts import read_manifest
 
 
 def decision(row: dict) -> str:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from manifests.audit import SCORES, Audit
-from manifests.storage import Store
+from storage.store import Store
 
 THUMB_WIDTH = 192
 PER_GROUP = 12

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from manifests.parts import read_manifest
+from storage.parts import read_manifest
 
 
 def summary_counts(out_dir: str) -> dict:

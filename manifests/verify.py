@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 import tarfile
 
-from manifests.parts import read_manifest, read_parts
-from manifests.storage import Store
+from storage.parts import read_manifest, read_parts
+from storage.store import Store
 
 
 def shard_members(store: Store, rel: str) -> dict[str, tuple[int, str]]:

@@ -1,7 +1,7 @@
 """GE2E speaker encoder (Wan, Wang et al. 2018) as Resemblyzer trained it, laid out so its `pretrained.pt` loads
 strictly: 40 mel bands every 10 ms -> 3-layer LSTM (256) -> linear + ReLU -> L2-normalised 256-d voice embedding.
 
-The weights ship inside the `resemblyzer` wheel on PyPI (so evaluation runs offline); `python -m model.fetch
+The weights ship inside the `resemblyzer` wheel on PyPI (so evaluation runs offline); `python -m model.loading.fetch
 --only speaker_ge2e` copies them into a models folder. Similarity of two voices is the cosine of their
 embeddings: Resemblyzer's embeddings are non-negative, so it lies in [0, 1], a scale of its own, not the
 WavLM-TDNN speaker similarity papers report.
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.packaged import packaged_file
+from model.loading.packaged import packaged_file
 
 SAMPLE_RATE = 16000
 HOP = 160  # 10 ms
@@ -100,7 +100,7 @@ def load_ge2e(models_dir: str | None = None, device: str = "cpu") -> GE2E:
     path = weights_file(models_dir)
     if path is None:
         raise FileNotFoundError(f"GE2E speaker encoder weights not found in {models_dir}/{RELPATH} nor in a "
-                                f"resemblyzer package (pip install --no-deps resemblyzer, or python -m model.fetch "
+                                f"resemblyzer package (pip install --no-deps resemblyzer, or python -m model.loading.fetch "
                                 f"--only speaker_ge2e)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     net = GE2E()

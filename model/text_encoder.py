@@ -22,7 +22,7 @@ class TextEncoder:
     def __init__(self, path: str, device: str = "cpu", dtype: torch.dtype = torch.float32):
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise FileNotFoundError(f"umT5 encoder not found at {path}/config.json (download it with: "
-                                    f"python -m model.fetch --models-dir {os.path.dirname(path) or '.'})")
+                                    f"python -m model.loading.fetch --models-dir {os.path.dirname(path) or '.'})")
         from transformers import AutoTokenizer, UMT5EncoderModel
 
         self.tokenizer = AutoTokenizer.from_pretrained(path)

@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipeline.config import PipelineConfig, parse_config  # noqa: E402
-from pipeline.listing import VIDEO_EXTENSIONS, exact_duplicates, list_sources, listing_rejects  # noqa: E402
+from pipeline.run.listing import VIDEO_EXTENSIONS, exact_duplicates, list_sources, listing_rejects  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,14 +43,14 @@ def connect_ray(cfg: PipelineConfig) -> None:
 def run(cfg: PipelineConfig) -> dict:
     from tqdm import tqdm
 
-    from manifests.parts import finished_source_ids, next_run, write_manifests
-    from pipeline import scratch
-    from pipeline.near_duplicates import RecordingRegister
-    from pipeline.scheduler import check_models, run_sources
-    from pipeline.shard_packer import Packers
-    from pipeline.source_worker import STAGING, new_source_record
+    from pipeline.checks.near_duplicates import RecordingRegister
+    from pipeline.run import scratch
+    from pipeline.run.scheduler import check_models, run_sources
+    from pipeline.run.shard_packer import Packers
+    from pipeline.run.source_worker import STAGING, new_source_record
+    from storage.parts import finished_source_ids, next_run, write_manifests
 
-    from manifests.storage import Store, is_remote
+    from storage.store import Store, is_remote
 
     if not Store(cfg.input).exists(""):
         raise SystemExit(f"--input {cfg.input!r} is not a folder")
@@ -60,7 +60,7 @@ def run(cfg: PipelineConfig) -> dict:
     finished = finished_source_ids(cfg.output)
     todo, encode_only, pending, bad = [], [], [], []
     if cfg.from_clips:
-        from pipeline.from_clips import previous_results
+        from pipeline.run.from_clips import previous_results
 
         earlier = previous_results(cfg.input)
         pending = [r for r in earlier if r["source"]["source_id"] not in finished]
@@ -84,7 +84,7 @@ def run(cfg: PipelineConfig) -> dict:
     for row in bad:
         packers.add(row)
     if pending:
-        from pipeline.from_clips import restage
+        from pipeline.run.from_clips import restage
 
         restage(cfg.input, cfg.output, pending)
         encode_only = [r for r in pending if r.get("staged")]

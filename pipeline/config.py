@@ -6,6 +6,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
+from model.buckets import parse_buckets
+
 
 def opt(default, doc: str, **kw):
     return field(default=default, metadata={"doc": doc, **kw})
@@ -150,8 +152,6 @@ class PipelineConfig:
             raise ValueError(f"--max-sync-offset {self.max_sync_offset} exceeds the search range --sync-vshift "
                              f"{self.sync_vshift}")
         self.validate_paths()
-        from pipeline.stages.encode import parse_buckets
-
         parse_buckets(self.buckets, self.video_vae)
 
     def validate_paths(self) -> None:

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-.venv/bin/python -m pipeline.sample_corpus demo/corpus --clean
+.venv/bin/python -m sample_corpus.build demo/corpus --clean
 .venv/bin/python pipeline/build_shards.py --input demo/corpus --output demo/out --models-dir models \
   --debug-models --buckets 256x256 "$@"
 echo "expected outcome of each sample: demo/corpus/labels.json"

@@ -26,5 +26,5 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q --no-deps brisque==0.2.0
 # a recorded music loop for the music-bed test case (benchmarks/derived_cases.py): a file in pygame's wheel
 .venv/bin/python -m pip install -q --no-deps pygame==2.6.1
-.venv/bin/python -m pipeline.local_models models
+.venv/bin/python -m model.loading.offline_models models
 echo "installed into $(pwd)/.venv"

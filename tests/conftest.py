@@ -15,7 +15,7 @@ LATENT_ARGS = ("--debug-models", "--buckets", "128x128")
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> tuple[str, dict]:
-    from pipeline.sample_corpus import build
+    from sample_corpus.build import build
 
     out = str(tmp_path_factory.mktemp("corpus"))
     labels = build(out)
@@ -24,7 +24,7 @@ def corpus(tmp_path_factory) -> tuple[str, dict]:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> str:
-    from pipeline.local_models import prepare_offline_models
+    from model.loading.offline_models import prepare_offline_models
 
     out = str(tmp_path_factory.mktemp("models"))
     prepare_offline_models(out)

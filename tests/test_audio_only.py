@@ -12,8 +12,8 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from pipeline import corpus_media as cm
-from pipeline.sample_corpus import SENTENCES
+from sample_corpus import media as cm
+from sample_corpus.build import SENTENCES
 from tests.conftest import build_shards, counting_ffmpeg, reads_per_input
 
 

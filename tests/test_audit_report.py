@@ -51,6 +51,6 @@ def test_html_report_renders_with_funnel_and_thumbnails(corpus_run, tmp_path):
 def test_the_funnel_follows_every_clip_stage_in_the_order_the_worker_runs_them():
     """The audit counts clips still in after each stage; a stage missing from its list would go uncounted."""
     from manifests.audit import CLIP_STAGES as FUNNEL
-    from pipeline.source_worker import CLIP_STAGES
+    from pipeline.run.source_worker import CLIP_STAGES
 
     assert FUNNEL == tuple(s.name for s in CLIP_STAGES) + ("encode",)

@@ -31,7 +31,7 @@ def test_cluster_has_head_cpu_and_gpu_workers_labelled_for_placement():
     assert types["head"]["resources"]["CPU"] == 0
     assert "cpu_node" in types["cpu_worker"]["resources"] and "gpu_node" in types["gpu_worker"]["resources"]
     setup = " ".join(load()["setup_commands"])
-    assert "ffmpeg" in setup and "pip install" in setup and "model.fetch" in setup
+    assert "ffmpeg" in setup and "pip install" in setup and "model.loading.fetch" in setup
     assert "object_spilling_config" in " ".join(load()["head_start_ray_commands"])
 
 

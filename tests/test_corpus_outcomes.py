@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pipeline.media import clip_seek_s
-from pipeline.sample_corpus import SECONDS
+from sample_corpus.build import SECONDS
 
 
 def test_every_input_has_a_source_row(corpus_run):

@@ -147,4 +147,4 @@ def test_a_missing_speaker_model_is_said_not_fatal(models_dir, monkeypatch, tmp_
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "resemblyzer" else real_find_spec(name, *a))
     scorers = Scorers.load(models_dir, "en", [Item("a.wav", "a.wav", "audio", "hello", "ref.wav")])
-    assert scorers.speaker is None and "python -m model.fetch --only speaker_ge2e" in scorers.missing["speaker"]
+    assert scorers.speaker is None and "python -m model.loading.fetch --only speaker_ge2e" in scorers.missing["speaker"]

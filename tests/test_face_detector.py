@@ -15,7 +15,7 @@ def test_detections_equal_the_wheels_own(min_score):
     from retinaface.weights import WEIGHTS
     from skimage import data  # a real photograph of a face, shipped inside the scikit-image wheel
 
-    from pipeline.face_backends import RetinaFaceDetector, onnx_session
+    from pipeline.checks.face_detectors import RetinaFaceDetector, onnx_session
 
     detector = RetinaFaceDetector()
     retinaface.ONNX_SESSION = onnx_session(WEIGHTS, 1)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.face_backends import RetinaFaceDetector
-from pipeline.face_tracking import apply, track
+from pipeline.checks.face_detectors import RetinaFaceDetector
+from pipeline.checks.face_tracking import apply, track
 
 SIZE, FRAMES, EVERY = 448, 41, 10
 

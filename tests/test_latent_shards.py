@@ -84,7 +84,7 @@ def test_shards_load_with_ray_data(corpus_run):
 def test_reencode_from_clip_shards_changes_only_latent_columns(corpus_run, models_dir, tmp_path):
     import pyarrow.parquet as pq
 
-    from manifests.schema import LATENT_COLUMNS, RUN_DEPENDENT
+    from records.schema import LATENT_COLUMNS, RUN_DEPENDENT
     from tests.conftest import build_shards
 
     out = str(tmp_path / "reencoded")

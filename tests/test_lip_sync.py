@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from model.syncnet import SyncNet, load_syncnet, save_debug_weights
-from pipeline.lip_sync import (MouthMotionScorer, SyncNetScorer, read_distances, shifted_distances, syncnet_crops,
+from pipeline.checks.lip_sync import (MouthMotionScorer, SyncNetScorer, read_distances, shifted_distances, syncnet_crops,
                                 syncnet_mfcc)
 
 # tensor names and shapes of the official checkpoints (figures, kept in the repository so a clone tests them)
@@ -146,7 +146,7 @@ def test_a_real_run_without_syncnet_weights_stops_before_any_work(corpus, tmp_pa
            "--output", str(tmp_path / "out"), "--models-dir", str(models), "--latents", "off"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode != 0
-    assert "syncnet/syncnet_v2.model" in proc.stderr and "python -m model.fetch" in proc.stderr
+    assert "syncnet/syncnet_v2.model" in proc.stderr and "python -m model.loading.fetch" in proc.stderr
     assert "--sync-scorer motion_asd" in proc.stderr and not os.path.exists(tmp_path / "out" / "manifests")
     from pipeline.config import parse_config
     from pipeline.stages.sync import resolve_scorer

@@ -6,8 +6,8 @@ import glob
 import os
 import subprocess
 
-from manifests.parts import finished_source_ids, read_parts, write_part
-from manifests.storage import Store
+from storage.parts import finished_source_ids, read_parts, write_part
+from storage.store import Store
 from tests.conftest import LATENT_ARGS, build_shards
 from tests.test_verify_diff import manifests_cli
 

@@ -27,7 +27,7 @@ def test_timestep_shift_is_capped_at_the_paper_bucket():
 
 
 def test_buckets_must_be_multiples_of_32_for_wan22():
-    from pipeline.stages.encode import parse_buckets
+    from model.buckets import parse_buckets
 
     with pytest.raises(ValueError, match="multiples of 32.*nearest: 704x704"):
         parse_buckets("720x720")

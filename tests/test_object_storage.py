@@ -10,7 +10,7 @@ import sys
 import pyarrow.fs as pafs
 import pytest
 
-from manifests.parts import read_manifest
+from storage.parts import read_manifest
 from tests.conftest import REPO, build_shards
 
 

@@ -1,4 +1,4 @@
-"""BRISQUE (pipeline/picture_quality.py) on recorded frames: it agrees with the brisque package that ships its
+"""BRISQUE (pipeline/checks/picture_quality.py) on recorded frames: it agrees with the brisque package that ships its
 regression, and it rises when a real frame is blurred, blocked by JPEG or upscaled."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.picture_quality import Brisque, _PlainData
+from pipeline.checks.picture_quality import Brisque, _PlainData
 from tests.conftest import REAL_FOOTAGE
 
 real = pytest.mark.skipif(not REAL_FOOTAGE, reason="REAL_FOOTAGE does not name the real-footage folder")

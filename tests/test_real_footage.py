@@ -136,9 +136,9 @@ def test_active_speaker_tells_a_speaking_face_from_a_still_one(footage, name):
     import numpy as np
 
     from model.light_asd import load_light_asd
-    from pipeline.asd_sync import LightASDScorer, asd_faces
-    from pipeline.face_backends import RetinaFaceDetector
-    from pipeline.lip_sync import syncnet_crops
+    from pipeline.checks.asd_sync import LightASDScorer, asd_faces
+    from pipeline.checks.face_detectors import RetinaFaceDetector
+    from pipeline.checks.lip_sync import syncnet_crops
     from pipeline.stages.sync import smooth_boxes
 
     frames, pcm = decode(os.path.join(footage, "videos", name))
@@ -158,8 +158,8 @@ def test_tracking_between_keyframes_stays_on_the_detected_face(footage, name):
     import cv2
     import numpy as np
 
-    from pipeline.face_backends import RetinaFaceDetector
-    from pipeline.face_tracking import track
+    from pipeline.checks.face_detectors import RetinaFaceDetector
+    from pipeline.checks.face_tracking import track
 
     frames, _ = decode(os.path.join(footage, "videos", name))
     found = [max(d, key=lambda x: x.score) for d in RetinaFaceDetector().detect(frames, 0.5)]

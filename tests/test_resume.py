@@ -16,8 +16,8 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from manifests.schema import RUN_DEPENDENT
-from pipeline import scratch
+from pipeline.run import scratch
+from records.schema import RUN_DEPENDENT
 from tests.conftest import LATENT_ARGS, REPO, build_shards
 
 

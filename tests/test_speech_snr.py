@@ -1,4 +1,4 @@
-"""WADA-SNR (pipeline/speech_snr.py) on real read speech, clean and under added white noise and a recorded
+"""WADA-SNR (pipeline/checks/speech_snr.py) on real read speech, clean and under added white noise and a recorded
 music loop (pygame's example house_lo.ogg, installed --no-deps by scripts/install.sh)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from pipeline.speech_snr import speech_snr_db
+from pipeline.checks.speech_snr import speech_snr_db
 from tests.conftest import REAL_FOOTAGE
 from tests.test_real_footage import load_benchmark
 

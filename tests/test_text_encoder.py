@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from model.text_encoder import TextEncoder, save_debug_text_encoder, speech_prompt
-from pipeline.sample_corpus import SENTENCES
+from sample_corpus.build import SENTENCES
 
 
 def test_prompt_marks_the_speech():
@@ -29,9 +29,9 @@ def test_missing_encoder_names_the_folder(tmp_path):
 
 def test_fetch_plan_puts_every_file_where_its_loader_looks(tmp_path, capsys):
     from model import bigvgan, mmaudio_vae, syncnet, wan_vae
-    from model.fetch import main, plan
-    from pipeline.face_backends import InsightFaceDetector
-    from pipeline.stages.transcribe import WHISPER_DIR
+    from model.loading.fetch import main, plan
+    from model.loading.offline_models import WHISPER_DIR
+    from pipeline.checks.face_detectors import InsightFaceDetector
 
     targets = {item.name: item.target for item, _, _ in plan(str(tmp_path))}
     assert targets["wan2.2_vae"] == wan_vae.WEIGHT_FILES["2.2"] and targets["wan2.1_vae"] == wan_vae.WEIGHT_FILES["2.1"]

@@ -234,7 +234,7 @@ def test_video_stream_loads_the_dit_strictly_from_safetensors_shards(tmp_path):
         save_file({k: state[k] for k in keys}, str(tmp_path / file))
     index = tmp_path / "diffusion_pytorch_model.safetensors.index.json"
     index.write_text(json.dumps({"weight_map": {k: f for f, keys in halves.items() for k in keys}}))
-    for source in (str(index), str(tmp_path)):  # the index, or the folder model.fetch writes
+    for source in (str(index), str(tmp_path)):  # the index, or the folder model.loading.fetch writes
         cfg = stage2_config("unused", "--model.video_dit", source)
         model = model_setup.build(cfg)
         for prefix, loaded in model_setup.pretrained_states(cfg):

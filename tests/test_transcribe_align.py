@@ -8,10 +8,10 @@ import os
 import shutil
 
 
-from pipeline import corpus_media as cm
 from pipeline.config import PipelineConfig
-from pipeline.sample_corpus import SENTENCES
 from pipeline.stages.transcribe import TranscribeStage
+from sample_corpus import media as cm
+from sample_corpus.build import SENTENCES
 
 
 def save_tiny_aligner(path: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.checkpoints import save_debug_weights
+from model.loading.checkpoints import save_debug_weights
 from model.wan_vae import WAN21, WAN22, WEIGHT_FILES, WanVAE, WanVAEConfig, load_wan_vae
 from tests.test_lip_sync import reference_layout
 
@@ -60,7 +60,7 @@ def test_frames_must_be_one_plus_four_k():
 
 
 def test_strict_load_and_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="Wan2.2_VAE.pth.*model.fetch"):
+    with pytest.raises(FileNotFoundError, match="Wan2.2_VAE.pth.*model.loading.fetch"):
         load_wan_vae(str(tmp_path), TINY["2.2"])
     save_debug_weights(WanVAE(TINY["2.2"]), str(tmp_path), WEIGHT_FILES["2.2"], seed=1)
     a, b = load_wan_vae(str(tmp_path), TINY["2.2"]), load_wan_vae(str(tmp_path), TINY["2.2"])

@@ -50,11 +50,11 @@ def test_an_encode_error_leaves_the_source_to_the_next_run(tmp_path):
     disk, storage that failed a read): the source ends failed, so a corrected rerun tries it again."""
     import json
 
-    from manifests.parts import finished_source_ids
     from pipeline.config import PipelineConfig
-    from pipeline.encode_worker import EncodeProcessor
-    from pipeline.shard_packer import Packers
-    from pipeline.source_worker import new_source_record, staging_path
+    from pipeline.run.encode_worker import EncodeProcessor
+    from pipeline.run.shard_packer import Packers
+    from pipeline.run.source_worker import new_source_record, staging_path
+    from storage.parts import finished_source_ids
 
     out = str(tmp_path / "out")
     cfg = PipelineConfig(input=str(tmp_path), output=out, debug_models=True, buckets="128x128")

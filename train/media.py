@@ -27,7 +27,7 @@ class Decoders:
     def load(cls, models_dir: str, debug: bool = False, device: str | torch.device = "cpu") -> "Decoders":
         """Strictly from `models_dir`; `debug` writes and loads the pipeline's seeded debug weights (the ones
         shards built with --debug-models were encoded with)."""
-        from pipeline import latent_models as lm
+        from model.loading import latent_models as lm
 
         if debug:
             lm.write_debug_models(models_dir, "2.2")

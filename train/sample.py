@@ -69,7 +69,7 @@ class Generator:
 
     def __init__(self, checkpoint: str, models_dir: str, debug_models: bool = False, device: str | None = None):
         from model.bigvgan import load_vocoder
-        from pipeline.latent_models import LatentModels, configs, write_debug_models
+        from model.loading.latent_models import LatentModels, configs, write_debug_models
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model, self.norm = load_export(checkpoint, self.device)
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> str:
     a = p.parse_args(argv)
     if (a.frames - 1) % 4:
         p.error("--frames must be 1 + 4k")
-    from pipeline.stages.encode import parse_buckets
+    from model.buckets import parse_buckets
 
     (size,) = parse_buckets(a.size)
     sampler = SamplerConfig(steps=a.steps, shift=a.shift, solver=a.solver, video_scale=a.video_scale,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.speech_snr import speech_snr_db
+from pipeline.checks.speech_snr import speech_snr_db
 from pipeline.stages.base import Record, Resources, Stage, reject
 
 SILENCE_FLOOR_DB = -120.0  # digital silence is reported as this instead of -inf

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 
-from pipeline import media, scratch
+from pipeline import media
+from pipeline.run import scratch
 from pipeline.stages.base import Record, Resources, Stage, clip_id, reject
 from pipeline.stages.segment import SegmentStage
 

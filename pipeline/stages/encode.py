@@ -15,32 +15,12 @@ import subprocess
 import numpy as np
 import torch
 
-from pipeline import scratch
+from model.buckets import parse_buckets
 from pipeline.config import PipelineConfig
+from pipeline.run import scratch
 from pipeline.stages.base import Record, Resources, Stage
 
 MIN_VOICE_S = 3.0  # a reference voice shorter than this says too little about the speaker
-
-
-# pixels per transformer token side: the VAE's spatial stride times the transformer's 2x2 patch
-BUCKET_MULTIPLE = {"2.2": 16 * 2, "2.1": 8 * 2}
-
-
-def parse_buckets(text: str, video_vae: str = "2.2") -> list[tuple[int, int]]:
-    """'704x704,832x480' -> [(704, 704), (832, 480)] as (width, height). Sides must be multiples of the VAE
-    stride times the patch (32 for Wan2.2), else the latent has an odd side the transformer cannot patch."""
-    out, multiple = [], BUCKET_MULTIPLE[video_vae]
-    for part in text.split(","):
-        try:
-            w, h = (int(v) for v in part.lower().split("x"))
-        except ValueError:
-            raise ValueError(f"bucket {part!r}: expected WIDTHxHEIGHT, for example 704x704") from None
-        if w <= 0 or h <= 0 or w % multiple or h % multiple:
-            fix = "x".join(str(max(multiple, round(v / multiple) * multiple)) for v in (w, h))
-            raise ValueError(f"bucket {part}: with the Wan{video_vae} VAE, width and height must be positive "
-                             f"multiples of {multiple} (VAE stride x transformer patch 2); nearest: {fix}")
-        out.append((w, h))
-    return out
 
 
 def choose_bucket(buckets: list[tuple[int, int]], crop_w: float, crop_h: float) -> tuple[int, int]:
@@ -82,11 +62,11 @@ class EncodeStage(Stage):
         self.models = None
 
     def setup(self) -> None:
-        from pipeline.latent_models import LatentModels
+        from model.loading.latent_models import LatentModels
 
         models_dir = self.cfg.models_dir
         if self.cfg.debug_models:  # seeded, so every worker on every node writes the same weights
-            from pipeline.latent_models import write_debug_models
+            from model.loading.latent_models import write_debug_models
 
             models_dir = write_debug_models(scratch.make_dir("debug_models"), self.cfg.video_vae)
         self.models = LatentModels.load(models_dir, self.cfg.video_vae, self.cfg.debug_models)

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 
 from pipeline import media
+from pipeline.checks.face_detectors import Detection, make_detector
+from pipeline.checks.face_tracking import track
 from pipeline.config import PipelineConfig
-from pipeline.face_backends import Detection, make_detector
-from pipeline.face_tracking import track
 from pipeline.stages.base import Record, Resources, Stage, reject
 
 

@@ -6,7 +6,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from pipeline import fingerprint, media
+from pipeline import media
+from pipeline.checks import fingerprint
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage, clip_id, reject
 

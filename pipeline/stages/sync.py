@@ -9,9 +9,9 @@ import os
 import numpy as np
 
 from pipeline import media
-from pipeline.asd_sync import FPS as ASD_FPS, asd_faces
+from pipeline.checks.asd_sync import FPS as ASD_FPS, asd_faces
+from pipeline.checks.lip_sync import MouthMotionScorer, SyncNetScorer, mouth_crops, syncnet_crops
 from pipeline.config import PipelineConfig
-from pipeline.lip_sync import MouthMotionScorer, SyncNetScorer, mouth_crops, syncnet_crops
 from pipeline.stages.audio import clip_pcm
 from pipeline.stages.base import Record, Resources, Stage, reject
 
@@ -54,7 +54,7 @@ class SyncStage(Stage):
             self.syncnet = SyncNetScorer(load_syncnet(self.cfg.models_dir, device), device)
         if self.scorer != "mouth_motion":
             from model.light_asd import load_light_asd
-            from pipeline.asd_sync import LightASDScorer
+            from pipeline.checks.asd_sync import LightASDScorer
 
             self.asd = LightASDScorer(load_light_asd(device=device), device)
 

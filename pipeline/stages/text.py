@@ -1,6 +1,6 @@
 """Stage 6b (after lip sync, so it reads only clips that passed the cheaper checks): burnt-in text.
 
-PP-OCRv4's text-region detector (pipeline/text_regions.py) reads a few frames of the clip. A line of text at
+PP-OCRv4's text-region detector (pipeline/checks/text_regions.py) reads a few frames of the clip. A line of text at
 least `min_text_line_width` of the frame wide is a caption or a subtitle; a logo in a corner, a sign or a
 map behind the speaker gives short boxes and is left alone. A clip with such a line in at least
 `max_text_frame_share` of the frames read is rejected. Also recorded: the share of the clip's crop (what
@@ -31,7 +31,7 @@ class TextStage(Stage):
     resources = Resources(cpus=1.0, memory_gb=0.5)
 
     def setup(self) -> None:
-        from pipeline.text_regions import TextDetector
+        from pipeline.checks.text_regions import TextDetector
 
         self.detector = TextDetector(self.cfg.models_dir, self.threads)
 

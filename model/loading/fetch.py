@@ -1,6 +1,6 @@
 """Download the official checkpoints into a models folder (for machines that are online).
 
-    python -m model.fetch --models-dir models [--only wan2.2_vae,mmaudio_vae] [--dry-run]
+    python -m model.loading.fetch --models-dir models [--only wan2.2_vae,mmaudio_vae] [--dry-run]
 
 Every file lands where the loaders look for it; what is already there is skipped.
 """

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import tarfile
 
-from manifests.parts import write_part
-from manifests.storage import Store
-from pipeline import scratch
+from pipeline.run import scratch
+from storage.parts import write_part
+from storage.store import Store
 
 UNSHARDED = "unsharded"
 

@@ -10,8 +10,8 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.schema import CLIPS, SOURCES, to_table
-from manifests.storage import Store
+from records.schema import CLIPS, SOURCES, to_table
+from storage.store import Store
 
 PART_SOURCES, PART_CLIPS = ".sources.parquet", ".clips.parquet"
 

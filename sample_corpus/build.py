@@ -1,6 +1,6 @@
 """Write a labelled corpus of raw talking-head videos that exercises every decision of the pipeline.
 
-    python -m pipeline.sample_corpus OUT_DIR
+    python -m sample_corpus.build OUT_DIR
 
 Each file's expected outcome is written to OUT_DIR/labels.json (file name -> expectation).
 """
@@ -15,7 +15,7 @@ import tempfile
 
 import numpy as np
 
-from pipeline import corpus_media as cm
+from sample_corpus import media as cm
 
 SENTENCES = [
     "Good morning everyone. Today we talk about the weather and the ocean.",

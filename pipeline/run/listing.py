@@ -12,7 +12,7 @@ LISTING_PROBLEMS = {"name_not_utf8": "the file name is not valid UTF-8 (shown wi
 def list_sources(root: str, extensions: set[str] = VIDEO_EXTENSIONS) -> list[tuple[str, str, int, str]]:
     """(path or URI, path relative to root, size, problem) of every media file under a folder or prefix,
     sorted; `problem` is empty for a file that can be processed, else a LISTING_PROBLEMS code."""
-    from manifests.storage import Store
+    from storage.store import Store
 
     store = Store(root)
     return [(store.uri_of(rel), rel, size, problem) for rel, size, problem in store.inputs(tuple(extensions))]
@@ -21,7 +21,7 @@ def list_sources(root: str, extensions: set[str] = VIDEO_EXTENSIONS) -> list[tup
 def content_sha256(path: str) -> str:
     import hashlib
 
-    from manifests.storage import download_file, is_remote
+    from storage.store import download_file, is_remote
 
     digest = hashlib.sha256()
     if is_remote(path):  # object storage: hashing means reading it once more; it is rare (sizes must collide)
@@ -57,7 +57,7 @@ def exact_duplicates(sources: list[tuple[str, str, int, str]]) -> dict[str, str]
 
 def listing_rejects(sources: list[tuple[str, str, int, str]], duplicates: dict[str, str] | None = None) -> list[dict]:
     """A finished row for every listed file that cannot be processed, so it is counted like any bad input."""
-    from pipeline.source_worker import new_source_record
+    from pipeline.run.source_worker import new_source_record
     from pipeline.stages.base import reject, source_id
 
     rows = []

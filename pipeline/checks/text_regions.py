@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from model.packaged import packaged_file
+from model.loading.packaged import packaged_file
 
 DET_FILE = "ch_PP-OCRv4_det_infer.onnx"
 RELPATH = f"ocr/{DET_FILE}"
@@ -24,13 +24,13 @@ def weights_file(models_dir: str | None) -> str:
     path = packaged_file(models_dir, RELPATH, "rapidocr_onnxruntime", f"models/{DET_FILE}")
     if path is None:
         raise FileNotFoundError(f"text detector {DET_FILE} not found in {models_dir}/ocr/ nor in a rapidocr-onnxruntime "
-                                f"package (pip install --no-deps rapidocr-onnxruntime, or python -m model.fetch --only ocr_det)")
+                                f"package (pip install --no-deps rapidocr-onnxruntime, or python -m model.loading.fetch --only ocr_det)")
     return path
 
 
 class TextDetector:
     def __init__(self, models_dir: str | None = None, threads: int = 1, long_side: int = 448):
-        from pipeline.face_backends import onnx_session
+        from pipeline.checks.face_detectors import onnx_session
 
         self.session = onnx_session(weights_file(models_dir), threads)
         self.input = self.session.get_inputs()[0].name

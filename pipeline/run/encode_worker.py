@@ -15,11 +15,11 @@ import traceback
 import numpy as np
 from scipy.io import wavfile
 
-from manifests.storage import Store
-from pipeline import scratch
 from pipeline.config import PipelineConfig
+from pipeline.run import scratch
 from pipeline.stages.base import reject
 from pipeline.stages.encode import EncodeStage
+from storage.store import Store
 
 PUBLIC_LATENT_COLUMNS = ("latent_bucket", "latent_shapes", "latent_dtype", "reference_clip_id", "ref_image_clip_id",
                          "ref_voice_clip_id", "video_vae_version", "audio_vae_version", "text_encoder_version", "prompt")

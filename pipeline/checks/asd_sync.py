@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline.lip_sync import syncnet_mfcc
+from pipeline.checks.lip_sync import syncnet_mfcc
 
 FPS = 25.0  # Light-ASD's video rate (4 MFCC frames per video frame)
 MIN_FRAMES = 10  # frames left after the widest shift for a meaningful mean

@@ -7,9 +7,9 @@ import os
 import tarfile
 import tempfile
 
-from manifests.parts import read_manifest
-from manifests.storage import Store
-from pipeline.source_worker import staging_path
+from pipeline.run.source_worker import staging_path
+from storage.parts import read_manifest
+from storage.store import Store
 
 CLIP_MEMBERS = ("mp4", "wav", "json")  # what a clip needs to be encoded again
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.lip_sync import mouth_crops
+from pipeline.checks.lip_sync import mouth_crops
 
 STILL_LEVEL = 0.5  # grey levels (0-255): below this a pair of frames differs by coding noise only
 FACE_SIDE = 128  # px the face crop is resized to for sharpness

@@ -16,9 +16,9 @@ import traceback
 import numpy as np
 from scipy.io import wavfile
 
-from manifests.storage import Store, download_file, is_remote
-from pipeline import media, scratch
+from pipeline import media
 from pipeline.config import PipelineConfig
+from pipeline.run import scratch
 from pipeline.stages.audio import AudioStage, clip_pcm
 from pipeline.stages.base import Record, Resources, source_id
 from pipeline.stages.decode import DecodeStage, cleanup
@@ -29,6 +29,7 @@ from pipeline.stages.sync import SyncStage
 from pipeline.stages.text import TextStage
 from pipeline.stages.transcribe import TranscribeStage
 from pipeline.stages.visual import VisualStage
+from storage.store import Store, download_file, is_remote
 
 PIPELINE_VERSION = "clips-v1"
 STAGING = "shards/.staging"  # inside the output: samples waiting for the packer (shared by every node)
