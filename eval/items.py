@@ -54,7 +54,7 @@ def folder_items(root: str, transcripts: dict, references: dict) -> list[Item]:
 
 
 def shard_items(tars: list[str], base: str, transcripts: dict) -> list[Item]:
-    from pipeline.run.encode_worker import read_samples
+    from storage.samples import read_samples
     from storage.store import Store
 
     samples = {}

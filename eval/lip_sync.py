@@ -34,7 +34,7 @@ class FaceTrack:
 
 def main_face(detector, frames: np.ndarray) -> FaceTrack | None:
     from pipeline.checks.face_tracking import track
-    from pipeline.stages.face import link_tracks
+    from pipeline.checks.face_tracking import link_tracks
 
     keys = sorted(set(range(0, len(frames), DETECT_EVERY)) | {len(frames) - 1})
     per_frame = list(zip(keys, detector.detect(frames[keys], FACE_SCORE)))
@@ -69,7 +69,7 @@ class LipSyncScorer:
     def __call__(self, frames: np.ndarray, pcm: np.ndarray, sample_rate: int) -> dict:
         """Scores of one clip: frames (T, H, W, 3) RGB at 25 fps, pcm 16 kHz mono from the same instant."""
         from pipeline.checks.asd_sync import asd_faces
-        from pipeline.stages.sync import smooth_boxes
+        from pipeline.checks.face_tracking import smooth_boxes
 
         n = min(len(frames), int(len(pcm) * FPS / sample_rate))  # where both streams still run
         frames, pcm = frames[:n], pcm[:int(round(n * sample_rate / FPS))]

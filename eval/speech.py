@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.stages.audio import mean_volume_db
+from pipeline.checks.loudness import mean_volume_db
 
 SAMPLE_RATE = 16000
 WINDOW_S = 30.0  # Whisper hears 30 s at a time
@@ -60,7 +60,7 @@ class Transcriber:
         from faster_whisper import BatchedInferencePipeline
         from whisperx.asr import WhisperModel
 
-        from pipeline.stages.transcribe import whisper_dir
+        from model.loading.offline_models import whisper_dir
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model = WhisperModel(whisper_dir(models_dir), device=device,

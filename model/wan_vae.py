@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
@@ -189,3 +190,8 @@ def load_wan_vae(models_dir: str, config: WanVAEConfig = WAN22) -> WanVAE:
     from model.loading.checkpoints import load_strict
 
     return load_strict(WanVAE(config), models_dir, WEIGHT_FILES[config.version]).eval()
+
+
+def to_video_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(N, T, H, W, 3) uint8 -> (N, 3, T, H, W) in [-1, 1]."""
+    return torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)

@@ -43,8 +43,8 @@ def connect_ray(cfg: PipelineConfig) -> None:
 def run(cfg: PipelineConfig) -> dict:
     from tqdm import tqdm
 
-    from pipeline.checks.near_duplicates import RecordingRegister
-    from pipeline.run import scratch
+    from pipeline import scratch
+    from pipeline.run.near_duplicates import RecordingRegister
     from pipeline.run.scheduler import check_models, run_sources
     from pipeline.run.shard_packer import Packers
     from pipeline.run.source_worker import STAGING, new_source_record

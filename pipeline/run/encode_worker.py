@@ -8,50 +8,27 @@ import hashlib
 import io
 import json
 import os
-import tarfile
 import tempfile
 import traceback
 
 import numpy as np
 from scipy.io import wavfile
 
+from pipeline import scratch
 from pipeline.config import PipelineConfig
-from pipeline.run import scratch
 from pipeline.stages.base import reject
 from pipeline.stages.encode import EncodeStage
+from storage.samples import read_samples, write_samples
 from storage.store import Store
 
 PUBLIC_LATENT_COLUMNS = ("latent_bucket", "latent_shapes", "latent_dtype", "reference_clip_id", "ref_image_clip_id",
                          "ref_voice_clip_id", "video_vae_version", "audio_vae_version", "text_encoder_version", "prompt")
 
 
-def read_samples(store: Store, rel: str) -> dict[str, dict[str, bytes]]:
-    """WebDataset tar -> {key: {extension: bytes}}."""
-    out: dict[str, dict[str, bytes]] = {}
-    with store.open(rel) as f, tarfile.open(fileobj=f) as tar:
-        for member in tar:
-            if member.isfile():
-                key, ext = os.path.basename(member.name).split(".", 1)
-                out.setdefault(key, {})[ext] = tar.extractfile(member).read()
-    return out
-
-
 def npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()
-
-
-def write_samples(path: str, samples: list[tuple[str, dict[str, bytes]]]) -> None:
-    """Write (key, {ext: bytes}) samples as a tar under a temporary name, then rename."""
-    tmp = path + ".tmp"
-    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for key, members in samples:
-            for ext, data in members.items():
-                info = tarfile.TarInfo(f"{key}.{ext}")
-                info.size, info.mode, info.mtime = len(data), 0o444, 0
-                tar.addfile(info, io.BytesIO(data))
-    os.replace(tmp, path)
 
 
 def member_rows(key: str, members: dict[str, bytes]) -> list[dict]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import os
 
-from pipeline.checks.near_duplicates import RecordingRegister
 from pipeline.config import PipelineConfig
 from pipeline.run.encode_worker import reject_encoding
+from pipeline.run.near_duplicates import RecordingRegister
 from pipeline.run.source_worker import new_source_record, staging_path, worker_resources
 from pipeline.stages.encode import EncodeStage
 
@@ -131,7 +131,7 @@ def check_models(cfg: PipelineConfig) -> None:
                              f"\ndownload them with: python -m model.loading.fetch --models-dir {cfg.models_dir}"
                              "\n(or run with --latents off, or --debug-models for a trial with random weights)")
     if not cfg.from_clips:  # every clip is transcribed: without Whisper every source would fail one by one
-        from pipeline.stages.transcribe import whisper_dir
+        from model.loading.offline_models import whisper_dir
 
         try:
             whisper_dir(cfg.models_dir)

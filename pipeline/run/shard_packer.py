@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tarfile
 
-from pipeline.run import scratch
+from pipeline import scratch
 from storage.parts import write_part
 from storage.store import Store
 

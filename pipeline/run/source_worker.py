@@ -17,8 +17,8 @@ import numpy as np
 from scipy.io import wavfile
 
 from pipeline import media
+from pipeline import scratch
 from pipeline.config import PipelineConfig
-from pipeline.run import scratch
 from pipeline.stages.audio import AudioStage, clip_pcm
 from pipeline.stages.base import Record, Resources, source_id
 from pipeline.stages.decode import DecodeStage, cleanup

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.checks.loudness import mean_volume_db
 from pipeline.checks.speech_snr import speech_snr_db
 from pipeline.stages.base import Record, Resources, Stage, reject
 
-SILENCE_FLOOR_DB = -120.0  # digital silence is reported as this instead of -inf
 
 
 def clip_pcm(clip: Record, sample_rate: int) -> np.ndarray:
@@ -16,12 +16,6 @@ def clip_pcm(clip: Record, sample_rate: int) -> np.ndarray:
     b = int(round((clip["start_frame"] + clip["num_frames"]) * sample_rate / clip["fps"]))
     pcm = clip["_source"]["_pcm"][a:b]
     return np.pad(pcm, (0, (b - a) - len(pcm)))
-
-
-def mean_volume_db(pcm: np.ndarray) -> float:
-    """Mean power in dBFS, as ffmpeg's volumedetect reports mean_volume."""
-    power = float(np.mean(pcm.astype(np.float64) ** 2)) if len(pcm) else 0.0
-    return max(SILENCE_FLOOR_DB, 10.0 * np.log10(power)) if power > 0 else SILENCE_FLOOR_DB
 
 
 def overlap_ratio(regions: list[tuple[float, float]], start: float, end: float) -> float:

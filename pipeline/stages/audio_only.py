@@ -8,7 +8,7 @@ import os
 import subprocess
 
 from pipeline import media
-from pipeline.run import scratch
+from pipeline import scratch
 from pipeline.stages.base import Record, Resources, Stage, clip_id, reject
 from pipeline.stages.segment import SegmentStage
 

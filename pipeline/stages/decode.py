@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from pipeline import media
-from pipeline.run import scratch
+from pipeline import scratch
 from pipeline.stages.base import Record, Resources, Stage, reject
 
 # A source that decodes to less than its probed duration by this much is truncated or corrupt.

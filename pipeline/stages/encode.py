@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from model.buckets import parse_buckets
+from model.wan_vae import to_video_tensor
+from pipeline import scratch
 from pipeline.config import PipelineConfig
-from pipeline.run import scratch
 from pipeline.stages.base import Record, Resources, Stage
 
 MIN_VOICE_S = 3.0  # a reference voice shorter than this says too little about the speaker
@@ -46,11 +47,6 @@ def nearest(r: Record, candidates: list[Record]) -> Record | None:
     """The candidate other than `r` closest to it in time (the earlier on a tie), or None."""
     others = [o for o in candidates if o is not r]
     return min(others, key=lambda o: (abs(o["start_frame"] - r["start_frame"]), o["start_frame"])) if others else None
-
-
-def to_video_tensor(frames: np.ndarray) -> torch.Tensor:
-    """(N, T, H, W, 3) uint8 -> (N, 3, T, H, W) in [-1, 1]."""
-    return torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
 
 
 class EncodeStage(Stage):

