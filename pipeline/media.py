@@ -35,6 +35,12 @@ def _rotation(stream: dict) -> int:
     return -int(rot) if rot else 0  # the legacy tag is clockwise, the display matrix counter-clockwise
 
 
+def ffmpeg_said(line: str, path: str) -> str:
+    """A line of ffmpeg's log without the component's address prefix ("[aac @ 0x55d0...]", new each run) or the
+    file's path, so a manifest says the same wherever and whenever the file was read."""
+    return re.sub(r"^\[[^\]]*\]\s*", "", line).replace(path, "<file>").strip()
+
+
 STILL_CODECS = {"png", "bmp", "webp", "tiff", "jpeg2000"}  # pictures, not footage
 
 
@@ -49,7 +55,7 @@ def probe(path: str) -> dict:
         # the demuxer's address prefix or the file's path, so the manifest is the same wherever the file lies
         raw = (e.stderr or b"").decode("utf-8", "replace").splitlines()
         first = next((k for k, ln in enumerate(raw) if ln.startswith("[") or path in ln), len(raw))  # after the banner
-        lines = [re.sub(r"^\[[^\]]*\]\s*", "", ln).replace(path, "<file>").strip() for ln in raw[first:]]
+        lines = [ffmpeg_said(ln, path) for ln in raw[first:]]
         said = "; ".join(dict.fromkeys(ln for ln in lines if ln)) or "ffprobe failed"
         raise ProbeError("unreadable", said[-300:]) from None
     streams = info.get("streams", [])
