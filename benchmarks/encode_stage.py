@@ -24,6 +24,8 @@ import torch  # noqa: E402
 from scipy.io import wavfile  # noqa: E402
 
 from pipeline.config import PipelineConfig  # noqa: E402
+from pipeline.stages.worker_state import EncodeScratch  # noqa: E402
+from records.rows import ClipRow  # noqa: E402
 from sample_corpus import media as cm  # noqa: E402
 from sample_corpus.build import SENTENCES  # noqa: E402
 
@@ -39,9 +41,9 @@ def synthetic_clips(n: int, workdir: str) -> list[dict]:
         wav = io.BytesIO()
         wavfile.write(wav, 16000, (audio * 32767).astype(np.int16))
         meta = {"width": 512, "height": 512, "num_frames": 121, "transcript": SENTENCES[k % len(SENTENCES)]}
-        clips.append({"clip_id": f"clip{k}", "start_frame": 121 * k, "crop_box": [0.2, 0.05, 0.8, 0.65],
-                      "_mp4": open(path, "rb").read(), "_wav": wav.getvalue(), "_pcm": audio, "_meta": meta,
-                      "status": "accepted"})
+        clips.append(ClipRow({"clip_id": f"clip{k}", "start_frame": 121 * k, "crop_box": [0.2, 0.05, 0.8, 0.65],
+                              "status": "accepted"},
+                             scratch=EncodeScratch(open(path, "rb").read(), wav.getvalue(), audio, meta)))
     return clips
 
 

@@ -33,8 +33,7 @@ class FaceTrack:
 
 
 def main_face(detector, frames: np.ndarray) -> FaceTrack | None:
-    from pipeline.checks.face_tracking import track
-    from pipeline.checks.face_tracking import link_tracks
+    from pipeline.checks.face_tracking import link_tracks, track
 
     keys = sorted(set(range(0, len(frames), DETECT_EVERY)) | {len(frames) - 1})
     per_frame = list(zip(keys, detector.detect(frames[keys], FACE_SCORE)))

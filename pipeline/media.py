@@ -91,7 +91,7 @@ def probe(path: str) -> dict:
             0, int(fmt.get("bit_rate") or 0) - int((audio or {}).get("bit_rate") or 0))
         out["video_bits_per_pixel"] = round(rate / (w * h * out["fps"]), 5) if rate and out["fps"] else None
         fmt_name = fmt.get("format_name") or ""
-        out["_still_image"] = video.get("codec_name") in STILL_CODECS or fmt_name == "image2" or fmt_name.endswith("_pipe")
+        out["still_image"] = video.get("codec_name") in STILL_CODECS or fmt_name == "image2" or fmt_name.endswith("_pipe")
     if audio is not None:
         out.update(audio_codec=audio.get("codec_name"), audio_sample_rate=int(audio.get("sample_rate") or 0),
                    audio_channels=int(audio.get("channels") or 0))

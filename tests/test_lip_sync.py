@@ -106,17 +106,20 @@ def test_sync_stage_uses_syncnet_when_its_weights_are_present(tmp_path):
     from pipeline.config import PipelineConfig
     from pipeline.media import DecodeResult
     from pipeline.stages.sync import SyncStage
+    from pipeline.stages.worker_state import SourceScratch, new_clip
+    from records.rows import SourceRow
 
     save_debug_weights(str(tmp_path))
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (130, 96, 128, 3), dtype=np.uint8)
     frames.tofile(tmp_path / "frames.rgb")
     decoded = DecodeResult(str(tmp_path / "frames.rgb"), "", 130, (128, 96), "")
-    source = {"_decoded": decoded, "_pcm": (rng.standard_normal(16000 * 6) * 0.1).astype(np.float32)}
-    clip = {"start_frame": 0, "num_frames": 121, "fps": 24.0, "_source": source, "status": "candidate",
-            "_track_boxes": np.tile(np.array([30, 20, 90, 80], np.float32), (121, 1)),
-            "_track_landmarks": np.tile(np.array([[45, 40], [75, 40], [60, 55], [50, 68], [70, 68]], np.float32),
-                                        (121, 1, 1))}
+    source = SourceRow(scratch=SourceScratch("", decoded=decoded,
+                                             pcm=(rng.standard_normal(16000 * 6) * 0.1).astype(np.float32)))
+    clip = new_clip(source, {"start_frame": 0, "num_frames": 121, "fps": 24.0, "status": "candidate"})
+    clip.scratch.track_boxes = np.tile(np.array([30, 20, 90, 80], np.float32), (121, 1))
+    clip.scratch.track_landmarks = np.tile(np.array([[45, 40], [75, 40], [60, 55], [50, 68], [70, 68]], np.float32),
+                                           (121, 1, 1))
     stage = SyncStage(PipelineConfig(input="x", output="y", models_dir=str(tmp_path)))
     stage.setup()
     stage([clip])

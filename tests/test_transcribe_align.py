@@ -10,6 +10,8 @@ import shutil
 
 from pipeline.config import PipelineConfig
 from pipeline.stages.transcribe import TranscribeStage
+from pipeline.stages.worker_state import SourceScratch, new_clip
+from records.rows import SourceRow
 from sample_corpus import media as cm
 from sample_corpus.build import SENTENCES
 
@@ -39,9 +41,9 @@ def test_alignment_model_is_used_when_present(models_dir, tmp_path):
         shutil.copytree(os.path.join(models_dir, sub), models / sub)
     save_tiny_aligner(str(models / "align" / "en"))
     speech = cm.pad_to(cm.speak(SENTENCES[1]), 121 / 24, lead_s=0.2)
-    source = {"_pcm": speech, "_speech": [(0.2, 4.8)]}
-    clip = {"start_frame": 0, "num_frames": 121, "fps": 24.0, "start_s": 0.0, "end_s": 121 / 24, "_source": source,
-            "status": "candidate"}
+    source = SourceRow(scratch=SourceScratch("", pcm=speech, speech=[(0.2, 4.8)]))
+    clip = new_clip(source, {"start_frame": 0, "num_frames": 121, "fps": 24.0, "start_s": 0.0, "end_s": 121 / 24,
+                             "status": "candidate"})
     stage = TranscribeStage(PipelineConfig(input="x", output="y", models_dir=str(models)))
     stage.setup()
     stage([clip])
@@ -61,9 +63,9 @@ def test_neighbouring_clips_share_one_whisper_window_and_keep_their_own_words(mo
 
     seconds = 121 / 24
     pcm = np.concatenate([cm.pad_to(cm.speak(SENTENCES[k]), seconds, lead_s=0.2) for k in (2, 3)])
-    source = {"_pcm": pcm, "_speech": [(0.2, 2 * seconds - 0.2)]}
-    clips = [{"start_frame": 121 * k, "num_frames": 121, "fps": 24.0, "start_s": k * seconds,
-              "end_s": (k + 1) * seconds, "_source": source, "status": "candidate"} for k in (0, 1)]
+    source = SourceRow(scratch=SourceScratch("", pcm=pcm, speech=[(0.2, 2 * seconds - 0.2)]))
+    clips = [new_clip(source, {"start_frame": 121 * k, "num_frames": 121, "fps": 24.0, "start_s": k * seconds,
+                               "end_s": (k + 1) * seconds, "status": "candidate"}) for k in (0, 1)]
     stage = TranscribeStage(PipelineConfig(input="x", output="y", models_dir=models_dir, language="en"))
     stage.setup()
     heard = []

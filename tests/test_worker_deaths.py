@@ -59,7 +59,6 @@ def test_an_encode_error_leaves_the_source_to_the_next_run(tmp_path):
     out = str(tmp_path / "out")
     cfg = PipelineConfig(input=str(tmp_path), output=out, debug_models=True, buckets="128x128")
     src = new_source_record(str(tmp_path / "talk.mp4"), "talk.mp4", 1000)
-    src.pop("_path")
     src.update(status="done", clips_total=1, clips_accepted=1, clips_rejected=0)
     clip = {"clip_id": "c0", "source_id": src["source_id"], "source_path": "talk.mp4", "start_frame": 0,
             "status": "accepted", "members": [{"name": "c0.wav", "bytes": 1, "sha256": "0"}]}

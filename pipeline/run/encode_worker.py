@@ -18,6 +18,8 @@ from pipeline import scratch
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import reject
 from pipeline.stages.encode import EncodeStage
+from pipeline.stages.worker_state import EncodeScratch
+from records.rows import ClipRow
 from storage.samples import read_samples, write_samples
 from storage.store import Store
 
@@ -85,24 +87,24 @@ class EncodeProcessor:
         return json.dumps(result)
 
     @staticmethod
-    def records(store: Store, staged_path: str, accepted: list[dict]) -> list[dict]:
+    def records(store: Store, staged_path: str, accepted: list[dict]) -> list[ClipRow]:
         samples = read_samples(store, staged_path)
         records = []
         for c in accepted:
             s = samples[c["clip_id"]]
             rate, pcm = wavfile.read(io.BytesIO(s["wav"]))
-            records.append(dict(c, _mp4=s.get("mp4"), _wav=s["wav"], _pcm=pcm.astype(np.float32) / 32768.0,
-                                _meta=json.loads(s["json"])))
+            records.append(ClipRow(c, scratch=EncodeScratch(s.get("mp4"), s["wav"], pcm.astype(np.float32) / 32768.0,
+                                                            json.loads(s["json"]))))
         return records
 
     @staticmethod
-    def sample(r: dict) -> dict[str, bytes]:
-        meta = dict(r["_meta"], prompt=r["prompt"], latent_bucket=r["latent_bucket"],
+    def sample(r: ClipRow) -> dict[str, bytes]:
+        meta = dict(r.scratch.meta, prompt=r["prompt"], latent_bucket=r["latent_bucket"],
                     latent_shapes=json.loads(r["latent_shapes"]), latent_dtype=r["latent_dtype"],
                     reference_clip_id=r["reference_clip_id"], ref_image_clip_id=r["ref_image_clip_id"],
                     ref_voice_clip_id=r["ref_voice_clip_id"],
                     models={k: r.get(f"{k}_version") for k in ("video_vae", "audio_vae", "text_encoder")})
-        out = {"mp4": r["_mp4"]} if r["_mp4"] is not None else {}
-        out.update(wav=r["_wav"], json=json.dumps(meta, ensure_ascii=False).encode())
-        out.update({f"{name}.npy": npy_bytes(array) for name, array in r["_latents"].items()})
+        out = {"mp4": r.scratch.mp4} if r.scratch.mp4 is not None else {}
+        out.update(wav=r.scratch.wav, json=json.dumps(meta, ensure_ascii=False).encode())
+        out.update({f"{name}.npy": npy_bytes(array) for name, array in r.scratch.latents.items()})
         return out

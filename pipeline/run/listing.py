@@ -63,7 +63,6 @@ def listing_rejects(sources: list[tuple[str, str, int, str]], duplicates: dict[s
     rows = []
     for path, rel, size, problem in sources:
         src = new_source_record(path, rel, size)
-        src.pop("_path")
         detail = LISTING_PROBLEMS[problem]
         if problem == "duplicate_of":
             original = duplicates[rel]  # same bytes, so the same size: its id follows from its path

@@ -15,7 +15,6 @@ from pipeline.stages.encode import EncodeStage
 
 def failed_result(path: str, rel: str, size: int, error: str) -> dict:
     src = new_source_record(path, rel, size)
-    src.pop("_path")
     src.update(status="failed", reject_stage="worker", reject_reason="worker_died", error=error[-2000:],
                clips_total=0, clips_accepted=0, clips_rejected=0)
     return {"source": src, "clips": []}

@@ -21,6 +21,8 @@ from pipeline import scratch
 from pipeline.config import PipelineConfig
 from pipeline.stages.audio import AudioStage, clip_pcm
 from pipeline.stages.base import Record, Resources, source_id
+from pipeline.stages.worker_state import SourceScratch
+from records.rows import SourceRow
 from pipeline.stages.decode import DecodeStage, cleanup
 from pipeline.stages.face import FaceStage
 from pipeline.stages.probe import ProbeStage
@@ -40,12 +42,13 @@ def staging_path(sid: str) -> str:
     return f"{STAGING}/{sid}.tar"
 
 
-def new_source_record(path: str, rel: str, size: int | None = None) -> Record:
+def new_source_record(path: str, rel: str, size: int | None = None) -> SourceRow:
     if size is None:
         size = os.path.getsize(path)
-    return {"_path": path, "source_uri": path if is_remote(path) else os.path.abspath(path), "source_path": rel,
-            "source_id": source_id(f"{rel}:{size}"), "size_bytes": size,
-            "status": "processing", "pipeline_version": PIPELINE_VERSION, "decode_passes": 0}
+    return SourceRow({"source_uri": path if is_remote(path) else os.path.abspath(path), "source_path": rel,
+                      "source_id": source_id(f"{rel}:{size}"), "size_bytes": size,
+                      "status": "processing", "pipeline_version": PIPELINE_VERSION, "decode_passes": 0},
+                     scratch=SourceScratch(path))
 
 
 SOURCE_STAGES = (ProbeStage, DecodeStage, SegmentStage)
@@ -116,13 +119,11 @@ class SourceProcessor:
         try:
             if is_remote(path):  # ffmpeg reads local files: object-storage sources come to scratch first
                 local_copy = scratch.make_file("download", os.path.splitext(rel)[1], self.cfg.scratch_dir)
-                src["_path"] = download_file(path, local_copy)
+                src.scratch.path = download_file(path, local_copy)
             for stage in self.source_stages:
                 stage([src])
                 release_freed_memory()
-            clips = src.pop("_clips", [])
-            for c in clips:
-                c["_source"] = src
+            clips = src.scratch.clips
             for stage in self.clip_stages:
                 stage(clips)
                 release_freed_memory()
@@ -144,8 +145,7 @@ class SourceProcessor:
         src["clips_accepted"] = sum(c["status"] == "accepted" for c in clips)
         src["clips_rejected"] = src["clips_total"] - src["clips_accepted"]
         src["seconds_total"] = round(time.perf_counter() - t0, 3)
-        public = lambda r: {k: v for k, v in r.items() if not k.startswith("_")}
-        return json.dumps({"source": public(src), "clips": [public(c) for c in clips]})
+        return json.dumps({"source": src, "clips": clips})
 
     def stage_samples(self, src: Record, accepted: list[Record]) -> None:
         """Write the accepted clips' samples to this source's staging tar (complete or absent)."""
@@ -169,7 +169,7 @@ class SourceProcessor:
         out = {}
         if not cfg.audio_only:
             mp4 = os.path.join(tmp, f"{c['clip_id']}.mp4")
-            media.cut_clip(src["_path"], pcm, cfg.sample_rate, c["start_frame"], c["num_frames"], cfg.fps,
+            media.cut_clip(src.scratch.path, pcm, cfg.sample_rate, c["start_frame"], c["num_frames"], cfg.fps,
                            (src["normalized_width"], src["normalized_height"]), cfg.crf, mp4, self.threads)
             with open(mp4, "rb") as f:
                 out["mp4"] = f.read()

@@ -14,7 +14,7 @@ def clip_pcm(clip: Record, sample_rate: int) -> np.ndarray:
     """The clip's audio, sample-exact to its frames (sample round(frame * sr / fps))."""
     a = int(round(clip["start_frame"] * sample_rate / clip["fps"]))
     b = int(round((clip["start_frame"] + clip["num_frames"]) * sample_rate / clip["fps"]))
-    pcm = clip["_source"]["_pcm"][a:b]
+    pcm = clip.scratch.source.scratch.pcm[a:b]
     return np.pad(pcm, (0, (b - a) - len(pcm)))
 
 
@@ -30,7 +30,7 @@ class AudioStage(Stage):
     def process(self, records: list[Record]) -> None:
         for c in records:
             c["loudness_db"] = round(mean_volume_db(clip_pcm(c, self.cfg.sample_rate)), 2)
-            c["speech_ratio"] = round(overlap_ratio(c["_source"]["_speech"], c["start_s"], c["end_s"]), 4)
+            c["speech_ratio"] = round(overlap_ratio(c.scratch.source.scratch.speech, c["start_s"], c["end_s"]), 4)
             c["speech_snr_db"] = round(speech_snr_db(clip_pcm(c, self.cfg.sample_rate), self.cfg.sample_rate), 2)
             if c["loudness_db"] < self.cfg.min_loudness_db:
                 reject(c, self.name, "loudness", f"mean volume {c['loudness_db']:.1f} dB < {self.cfg.min_loudness_db} dB")

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import subprocess
 
-from pipeline import media
-from pipeline import scratch
+from pipeline import media, scratch
 from pipeline.stages.base import Record, Resources, Stage, clip_id, reject
 from pipeline.stages.segment import SegmentStage
+from pipeline.stages.worker_state import new_clip
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac"}
 
@@ -22,14 +22,14 @@ class AudioDecodeStage(Stage):
     def process(self, records: list[Record]) -> None:
         for r in records:
             workdir = scratch.make_dir("decode", self.cfg.scratch_dir)
-            r["_workdir"] = workdir
+            r.scratch.workdir = workdir
             pcm_path = os.path.join(workdir, "audio.s16")
-            cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", r["_path"], "-map", "0:a:0", "-ac", "1",
+            cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", r.scratch.path, "-map", "0:a:0", "-ac", "1",
                    "-ar", str(self.cfg.sample_rate), "-f", "s16le", pcm_path]
             proc = subprocess.run(cmd, capture_output=True)
             r["decode_passes"] = r.get("decode_passes", 0) + 1
-            r["_pcm"] = media.read_pcm(pcm_path)
-            r["decoded_seconds"] = len(r["_pcm"]) / self.cfg.sample_rate
+            r.scratch.pcm = media.read_pcm(pcm_path)
+            r["decoded_seconds"] = len(r.scratch.pcm) / self.cfg.sample_rate
             if r["duration_s"] - r["decoded_seconds"] > 1.0:
                 err = proc.stderr.decode("utf-8", "replace").strip().splitlines()[:1] or ["no decoder error"]
                 reject(r, self.name, "truncated",
@@ -60,20 +60,20 @@ class AudioChunkStage(SegmentStage):
     def process(self, records: list[Record]) -> None:
         cfg = self.cfg
         for r in records:
-            r["_speech"] = speech = self.speech_regions(r["_pcm"])
+            r.scratch.speech = speech = self.speech_regions(r.scratch.pcm)
             r["speech_seconds"] = round(sum(b - a for a, b in speech), 3)
-            total = len(r["_pcm"]) / cfg.sample_rate
+            total = len(r.scratch.pcm) / cfg.sample_rate
             chunks = chunk_speech(speech, cfg.max_audio_s, 1.0, 0.1, total)
-            sidecar = os.path.splitext(r["_path"])[0] + ".txt"
+            sidecar = os.path.splitext(r.scratch.path)[0] + ".txt"
             provided = open(sidecar, encoding="utf-8").read().strip() if os.path.isfile(sidecar) else None
-            r["_clips"] = []
+            r.scratch.clips = []
             for k, (a, b) in enumerate(chunks):
                 start, n = int(round(a * cfg.sample_rate)), int(round((b - a) * cfg.sample_rate))
-                r["_clips"].append({
+                r.scratch.clips.append(new_clip(r, {
                     "clip_id": clip_id(r["source_id"], start, n, float(cfg.sample_rate)),
                     "source_id": r["source_id"], "source_path": r["source_path"], "scene_index": 0,
                     "start_frame": start, "num_frames": n, "fps": float(cfg.sample_rate),
-                    "start_s": round(a, 6), "end_s": round(b, 6), "status": "candidate",
-                    "provided_transcript": provided if len(chunks) == 1 else None})
+                    "start_s": round(a, 6), "end_s": round(b, 6), "status": "candidate"}))
+                r.scratch.clips[-1].scratch.provided_transcript = provided if len(chunks) == 1 else None
             if not chunks:
                 reject(r, self.name, "no_speech", "VAD found no speech chunk of at least 1 s")

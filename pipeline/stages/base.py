@@ -4,9 +4,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-Record = dict[str, Any]
+from records.rows import Row
+
+Record = Row  # a SourceRow or ClipRow; its worker data in .scratch (stages/worker_state.py)
 
 # Namespace of clip and source ids: fixed forever, so ids are stable across runs and machines.
 ID_NAMESPACE = uuid.UUID("5b0f4a7e-2f7c-4c55-9d0e-3c1a7b2d9e61")

@@ -22,27 +22,27 @@ class DecodeStage(Stage):
         for r in records:
             cfg = self.cfg
             workdir = scratch.make_dir("decode", cfg.scratch_dir)
-            r["_workdir"] = workdir
+            r.scratch.workdir = workdir
             dw, dh = r["display_width"], r["display_height"]
             analysis = media.even_size(dw, dh, cfg.analysis_size)
             normalized = media.even_size(dw, dh, cfg.max_side)  # the size clips are cut at
-            result = media.decode(r["_path"], workdir, cfg.fps, cfg.sample_rate, analysis, self.threads)
+            result = media.decode(r.scratch.path, workdir, cfg.fps, cfg.sample_rate, analysis, self.threads)
             r["decode_passes"] = r.get("decode_passes", 0) + 1
-            r["_decoded"] = result
+            r.scratch.decoded = result
             r["decoded_frames"] = result.num_frames
             r["decoded_seconds"] = result.num_frames / cfg.fps
             r["analysis_width"], r["analysis_height"] = analysis
             r["normalized_width"], r["normalized_height"] = normalized
             missing = r["duration_s"] - r["decoded_seconds"]
             if missing > TRUNCATION_TOLERANCE_S:
-                first_error = media.ffmpeg_said(result.errors.splitlines()[0], r["_path"]) if result.errors else "no decoder error"
+                first_error = media.ffmpeg_said(result.errors.splitlines()[0], r.scratch.path) if result.errors else "no decoder error"
                 reject(r, self.name, "truncated",
                        f"decoded {r['decoded_seconds']:.2f} s of {r['duration_s']:.2f} s ({first_error[:200]})")
 
 
 def cleanup(record: Record) -> None:
     """Remove the scratch files of a source once its clips are written."""
-    workdir = record.pop("_workdir", None)
+    workdir, record.scratch.workdir = record.scratch.workdir, None
     if workdir and os.path.isdir(workdir):
         for name in os.listdir(workdir):
             os.remove(os.path.join(workdir, name))

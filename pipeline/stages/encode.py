@@ -74,30 +74,30 @@ class EncodeStage(Stage):
         """All accepted clips of one source, in time order."""
         cfg = self.cfg
         store = np.dtype(cfg.latent_dtype)
-        voiced = [r for r in records if len(r["_pcm"]) >= MIN_VOICE_S * cfg.sample_rate]
+        voiced = [r for r in records if len(r.scratch.pcm) >= MIN_VOICE_S * cfg.sample_rate]
         for r in records:
-            r["_latents"] = {}
-            r["_ref"], r["_voice_ref"] = nearest(r, records), nearest(r, voiced)
-        if records[0]["_mp4"] is None:  # audio-only samples: no picture to encode
+            r.scratch.latents = {}
+            r.scratch.ref, r.scratch.voice_ref = nearest(r, records), nearest(r, voiced)
+        if records[0].scratch.mp4 is None:  # audio-only samples: no picture to encode
             with torch.no_grad():
                 self.encode_audio_and_text(records, store)
             self.describe(records, "audio", store)
             return
         for r in records:
-            meta = r["_meta"]
+            meta = r.scratch.meta
             x0, y0, x1, y1 = r["crop_box"]
             cw, ch = (x1 - x0) * meta["width"], (y1 - y0) * meta["height"]
-            r["_size"] = choose_bucket(self.buckets, cw, ch)
-            r["_crop"] = (int(round(x0 * meta["width"])), int(round(y0 * meta["height"])), int(round(cw)), int(round(ch)))
+            r.scratch.size = choose_bucket(self.buckets, cw, ch)
+            r.scratch.crop = (int(round(x0 * meta["width"])), int(round(y0 * meta["height"])), int(round(cw)), int(round(ch)))
         with torch.no_grad():
             for i in range(0, len(records), cfg.encode_batch):  # frames of one batch in memory at a time
                 batch = records[i:i + cfg.encode_batch]
                 for r in batch:
-                    frames = decode_crop(r["_mp4"], r["_crop"], r["_size"], r["_meta"]["num_frames"])
-                    r["_frames"], r["_first"], r["_middle"] = frames, frames[0].copy(), frames[len(frames) // 2].copy()
+                    frames = decode_crop(r.scratch.mp4, r.scratch.crop, r.scratch.size, r.scratch.meta["num_frames"])
+                    r.scratch.frames, r.scratch.first, r.scratch.middle = frames, frames[0].copy(), frames[len(frames) // 2].copy()
                 self.encode_video(batch, store)
                 for r in batch:
-                    del r["_frames"]
+                    r.scratch.frames = None
             self.encode_reference_images(records, store)
             self.encode_audio_and_text(records, store)
         self.describe(records, None, store)
@@ -105,23 +105,23 @@ class EncodeStage(Stage):
     def describe(self, records: list[Record], bucket: str | None, store: np.dtype) -> None:
         """The manifest columns of what was encoded."""
         for r in records:
-            lat, ref = r["_latents"], r["_ref"]
+            lat, ref = r.scratch.latents, r.scratch.ref
             video = bucket is None
-            r.update(latent_bucket=bucket or f"{r['_size'][0]}x{r['_size'][1]}x{r['_meta']['num_frames']}",
+            r.update(latent_bucket=bucket or f"{r.scratch.size[0]}x{r.scratch.size[1]}x{r.scratch.meta['num_frames']}",
                      latent_shapes=json.dumps({k: list(v.shape) for k, v in lat.items()}),
                      latent_dtype=str(store), reference_clip_id=ref["clip_id"] if ref else None,
                      ref_image_clip_id=(ref or r)["clip_id"] if video else None,
-                     ref_voice_clip_id=r["_voice_ref"]["clip_id"] if r["_voice_ref"] else None,
+                     ref_voice_clip_id=r.scratch.voice_ref["clip_id"] if r.scratch.voice_ref else None,
                      **{f"{k}_version": v for k, v in self.models.versions.items()
                         if video or k != "video_vae"})
 
     def encode_video(self, batch: list[Record], store: np.dtype) -> None:
         m = self.models
-        for size in {r["_size"] for r in batch}:  # one VAE call per bucket
-            group = [r for r in batch if r["_size"] == size]
-            mean, logvar = m.video.encode(to_video_tensor(np.stack([r["_frames"] for r in group])).to(m.device, m.dtype))
+        for size in {r.scratch.size for r in batch}:  # one VAE call per bucket
+            group = [r for r in batch if r.scratch.size == size]
+            mean, logvar = m.video.encode(to_video_tensor(np.stack([r.scratch.frames for r in group])).to(m.device, m.dtype))
             for k, r in enumerate(group):
-                lat = r["_latents"]
+                lat = r.scratch.latents
                 lat["video_mean"] = mean[k].float().cpu().numpy().astype(store)
                 if self.cfg.save_video_logvar:
                     lat["video_logvar"] = logvar[k].float().cpu().numpy().astype(store)
@@ -129,27 +129,27 @@ class EncodeStage(Stage):
     def encode_reference_images(self, records: list[Record], store: np.dtype) -> None:
         """The reference clip's middle frame (same bucket), else the clip's own first frame, as 1-frame videos."""
         m = self.models
-        stills = [r["_ref"]["_middle"] if r["_ref"] is not None and r["_ref"]["_size"] == r["_size"] else r["_first"]
-                  for r in records]
+        same_bucket = lambda r: r.scratch.ref is not None and r.scratch.ref.scratch.size == r.scratch.size
+        stills = [r.scratch.ref.scratch.middle if same_bucket(r) else r.scratch.first for r in records]
         for i in range(0, len(records), 16):
-            for size in {r["_size"] for r in records[i:i + 16]}:
-                idx = [k for k in range(i, min(i + 16, len(records))) if records[k]["_size"] == size]
+            for size in {r.scratch.size for r in records[i:i + 16]}:
+                idx = [k for k in range(i, min(i + 16, len(records))) if records[k].scratch.size == size]
                 mean, _ = m.video.encode(to_video_tensor(np.stack([stills[k][None] for k in idx])).to(m.device, m.dtype))
                 for j, k in enumerate(idx):
-                    records[k]["_latents"]["ref_image"] = mean[j].float().cpu().numpy().astype(store)
+                    records[k].scratch.latents["ref_image"] = mean[j].float().cpu().numpy().astype(store)
 
     def encode_audio_and_text(self, records: list[Record], store: np.dtype) -> None:
         m, cfg = self.models, self.cfg
-        clips = self.encode_audio([r["_pcm"] for r in records])
+        clips = self.encode_audio([r.scratch.pcm for r in records])
         voice_len = int(cfg.ref_voice_s * cfg.sample_rate)
-        voiced = [k for k, r in enumerate(records) if r["_voice_ref"] is not None]
-        voices = dict(zip(voiced, self.encode_audio([records[k]["_voice_ref"]["_pcm"][:voice_len] for k in voiced])))
+        voiced = [k for k, r in enumerate(records) if r.scratch.voice_ref is not None]
+        voices = dict(zip(voiced, self.encode_audio([records[k].scratch.voice_ref.scratch.pcm[:voice_len] for k in voiced])))
         from model.text_encoder import speech_prompt
 
-        prompts = [speech_prompt(r["_meta"]["transcript"], r.get("caption")) for r in records]
+        prompts = [speech_prompt(r.scratch.meta["transcript"], r.get("caption")) for r in records]
         texts = m.text.encode(prompts)
         for k, r in enumerate(records):
-            lat = r["_latents"]
+            lat = r.scratch.latents
             lat["audio_mean"] = clips[k][0].float().cpu().numpy().astype(store)
             lat["audio_logvar"] = clips[k][1].float().cpu().numpy().astype(store)
             lat["text"] = texts[k].float().cpu().numpy().astype(store)

@@ -33,7 +33,7 @@ class FaceStage(Stage):
     def keyframe_detections(self, clip: Record) -> tuple[list[tuple[int, list[Detection]]], list[np.ndarray]]:
         """Detections on every `detect_every`-th frame of the clip (and its last), and every frame in grey for
         the tracker; one window of frames in memory at a time."""
-        dec, n, step = clip["_source"]["_decoded"], clip["num_frames"], self.cfg.detect_every
+        dec, n, step = clip.scratch.source.scratch.decoded, clip["num_frames"], self.cfg.detect_every
         reader = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames)
         keys = set(range(0, n, step)) | {n - 1}
         detections, grey = [], []
@@ -49,7 +49,7 @@ class FaceStage(Stage):
             self.measure(c)
 
     def measure(self, c: Record) -> None:
-        cfg, src = self.cfg, c["_source"]
+        cfg, src = self.cfg, c.scratch.source
         c["face_detector"] = self.detector.version or self.detector.name
         per_frame, grey = self.keyframe_detections(c)
         c["face_count"] = max((len(d) for _, d in per_frame), default=0)
@@ -70,7 +70,7 @@ class FaceStage(Stage):
         med = np.median(boxes, 0)
         c["face_box"] = [round(float(v), 5) for v in med / [aw, ah, aw, ah]]
         c["crop_box"] = self.crop_box(boxes, aw, ah)
-        c["_track_boxes"], c["_track_landmarks"] = boxes, marks
+        c.scratch.track_boxes, c.scratch.track_landmarks = boxes, marks
         if c["other_face_coverage"] > cfg.max_other_face_coverage:
             reject(c, self.name, "face_count",
                    f"{len(tracks)} face tracks; the second covers {c['other_face_coverage']:.0%} of frames")

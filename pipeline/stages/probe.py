@@ -13,14 +13,16 @@ class ProbeStage(Stage):
     def process(self, records: list[Record]) -> None:
         for r in records:
             try:
-                r.update(media.probe(r["_path"]))
+                facts = media.probe(r.scratch.path)
+                r.scratch.still_image = facts.pop("still_image", False)  # a fact for this stage, not a column
+                r.update(facts)
             except media.ProbeError as e:
                 reject(r, self.name, e.reason, e.detail)
                 continue
             cfg = self.cfg
             if not r["has_video"] and not cfg.audio_only:
                 reject(r, self.name, "no_video_stream", "the file has no video stream")
-            elif r.get("_still_image") and not cfg.audio_only:
+            elif r.scratch.still_image and not cfg.audio_only:
                 reject(r, self.name, "still_image", f"a picture ({r['video_codec']}), not a video")
             elif r["has_video"] and not cfg.audio_only and (
                     r["display_width"] < cfg.min_face_width or r["display_height"] < cfg.min_face_height):

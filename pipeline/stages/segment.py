@@ -10,6 +10,7 @@ from pipeline import media
 from pipeline.checks import fingerprint
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage, clip_id, reject
+from pipeline.stages.worker_state import new_clip
 
 THUMB = (64, 36)  # thumbnails compared for cuts: small enough to be cheap, big enough to see a new shot
 
@@ -76,31 +77,31 @@ class SegmentStage(Stage):
 
     def process(self, records: list[Record]) -> None:
         for r in records:
-            cfg, dec = self.cfg, r["_decoded"]
+            cfg, dec = self.cfg, r.scratch.decoded
             reader = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames)
             pictures = fingerprint.PictureHasher(dec.num_frames, cfg.fps)
             scenes = scenes_from_scores(scene_change_scores(reader, visit=pictures.visit), cfg.scene_threshold)
-            r["_pcm"] = pcm = media.read_pcm(dec.audio_path)
+            r.scratch.pcm = pcm = media.read_pcm(dec.audio_path)
             r["video_fingerprint"], r["audio_fingerprint"] = fingerprint.Fingerprint(
                 dec.num_frames / cfg.fps, pictures.hashes(), fingerprint.loudness_curve(pcm, cfg.sample_rate)).to_text()
             heard = int(len(pcm) * cfg.fps / cfg.sample_rate)  # frames the audio covers: clips stay inside it
             margin = int(round(cfg.edge_margin_s * cfg.fps))  # kept from scene cuts, not from the audio's end
             scenes = [(a, min(b, heard + margin)) for a, b in scenes if a < heard]
-            r["_speech"] = speech = self.speech_regions(pcm)
+            r.scratch.speech = speech = self.speech_regions(pcm)
             r["scene_cuts_s"] = [round(a / cfg.fps, 4) for a, _ in scenes[1:]]
             r["speech_seconds"] = round(sum(b - a for a, b in speech), 3)
             speech_frames = [(max(0, int(np.floor((a - 0.1) * cfg.fps))), int(np.ceil(b * cfg.fps))) for a, b in speech]
             clips = []
             for k, scene in enumerate(scenes):
                 for start in place_windows(scene, cfg.clip_frames, margin, speech_frames):
-                    clips.append({
+                    clips.append(new_clip(r, {
                         "clip_id": clip_id(r["source_id"], start, cfg.clip_frames, cfg.fps),
                         "source_id": r["source_id"], "source_path": r["source_path"], "scene_index": k,
                         "start_frame": start, "num_frames": cfg.clip_frames, "fps": cfg.fps,
                         "start_s": round(start / cfg.fps, 6), "end_s": round((start + cfg.clip_frames) / cfg.fps, 6),
                         "status": "candidate",
-                    })
-            r["_clips"] = clips
+                    }))
+            r.scratch.clips = clips
             if not clips:
                 longest = max((b - a for a, b in scenes), default=0) / cfg.fps
                 short_audio = f"; the audio ends at {heard / cfg.fps:.2f} s" if heard < dec.num_frames - cfg.fps else ""

@@ -31,7 +31,7 @@ def resolve_scorer(cfg: PipelineConfig) -> str:
 def speech_mask(c: Record, frames: int, fps: float) -> np.ndarray:
     """(frames,) bool: which frames (at `fps`, from the clip's start) lie inside the source's speech regions."""
     t = c["start_s"] + (np.arange(frames) + 0.5) / fps
-    return np.any([(t >= a) & (t < b) for a, b in c["_source"]["_speech"]] or [np.zeros(frames, bool)], axis=0)
+    return np.any([(t >= a) & (t < b) for a, b in c.scratch.source.scratch.speech] or [np.zeros(frames, bool)], axis=0)
 
 
 class SyncStage(Stage):
@@ -66,7 +66,7 @@ class SyncStage(Stage):
     def measure(self, c: Record) -> None:
         """Confidence first (without it the offset means nothing), then the offset, then the active speaker;
         the learned active-speaker model runs only on clips whose sync already passed."""
-        cfg, dec = self.cfg, c["_source"]["_decoded"]
+        cfg, dec = self.cfg, c.scratch.source.scratch.decoded
         frames = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames).read(
             c["start_frame"], c["num_frames"])
         pcm = clip_pcm(c, cfg.sample_rate)
@@ -82,7 +82,7 @@ class SyncStage(Stage):
             c["asd_sync_gain"] = round(o.gain, 4)
             name, offset, fps, low = "light_asd", o.offset, ASD_FPS, None
         else:
-            s = self.motion.score(mouth_crops(frames, c["_track_landmarks"]), pcm, cfg.sample_rate, cfg.fps,
+            s = self.motion.score(mouth_crops(frames, c.scratch.track_landmarks), pcm, cfg.sample_rate, cfg.fps,
                                   cfg.sync_vshift)
             c["motion_conf"] = round(s.confidence, 4)
             name, offset, fps, low = self.scorer, s.offset, s.fps, (s.confidence, cfg.min_motion_sync_conf)
@@ -111,6 +111,6 @@ class SyncStage(Stage):
         """SyncNet-style face crops resampled to 25 fps (both learned models were trained at that rate)."""
         t25 = np.arange(int(len(frames) * SyncNetScorer.FPS / self.cfg.fps))
         pick = np.minimum(np.round(t25 * self.cfg.fps / SyncNetScorer.FPS).astype(int), len(frames) - 1)
-        return syncnet_crops(frames[pick], smooth_boxes(c["_track_boxes"])[pick])
+        return syncnet_crops(frames[pick], smooth_boxes(c.scratch.track_boxes)[pick])
 
 

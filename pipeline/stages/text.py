@@ -40,7 +40,7 @@ class TextStage(Stage):
             self.measure(c)
 
     def measure(self, c: Record) -> None:
-        cfg, dec = self.cfg, c["_source"]["_decoded"]
+        cfg, dec = self.cfg, c.scratch.source.scratch.decoded
         reader = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames)
         picks = np.linspace(0, c["num_frames"] - 1, FRAMES).round().astype(int)
         widths, cover = [], []

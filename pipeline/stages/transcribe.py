@@ -106,7 +106,7 @@ class TranscribeStage(Stage):
     def process(self, records: list[Record]) -> None:
         by_source: dict[int, list[Record]] = {}
         for c in records:
-            by_source.setdefault(id(c["_source"]), []).append(c)
+            by_source.setdefault(id(c.scratch.source), []).append(c)
         for clips in by_source.values():
             self.transcribe_source(clips)
 
@@ -114,13 +114,13 @@ class TranscribeStage(Stage):
         """One batched Whisper call for all clips of a source. Whisper hears 30 s at a time whatever it is
         given (a 3 s clip costs its encoder what 30 s do), so neighbouring clips share a window: each
         window's words go to the clip that holds their middle."""
-        given = [c for c in clips if c.get("provided_transcript")]
-        clips = sorted((c for c in clips if not c.get("provided_transcript")), key=lambda c: c["start_s"])
+        given = [c for c in clips if c.scratch.provided_transcript]
+        clips = sorted((c for c in clips if not c.scratch.provided_transcript), key=lambda c: c["start_s"])
         for c in given:
             self.record_provided(c)
         if not clips:
             return
-        cfg, pcm = self.cfg, clips[0]["_source"]["_pcm"]
+        cfg, pcm = self.cfg, clips[0].scratch.source.scratch.pcm
         windows = pack_windows(clips)
         spans = [{"start": w[0]["start_s"], "end": w[-1]["end_s"]} for w in windows]
         segments, info = self.batched.transcribe(
@@ -144,7 +144,7 @@ class TranscribeStage(Stage):
         cfg = self.cfg
         pcm = clip_pcm(c, cfg.sample_rate)
         duration, t0 = len(pcm) / cfg.sample_rate, c["start_s"]
-        speech = [(max(0.0, a - t0), min(duration, b - t0)) for a, b in c["_source"]["_speech"]
+        speech = [(max(0.0, a - t0), min(duration, b - t0)) for a, b in c.scratch.source.scratch.speech
                   if b > t0 and a < c["end_s"]]
         c["language"], c["language_prob"] = language, round(language_prob, 4)
         text = " ".join(s.text.strip() for s in segments).strip()
@@ -182,7 +182,7 @@ class TranscribeStage(Stage):
 
     def record_provided(self, c: Record) -> None:
         """A transcript that came with the recording: kept as given, without word times."""
-        text = c.pop("provided_transcript").strip()
+        text = c.scratch.provided_transcript.strip()
         n = len(text.split())
         c.update(transcript=text, words_json="[]", segments_json="[]", num_words=n, language=self.cfg.language or None,
                  words_per_s=round(n / max(c["speech_ratio"] * (c["end_s"] - c["start_s"]), 1e-3), 3),

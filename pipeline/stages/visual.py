@@ -32,8 +32,8 @@ class VisualStage(Stage):
             self.measure(c)
 
     def measure(self, c: Record) -> None:
-        cfg, dec = self.cfg, c["_source"]["_decoded"]
-        boxes, marks, n, start = c["_track_boxes"], c["_track_landmarks"], c["num_frames"], c["start_frame"]
+        cfg, dec = self.cfg, c.scratch.source.scratch.decoded
+        boxes, marks, n, start = c.scratch.track_boxes, c.scratch.track_landmarks, c["num_frames"], c["start_frame"]
         reader = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames)
         motion, picks, sharp, quality = MotionMeter(), sharpness_frames(n), [], []
         quality_picks = set(np.linspace(0, n - 1, QUALITY_FRAMES + 2)[1:-1].round().astype(int).tolist())
