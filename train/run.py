@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `deepspeed train/run.py`
 
@@ -78,21 +79,19 @@ def validate(engine, batches: list[dict], cfg: Config, norm: AudioNorm, device) 
     return {k: sum(v) / len(v) for k, v in sums.items()}
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="recipe YAML (train/configs/*.yaml)")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)  # set by the deepspeed launcher
-    args, overrides = p.parse_known_args(argv)
-    cfg = load_config(args.config, overrides)
-    rank, world, device = distributed.init()
-    run_dir, t = cfg.train.run_dir, cfg.train
-    ckpt_dir = os.path.join(run_dir, "checkpoints")
+def prepare_run_dir(cfg: Config, rank: int) -> str:
+    """The run folder with the recipe as it ran; returns its checkpoint folder."""
+    ckpt_dir = os.path.join(cfg.train.run_dir, "checkpoints")
     if rank == 0:
         os.makedirs(ckpt_dir, exist_ok=True)
-        with open(os.path.join(run_dir, "config.yaml"), "w", encoding="utf-8") as f:
+        with open(os.path.join(cfg.train.run_dir, "config.yaml"), "w", encoding="utf-8") as f:
             yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
-    norm = audio_norm(cfg, rank)
+    return ckpt_dir
 
+
+def build_model(cfg: Config, device: torch.device):
+    """The model as this rank holds it: built (partitioned under ZeRO-3) and initialised, pretrained weights
+    in, the trainable set chosen, activation checkpointing applied; returns it with its parameter counts."""
     with distributed.construction(cfg, device):
         model = model_setup.build(cfg)
     dtype = distributed.compute_dtype(cfg, device)
@@ -104,23 +103,97 @@ def main(argv: list[str] | None = None) -> None:
         apply_activation_checkpointing(model)
     if cfg.parallel.zero_stage != 3:
         model.to(device, dtype)
+    return model, trainable, frozen
+
+
+def resume(cfg: Config, ckpt_dir: str, engine, rank: int, ema, gen: torch.Generator) -> tuple[str | None, int, dict | None]:
+    """(tag, step, data position) of the checkpoint this run continues from, loaded; (None, 0, None) if fresh."""
+    t = cfg.train
+    tag = checkpoint.latest_tag(ckpt_dir) if t.resume == "auto" else (None if t.resume == "never" else t.resume)
+    if not tag:
+        return None, 0, None
+    state = checkpoint.load(engine, ckpt_dir, tag, rank, ema, gen)
+    return tag, state["step"], state["data"]
+
+
+def data_streams(cfg: Config, rank: int, saved_position: dict | None):
+    """This rank's data position, its training batches from there, and the held-out batches."""
+    d, stage = cfg.data, cfg.task.stage
+    position = DataPosition(stream_ids(rank, d.workers), saved_position)
+    spec = StreamSpec(list_shards(d.dirs, stage), stage, cfg.train.seed, d.tokens_per_batch, d.max_batch)
+    batches = iter(train_loader(spec, position, d.workers))
+    val = (validation_batches(list_shards(d.val_dirs, stage), stage, d.tokens_per_batch, d.max_batch,
+                              cfg.train.val_batches) if d.val_dirs else [])
+    return position, batches, val
+
+
+@dataclass
+class StepResult:
+    logged: dict[str, float]
+    flops: int = 0
+    samples: int = 0
+    tokens: int = 0
+
+
+def train_step(step: int, engine, batches, position: DataPosition, preview: Preview, cfg: Config, norm: AudioNorm,
+               gen: torch.Generator, device: torch.device) -> StepResult:
+    """One optimizer step over `parallel.micro_batches` micro-batches, each with its own task."""
+    out = StepResult({"loss/total": 0.0})
+    for micro in range(cfg.parallel.micro_batches):
+        batch = next(batches)
+        position.consumed(batch)
+        preview.batch = preview.batch or batch  # without held-out shards, samples take the first batch
+        task = tasks.pick_task(cfg.task, tasks.task_generator(cfg.train.seed, step, micro))
+        fwd = tasks.build(batch, cfg.task, norm, gen, device, task)
+        pv, pa = engine(*fwd.model_inputs())
+        loss, parts = tasks.losses(fwd, pv, pa, cfg.task)
+        distributed.backward_and_step(engine, loss)
+        out.flops += step_flops(engine.module.config, fwd)
+        out.samples += fwd.audio.shape[0]
+        out.tokens += int(fwd.audio_mask.sum()) + (0 if fwd.video is None else fwd.t_video.numel())
+        out.logged["loss/total"] += loss.item() / cfg.parallel.micro_batches
+        for name, value in parts.items():
+            out.logged[f"loss/{fwd.task}/{name}"] = float(value)
+    return out
+
+
+def step_metrics(result: StepResult, elapsed: float, engine, scheduler, position: DataPosition, world: int,
+                 device: torch.device, peak: float | None) -> dict[str, float]:
+    """What a logged step reports: the loss averaged over ranks, learning rate, gradient norm, throughput."""
+    logged = dict(result.logged, **{"loss/total": distributed.all_mean(result.logged["loss/total"], device)})
+    logged.update({"lr": scheduler.get_last_lr()[0], "grad_norm": distributed.grad_norm(engine),
+                   "throughput/samples_per_s": result.samples * world / elapsed,
+                   "throughput/tokens_per_s": result.tokens * world / elapsed,
+                   "data/skipped": float(sum(position.skipped_reasons().values()))})
+    if peak:
+        logged["throughput/mfu"] = result.flops / elapsed / peak
+        logged["memory/peak_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+    return logged
+
+
+def export(cfg: Config, model, ema, norm: AudioNorm, rank: int) -> str | None:
+    meta = {"config": json.dumps(to_dict(cfg)), "model": json.dumps(model.config.__dict__, default=list),
+            "audio_stats": json.dumps({"mean": norm.mean.flatten().tolist(), "std": norm.std.flatten().tolist()})}
+    return checkpoint.export_ema(model, ema, os.path.join(cfg.train.run_dir, "export", "ema.safetensors"), rank, meta)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="recipe YAML (train/configs/*.yaml)")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=-1, help=argparse.SUPPRESS)  # set by the deepspeed launcher
+    args, overrides = p.parse_known_args(argv)
+    cfg = load_config(args.config, overrides)
+    t = cfg.train
+    rank, world, device = distributed.init()
+    ckpt_dir = prepare_run_dir(cfg, rank)
+    norm = audio_norm(cfg, rank)
+    model, trainable, frozen = build_model(cfg, device)
     engine, _, scheduler = distributed.wrap(model, cfg, device, lr_lambda(cfg))
     ema = ShardedEMA(model, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
-
-    gen = torch.Generator().manual_seed(cfg.train.seed * 1000 + rank)  # timesteps, noise, tasks, dropout
-    ids = stream_ids(rank, cfg.data.workers)
-    tag = checkpoint.latest_tag(ckpt_dir) if t.resume == "auto" else (None if t.resume == "never" else t.resume)
-    start, saved_position = 0, None
-    if tag:
-        state = checkpoint.load(engine, ckpt_dir, tag, rank, ema, gen)
-        start, saved_position = state["step"], state["data"]
-    position = DataPosition(ids, saved_position)
-    spec = StreamSpec(list_shards(cfg.data.dirs, cfg.task.stage), cfg.task.stage, cfg.train.seed,
-                      cfg.data.tokens_per_batch, cfg.data.max_batch)
-    batches = iter(train_loader(spec, position, cfg.data.workers))
-    val = (validation_batches(list_shards(cfg.data.val_dirs, cfg.task.stage), cfg.task.stage,
-                              cfg.data.tokens_per_batch, cfg.data.max_batch, t.val_batches) if cfg.data.val_dirs else [])
-    metrics = Metrics(run_dir, rank, t.steps, start)
+    gen = torch.Generator().manual_seed(t.seed * 1000 + rank)  # timesteps, noise, tasks, dropout
+    tag, start, saved_position = resume(cfg, ckpt_dir, engine, rank, ema, gen)
+    position, batches, val = data_streams(cfg, rank, saved_position)
+    metrics = Metrics(t.run_dir, rank, t.steps, start)
     preview = Preview(cfg, norm, val[0] if val else None, device, rank, metrics)
     if rank == 0:
         metrics.bar.write(f"world {world} on {device}, {trainable / 1e6:.2f}M trainable / {frozen / 1e6:.2f}M frozen "
@@ -129,34 +202,12 @@ def main(argv: list[str] | None = None) -> None:
         metrics.log(0, validate(engine, val, cfg, norm, device))
     peak, reported_skips = peak_flops(), 0.0
     for step in range(start + 1, t.steps + 1):
-        began, flops, samples, tokens, logged = time.perf_counter(), 0, 0, 0, {}
-        for micro in range(cfg.parallel.micro_batches):
-            batch = next(batches)
-            position.consumed(batch)
-            preview.batch = preview.batch or batch  # without held-out shards, samples take the first batch
-            task = tasks.pick_task(cfg.task, tasks.task_generator(cfg.train.seed, step, micro))
-            fwd = tasks.build(batch, cfg.task, norm, gen, device, task)
-            pv, pa = engine(*fwd.model_inputs())
-            loss, parts = tasks.losses(fwd, pv, pa, cfg.task)
-            distributed.backward_and_step(engine, loss)
-            flops += step_flops(model.config, fwd)
-            samples += fwd.audio.shape[0]
-            tokens += int(fwd.audio_mask.sum()) + (0 if fwd.video is None else fwd.t_video.numel())
-            logged["loss/total"] = logged.get("loss/total", 0.0) + loss.item() / cfg.parallel.micro_batches
-            for name, value in parts.items():
-                logged[f"loss/{fwd.task}/{name}"] = float(value)
+        began = time.perf_counter()
+        result = train_step(step, engine, batches, position, preview, cfg, norm, gen, device)
         if ema is not None:
             ema.update()
-        elapsed = time.perf_counter() - began
         if step % t.log_every == 0 or step == t.steps:
-            logged["loss/total"] = distributed.all_mean(logged["loss/total"], device)
-            logged.update({"lr": scheduler.get_last_lr()[0], "grad_norm": distributed.grad_norm(engine),
-                           "throughput/samples_per_s": samples * world / elapsed,
-                           "throughput/tokens_per_s": tokens * world / elapsed,
-                           "data/skipped": float(sum(position.skipped_reasons().values()))})
-            if peak:
-                logged["throughput/mfu"] = flops / elapsed / peak
-                logged["memory/peak_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+            logged = step_metrics(result, time.perf_counter() - began, engine, scheduler, position, world, device, peak)
             metrics.log(step, logged)
             if rank == 0 and logged["data/skipped"] > reported_skips:  # corrupt input: counted, said, never fatal
                 reported_skips = logged["data/skipped"]
@@ -168,9 +219,7 @@ def main(argv: list[str] | None = None) -> None:
             preview.render(engine.module, step)
         if step % t.save_every == 0 or step == t.steps:
             checkpoint.save(engine, ckpt_dir, step, rank, ema, gen, position, t.keep_checkpoints)
-    meta = {"config": json.dumps(to_dict(cfg)), "model": json.dumps(model.config.__dict__, default=list),
-            "audio_stats": json.dumps({"mean": norm.mean.flatten().tolist(), "std": norm.std.flatten().tolist()})}
-    path = checkpoint.export_ema(model, ema, os.path.join(run_dir, "export", "ema.safetensors"), rank, meta)
+    path = export(cfg, model, ema, norm, rank)
     if rank == 0:
         metrics.bar.write(f"done at step {t.steps}; EMA weights: {path}")
     metrics.close()
