@@ -16,13 +16,10 @@ import traceback
 import numpy as np
 from scipy.io import wavfile
 
-from pipeline import media
-from pipeline import scratch
+from pipeline import media, scratch
 from pipeline.config import PipelineConfig
 from pipeline.stages.audio import AudioStage, clip_pcm
 from pipeline.stages.base import Record, Resources, source_id
-from pipeline.stages.worker_state import SourceScratch
-from records.rows import SourceRow
 from pipeline.stages.decode import DecodeStage, cleanup
 from pipeline.stages.face import FaceStage
 from pipeline.stages.probe import ProbeStage
@@ -31,6 +28,8 @@ from pipeline.stages.sync import SyncStage
 from pipeline.stages.text import TextStage
 from pipeline.stages.transcribe import TranscribeStage
 from pipeline.stages.visual import VisualStage
+from pipeline.stages.worker_state import SourceScratch
+from records.rows import SourceRow
 from storage.store import Store, download_file, is_remote
 
 PIPELINE_VERSION = "clips-v1"

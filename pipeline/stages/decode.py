@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import os
 
-from pipeline import media
-from pipeline import scratch
+from pipeline import media, scratch
 from pipeline.stages.base import Record, Resources, Stage, reject
 
 # A source that decodes to less than its probed duration by this much is truncated or corrupt.
@@ -35,7 +34,8 @@ class DecodeStage(Stage):
             r["normalized_width"], r["normalized_height"] = normalized
             missing = r["duration_s"] - r["decoded_seconds"]
             if missing > TRUNCATION_TOLERANCE_S:
-                first_error = media.ffmpeg_said(result.errors.splitlines()[0], r.scratch.path) if result.errors else "no decoder error"
+                said = result.errors.splitlines()[0] if result.errors else ""
+                first_error = media.ffmpeg_said(said, r.scratch.path) if said else "no decoder error"
                 reject(r, self.name, "truncated",
                        f"decoded {r['decoded_seconds']:.2f} s of {r['duration_s']:.2f} s ({first_error[:200]})")
 
