@@ -7,6 +7,7 @@ Shapes: tokens (B, L, dim); per-token modulation (B, L, 6, dim); heads (B, L, he
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn

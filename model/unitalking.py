@@ -10,6 +10,7 @@ of both latents.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 from torch import nn
 
