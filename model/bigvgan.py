@@ -148,6 +148,6 @@ class BigVGAN(nn.Module):
 
 def load_vocoder(models_dir: str, config: VocoderConfig = VocoderConfig()) -> BigVGAN:
     """The official 16 kHz generator (the checkpoint's 'generator' entry), loaded strictly."""
-    from model.loading.checkpoints import load_strict
+    from model.checkpoints import load_strict
 
     return load_strict(BigVGAN(config), models_dir, WEIGHT_FILE, entry="generator").eval()

@@ -149,7 +149,7 @@ class LightASD(nn.Module):
 
 def load_light_asd(path: str | None = None, device: str = "cpu") -> LightASD:
     """The official AVA-trained checkpoint, strictly: the copy shipped in this package unless `path`."""
-    from model.loading.checkpoints import load_strict
+    from model.checkpoints import load_strict
 
     path = path or os.path.join(SHIPPED_DIR, WEIGHT_FILE)
     return load_strict(LightASD(), os.path.dirname(path), os.path.basename(path)).eval().to(device)

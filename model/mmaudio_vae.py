@@ -190,6 +190,6 @@ class AudioVAE(nn.Module):
 
 
 def load_audio_vae(models_dir: str, config: AudioVAEConfig = AudioVAEConfig()) -> AudioVAE:
-    from model.loading.checkpoints import load_strict
+    from model.checkpoints import load_strict
 
     return load_strict(AudioVAE(config), models_dir, WEIGHT_FILE).eval()

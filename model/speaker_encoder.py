@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.loading.packaged import packaged_file
+from model.packaged import packaged_file
 
 SAMPLE_RATE = 16000
 HOP = 160  # 10 ms

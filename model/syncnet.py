@@ -73,13 +73,13 @@ def weights_path(models_dir: str) -> str:
 
 def load_syncnet(models_dir: str, device: str = "cpu") -> SyncNet:
     """The official weights (syncnet_python's syncnet_v2.model), loaded strictly."""
-    from model.loading.checkpoints import load_strict
+    from model.checkpoints import load_strict
 
     return load_strict(SyncNet(), models_dir, RELPATH).eval().to(device)
 
 
 def save_debug_weights(models_dir: str, seed: int = 0) -> str:
     """Seeded random weights in the official file format, for tests and the offline demo."""
-    from model.loading.checkpoints import save_debug_weights as save
+    from model.checkpoints import save_debug_weights as save
 
     return save(SyncNet(), models_dir, RELPATH, seed)

@@ -187,7 +187,7 @@ def latent_stats(config: WanVAEConfig) -> tuple[torch.Tensor, torch.Tensor]:
 
 def load_wan_vae(models_dir: str, config: WanVAEConfig = WAN22) -> WanVAE:
     """The official checkpoint (models_dir/wan2.x/Wan2.x_VAE.pth), loaded strictly."""
-    from model.loading.checkpoints import load_strict
+    from model.checkpoints import load_strict
 
     return load_strict(WanVAE(config), models_dir, WEIGHT_FILES[config.version]).eval()
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.loading.checkpoints import save_debug_weights
+from model.checkpoints import save_debug_weights
 from model.mel import LogMel, MelConfig, mel_filterbank
 from model.mmaudio_vae import WEIGHT_FILE, AudioVAE, AudioVAEConfig, load_audio_vae
 from tests.test_lip_sync import reference_layout

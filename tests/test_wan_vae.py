@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.loading.checkpoints import save_debug_weights
+from model.checkpoints import save_debug_weights
 from model.wan_vae import WAN21, WAN22, WEIGHT_FILES, WanVAE, WanVAEConfig, load_wan_vae
 from tests.test_lip_sync import reference_layout
 

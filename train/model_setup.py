@@ -28,7 +28,7 @@ def build(cfg: Config) -> UniTalking:
 def pretrained_states(cfg: Config) -> list[tuple[str, dict[str, torch.Tensor]]]:
     """(prefix, state dict) pairs to copy into the model: the Wan2.2 DiT into the video stream (every name
     of the stream, nothing else) and, for stage 2, the audio side of a stage-1 checkpoint."""
-    from model.loading.checkpoints import read_safetensors_shards
+    from model.checkpoints import read_safetensors_shards
 
     out = []
     m = cfg.model

@@ -39,7 +39,7 @@ def required_files(models_dir: str, video_vae: str) -> list[str]:
 
 def write_debug_models(models_dir: str, video_vae: str, seed: int = 0) -> str:
     """Seeded random weights for every encoder, written where the loaders look; idempotent."""
-    from model.loading.checkpoints import save_debug_weights
+    from model.checkpoints import save_debug_weights
 
     video = os.path.join(models_dir, wan_vae.WEIGHT_FILES[video_vae])
     if not os.path.isfile(video):

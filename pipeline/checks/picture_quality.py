@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import scipy.special
 
-from model.loading.packaged import packaged_file
+from model.packaged import packaged_file
 
 SVM_FILE, SCALE_FILE = "brisque/svm.txt", "brisque/normalize.pickle"
 LUMA = np.array([0.2125, 0.7154, 0.0721], np.float32)  # Rec. 709, as skimage's rgb2gray weighs RGB

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from model.loading.packaged import packaged_file
+from model.packaged import packaged_file
 
 DET_FILE = "ch_PP-OCRv4_det_infer.onnx"
 RELPATH = f"ocr/{DET_FILE}"
