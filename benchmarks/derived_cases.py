@@ -17,12 +17,15 @@ OUT receives videos/ (the originals as links, and the derived files) and labels.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from model.packaged import packaged_file  # noqa: E402
 
 DEFAULT_NAMES = ("face_2", "face_5", "lrs2_00004")
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
@@ -100,22 +103,27 @@ def music_bed(src: str, out: str, snr_db: float = 3.0) -> None:
     """A recorded house-music loop (pygame's example house_lo.ogg) looped under the voice at `snr_db`."""
     pcm = pcm_of(src)
     music = pcm_of(music_file())
-    with_bed(src, out, pcm, np.resize(music, len(pcm)), snr_db)
+    with_bed(src, out, pcm, music, snr_db)
 
 
 def music_file() -> str:
-    spec = importlib.util.find_spec(MUSIC[0])  # found, not imported
-    path = os.path.join(list(spec.submodule_search_locations)[0], MUSIC[1]) if spec else ""
-    if not os.path.isfile(path):
+    path = packaged_file(None, "", *MUSIC)
+    if path is None:
         raise FileNotFoundError(f"{MUSIC[1]} not found: pip install --no-deps pygame==2.6.1 (scripts/install.sh does)")
     return path
 
 
+def mix(voice: np.ndarray, bed: np.ndarray, snr_db: float) -> np.ndarray:
+    """The voice plus `bed` (looped or cut to its length) scaled to `snr_db` below the voice's mean power."""
+    bed = np.resize(bed, len(voice))
+    return voice + bed * np.sqrt(np.mean(voice.astype(np.float64) ** 2) / np.mean(bed.astype(np.float64) ** 2)
+                                 / 10 ** (snr_db / 10))
+
+
 def with_bed(src: str, out: str, pcm: np.ndarray, bed: np.ndarray, snr_db: float) -> None:
-    """The voice plus `bed` scaled to `snr_db` below the voice's mean power, muxed with the original picture."""
-    noise = bed * np.sqrt(np.mean(pcm.astype(np.float64) ** 2) / np.mean(bed.astype(np.float64) ** 2) / 10 ** (snr_db / 10))
+    """`mix` of the voice and `bed`, muxed with the original picture."""
     wav = out + ".f32"
-    np.clip(pcm + noise, -1, 1).astype(np.float32).tofile(wav)
+    np.clip(mix(pcm, bed, snr_db), -1, 1).astype(np.float32).tofile(wav)
     ffmpeg("-i", src, "-f", "f32le", "-ar", "16000", "-ac", "1", "-i", wav, "-map", "0:v", "-map", "1:a", "-c:v", "copy",
            "-c:a", "aac", out)
     os.remove(wav)

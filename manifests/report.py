@@ -40,9 +40,8 @@ def thumbnail(out_dir: str, clip: dict, source: dict) -> str | None:
     if clip["status"] == "accepted" and clip["shard"] and mp4:
         with Store(out_dir).open(f"shards/{clip['shard']}") as f, tarfile.open(fileobj=f) as tar:
             frame = frame_at(tar.extractfile(mp4).read(), (clip["end_s"] - clip["start_s"]) / 2)
-    # rejected clips have no mp4 of their own: a frame of the source, where it is a local file
-    if frame is None and source.get("source_uri") and os.path.exists(source["source_uri"]):
-        frame = frame_at(source["source_uri"], (clip["start_s"] + clip["end_s"]) / 2)
+    if frame is None:  # rejected clips have no mp4 of their own
+        frame = source_frame(source, (clip["start_s"] + clip["end_s"]) / 2)
     if frame is None:
         return None
     frame = np.ascontiguousarray(frame)
@@ -80,12 +79,15 @@ def svg_histogram(values: np.ndarray, label: str, bins: int = 20) -> str:
             f'<figcaption>{html.escape(label)} (n={len(values)})</figcaption></figure>')
 
 
-def source_thumbnail(source: dict) -> str | None:
-    """data: URI of the middle frame of a source rejected before it had clips, where it is a local file."""
+def source_frame(source: dict, seconds: float) -> np.ndarray | None:
+    """A frame of the source itself, where it is a local file."""
     path = source.get("source_uri")
-    if not source.get("has_video") or not path or not os.path.exists(path):
-        return None
-    return jpeg_uri(frame_at(path, (source.get("duration_s") or 0.0) / 2))
+    return frame_at(path, seconds) if path and os.path.exists(path) else None
+
+
+def source_thumbnail(source: dict) -> str | None:
+    """data: URI of the middle frame of a source rejected before it had clips."""
+    return jpeg_uri(source_frame(source, (source.get("duration_s") or 0.0) / 2)) if source.get("has_video") else None
 
 
 def figure(uri: str | None, caption: str, anchor: str) -> str:

@@ -112,7 +112,7 @@ class DecodeResult:
     audio_path: str  # raw s16le mono PCM at the target rate
     num_frames: int
     analysis_size: tuple[int, int]
-    errors: str
+    errors: str  # ffmpeg's complaints, as ffmpeg_said gives them
 
 
 def decode(path: str, workdir: str, fps: float, sample_rate: int, analysis: tuple[int, int],
@@ -136,7 +136,7 @@ def decode(path: str, workdir: str, fps: float, sample_rate: int, analysis: tupl
     )
     args = outputs.global_args("-nostdin", "-v", "error", "-y").compile()
     proc = subprocess.run(args, capture_output=True)
-    errors = proc.stderr.decode("utf-8", "replace")
+    errors = "\n".join(ffmpeg_said(ln, path) for ln in proc.stderr.decode("utf-8", "replace").splitlines())
     if proc.returncode != 0 and not os.path.exists(frames_path):
         raise RuntimeError(f"ffmpeg decode failed: {errors.strip()[-400:]}")
     n = os.path.getsize(frames_path) // (aw * ah * 3) if os.path.exists(frames_path) else 0

@@ -29,9 +29,10 @@ class AudioStage(Stage):
 
     def process(self, records: list[Record]) -> None:
         for c in records:
-            c["loudness_db"] = round(mean_volume_db(clip_pcm(c, self.cfg.sample_rate)), 2)
+            pcm = clip_pcm(c, self.cfg.sample_rate)
+            c["loudness_db"] = round(mean_volume_db(pcm), 2)
             c["speech_ratio"] = round(overlap_ratio(c.scratch.source.scratch.speech, c["start_s"], c["end_s"]), 4)
-            c["speech_snr_db"] = round(speech_snr_db(clip_pcm(c, self.cfg.sample_rate), self.cfg.sample_rate), 2)
+            c["speech_snr_db"] = round(speech_snr_db(pcm, self.cfg.sample_rate), 2)
             if c["loudness_db"] < self.cfg.min_loudness_db:
                 reject(c, self.name, "loudness", f"mean volume {c['loudness_db']:.1f} dB < {self.cfg.min_loudness_db} dB")
             elif c["speech_ratio"] < self.cfg.min_speech_ratio:

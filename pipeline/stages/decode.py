@@ -34,8 +34,7 @@ class DecodeStage(Stage):
             r["normalized_width"], r["normalized_height"] = normalized
             missing = r["duration_s"] - r["decoded_seconds"]
             if missing > TRUNCATION_TOLERANCE_S:
-                said = result.errors.splitlines()[0] if result.errors else ""
-                first_error = media.ffmpeg_said(said, r.scratch.path) if said else "no decoder error"
+                first_error = result.errors.splitlines()[0] if result.errors else "no decoder error"
                 reject(r, self.name, "truncated",
                        f"decoded {r['decoded_seconds']:.2f} s of {r['duration_s']:.2f} s ({first_error[:200]})")
 

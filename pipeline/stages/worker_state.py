@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
+from pipeline.media import DecodeResult
 from records.rows import ClipRow, SourceRow
 
 
@@ -17,8 +16,8 @@ class SourceScratch:
     """A picture, not footage (the probe's reading of its codec and container)."""
     workdir: str | None = None
     """The scratch folder holding the decoded frames and audio."""
-    decoded: Any = None
-    """media.DecodeResult: where the analysis frames and the audio lie."""
+    decoded: DecodeResult | None = None
+    """Where the analysis frames and the audio lie."""
     pcm: np.ndarray | None = None
     """The whole source's mono audio at the pipeline's rate."""
     speech: list[tuple[float, float]] = field(default_factory=list)
