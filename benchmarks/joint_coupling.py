@@ -1,5 +1,5 @@
 """Does joint attention learn the audio-video coupling? Trains the debug model on stage 2 twice, with joint
-attention and with the streams unable to see each other, then measures the coupling gaps (eval/coupling.py)
+attention and with the streams unable to see each other, then measures the coupling gaps (train/coupling.py)
 of the untrained model and of both trained ones, on held-out clips and on the training clips.
 
     python benchmarks/joint_coupling.py OUT/shards --steps 300 --holdout 3 --work /tmp/coupling
@@ -66,7 +66,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--work", default="/tmp/unitalking-coupling")
     a = p.parse_args()
-    from eval.coupling import coupling_gaps, held_out, load_model
+    from train.coupling import coupling_gaps, held_out, load_model
 
     train_dir, val_dir = split_shards(a.shards, a.work, a.holdout)
     runs = {"joint": train(os.path.join(a.work, "joint"), train_dir, val_dir, a.steps, 29611),

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from train.sample import audio_tokens
+from generate.sample import audio_tokens
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -70,7 +70,7 @@ def decode_video(path: str, tmp: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def score_item(item: Item, s: Scorers) -> dict:
-    from train.sample import read_audio
+    from generate.sample import read_audio
 
     row: dict = {"name": item.name, "kind": item.kind, "reference_text": item.reference_text, "error": None}
     with tempfile.TemporaryDirectory(prefix="unitalking-eval-") as tmp:

@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> dict:
     from eval.evaluate import Scorers, evaluate
     from eval.report import write_report
     from model.buckets import parse_buckets
-    from train.sample import Generator
-    from train.sampling import SamplerConfig
+    from generate.sample import Generator
+    from diffusion.sampling import SamplerConfig
 
     p = argparse.ArgumentParser(prog="python -m eval.samples", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -47,7 +47,7 @@ class UniTalkingConfig:
     """Audio latent tokens per second (MMAudio 16 kHz: 16000 / hop 256 / 2)."""
     cross_modal: bool = True
     """Joint self-attention over both streams' tokens. False is an ablation: each stream attends only to
-    itself, so neither modality can inform the other (eval/coupling.py measures exactly zero coupling)."""
+    itself, so neither modality can inform the other (train/coupling.py measures exactly zero coupling)."""
 
 
 PRESETS = {

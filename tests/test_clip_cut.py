@@ -2,7 +2,6 @@
 analysis frame start + k of the one full decode, at any source frame rate, with or without a seek."""
 from __future__ import annotations
 
-import os
 import subprocess
 
 import numpy as np

@@ -6,8 +6,8 @@ import torch
 
 from model.unitalking import PRESETS, Conditioning, UniTalking
 from tests.test_unitalking import DEBUG, batch, trained_like
-from train.flow_matching import FlowMatchingConfig, sample_s, shift_for
-from train.sampling import SamplerConfig, noise_like, sample
+from diffusion.flow_matching import FlowMatchingConfig, sample_s, shift_for
+from diffusion.sampling import SamplerConfig, noise_like, sample
 
 
 def joint_tokens(width: int, height: int, frames: int = 121, audio_tokens: int = 157) -> int:
@@ -87,7 +87,7 @@ def test_sampler_gives_both_branches_the_clean_frame_and_integer_timesteps():
 
 
 def test_negative_prompt_is_the_unconditional_text():
-    from train.sampling import unconditional
+    from diffusion.sampling import unconditional
 
     cond = Conditioning(text=torch.randn(2, 5, 32), ref_voice=torch.randn(2, 20, 7))
     negative = torch.randn(1, 3, 32)

@@ -6,8 +6,8 @@ import torch
 
 from model.unitalking import PRESETS, Conditioning, UniTalking
 from tests.test_unitalking import trained_like
-from train.flow_matching import FlowMatchingConfig, sample_s, shift_for
-from train.sampling import SamplerConfig, guided, model_velocity, noise_like, sample
+from diffusion.flow_matching import FlowMatchingConfig, sample_s, shift_for
+from diffusion.sampling import SamplerConfig, guided, model_velocity, noise_like, sample
 
 
 def debug_setup():

@@ -177,7 +177,7 @@ def test_sample_command_makes_an_mp4_from_the_export(runs, corpus_run, tmp_path)
     iio.imwrite(image, skimage.data.astronaut())
     voice = os.path.join(corpus_run["corpus"], "insync_24fps.mp4")
     out = tmp_path / "hello.mp4"
-    proc = subprocess.run([sys.executable, "-m", "train.sample", "--checkpoint", runs["stage2_z2"], "--text",
+    proc = subprocess.run([sys.executable, "-m", "generate.sample", "--checkpoint", runs["stage2_z2"], "--text",
                            "hello good morning everyone", "--image", str(image), "--ref-voice", voice,
                            "--negative-text", "", "--out", str(out), "--models-dir", str(tmp_path / "models"),
                            "--debug-models", "--size", "128x128", "--frames", "25", "--steps", "3"],

@@ -81,7 +81,7 @@ def test_a_resumed_loader_continues_with_the_batches_it_had_not_seen(corpus_run)
 
 
 def test_audio_stats_command_brings_the_shards_to_unit_scale(corpus_run, tmp_path):
-    from train.audio_stats import AudioNorm
+    from model.audio_norm import AudioNorm
 
     out = tmp_path / "stats.json"
     subprocess.run([sys.executable, "-m", "train.audio_stats", shard_dir(corpus_run), "--out", str(out)], cwd=REPO,
@@ -100,7 +100,7 @@ def test_audio_stats_command_brings_the_shards_to_unit_scale(corpus_run, tmp_pat
 
 
 def test_audio_trains_on_a_posterior_sample(corpus_run):
-    from train.audio_stats import AudioNorm
+    from model.audio_norm import AudioNorm
     from train.config import TaskConfig
     from train.tasks import build
 

@@ -15,28 +15,8 @@ import os
 import tarfile
 
 import numpy as np
-import torch
 
 from train.data import list_shards
-
-
-class AudioNorm:
-    def __init__(self, mean: list[float], std: list[float]):
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, L) raw VAE latent -> unit scale."""
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
-
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.std.to(x.device) + self.mean.to(x.device)
-
-    @classmethod
-    def load(cls, path: str) -> "AudioNorm":
-        with open(path, encoding="utf-8") as f:
-            stats = json.load(f)
-        return cls(stats["mean"], stats["std"])
 
 
 def compute(dirs: list[str]) -> dict:

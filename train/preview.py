@@ -10,9 +10,9 @@ import os
 import torch
 
 from model.unitalking import Conditioning
-from train.audio_stats import AudioNorm
+from model.audio_norm import AudioNorm
 from train.config import Config
-from train.sampling import SamplerConfig, model_velocity, noise_like, sample, unconditional
+from diffusion.sampling import SamplerConfig, model_velocity, noise_like, sample, unconditional
 
 
 def conditions(batch: dict, norm: AudioNorm, device) -> Conditioning:
@@ -49,7 +49,7 @@ class Preview:
         video, audio = generate(model, self.batch, self.norm, SamplerConfig(steps=t.sample_steps), t.seed, self.device)
         if self.rank != 0:
             return None
-        from train.media import SAMPLE_RATE, Decoders, write_mp4, write_wav
+        from generate.media import SAMPLE_RATE, Decoders, write_mp4, write_wav
 
         if self.decoders is None:
             models = os.path.join(t.run_dir, "debug_models") if t.debug_models else t.models_dir

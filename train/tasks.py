@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from model.unitalking import Conditioning, frame_timesteps_to_tokens
-from train.audio_stats import AudioNorm
+from model.audio_norm import AudioNorm
 from train.config import TaskConfig
-from train.flow_matching import FlowMatchingConfig, add_noise, masked_mse, sample_s, velocity_target
+from diffusion.flow_matching import FlowMatchingConfig, add_noise, masked_mse, sample_s, velocity_target
 
 STAGE2_TASKS = ("t2av", "tv2a", "ti2av", "tr2av")
 

@@ -1,6 +1,6 @@
 """Does joint attention learn the audio-video coupling? A measurement on held-out clips.
 
-    python -m eval.coupling --shards OUT/shards [--checkpoint RUN_OR_EXPORT] [--no-cross-modal] [--seeds 5]
+    python -m train.coupling --shards OUT/shards [--checkpoint RUN_OR_EXPORT] [--no-cross-modal] [--seeds 5]
 
 Video gap: the video denoising loss with another clip's audio latent given clean (timestep 0 on every audio
 token) minus the same loss with the clip's own audio given clean, at fixed noise levels and noise seeds (the
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from train.flow_matching import add_noise, masked_mse, velocity_target
+from diffusion.flow_matching import add_noise, masked_mse, velocity_target
 
 TIMESTEPS = (0.3, 0.5, 0.7)
 
@@ -92,10 +92,11 @@ def load_model(checkpoint: str | None, shards: list[str], cross_modal: bool, see
     """A trained export (its own config and audio statistics), or an untrained debug model with the audio
     statistics of the shards."""
     from model.unitalking import PRESETS, UniTalking
-    from train.audio_stats import AudioNorm, compute
+    from model.audio_norm import AudioNorm
+    from train.audio_stats import compute
 
     if checkpoint:
-        from train.sample import load_export
+        from generate.sample import load_export
 
         return load_export(checkpoint, "cpu")
     torch.manual_seed(seed)
@@ -105,7 +106,7 @@ def load_model(checkpoint: str | None, shards: list[str], cross_modal: bool, see
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m eval.coupling", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m train.coupling", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shards", required=True, help="held-out shard folder(s), comma-separated")
     p.add_argument("--checkpoint", help="a run folder or its EMA export; none: an untrained debug model")

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from model.unitalking import Conditioning, frame_timesteps_to_tokens
-from train.flow_matching import shifted
+from diffusion.flow_matching import shifted
 
 Velocity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor]]
 

@@ -11,7 +11,7 @@ import torch
 from scipy.io import wavfile
 
 from model import bigvgan, mmaudio_vae, wan_vae
-from train.audio_stats import AudioNorm
+from model.audio_norm import AudioNorm
 
 SAMPLE_RATE = 16000
 

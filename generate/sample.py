@@ -1,6 +1,6 @@
 """Generate a talking clip from a trained checkpoint: text (+ first image, + reference voice) -> mp4 with sound.
 
-    python -m train.sample --checkpoint RUN/export/ema.safetensors --text "Hello there." \\
+    python -m generate.sample --checkpoint RUN/export/ema.safetensors --text "Hello there." \\
         --image face.png --ref-voice voice.wav --out hello.mp4 --models-dir models
 
 The checkpoint is the EMA export of `train/run.py` (it carries the model configuration and the audio latent
@@ -20,9 +20,9 @@ import torch
 
 from model.text_encoder import speech_prompt
 from model.unitalking import Conditioning, UniTalking, UniTalkingConfig
-from train.audio_stats import AudioNorm
-from train.media import SAMPLE_RATE, Decoders, write_mp4, write_wav
-from train.sampling import SamplerConfig, model_velocity, noise_like, sample, unconditional
+from model.audio_norm import AudioNorm
+from generate.media import SAMPLE_RATE, Decoders, write_mp4, write_wav
+from diffusion.sampling import SamplerConfig, model_velocity, noise_like, sample, unconditional
 
 
 def load_export(path: str, device) -> tuple[UniTalking, AudioNorm]:
