@@ -18,7 +18,7 @@ from scipy.io import wavfile
 
 from pipeline import media, scratch
 from pipeline.config import PipelineConfig
-from pipeline.stages.audio import AudioStage, clip_pcm
+from pipeline.stages.audio import AudioStage
 from pipeline.stages.base import Record, Resources, source_id
 from pipeline.stages.decode import DecodeStage, cleanup
 from pipeline.stages.face import FaceStage
@@ -28,7 +28,7 @@ from pipeline.stages.sync import SyncStage
 from pipeline.stages.text import TextStage
 from pipeline.stages.transcribe import TranscribeStage
 from pipeline.stages.visual import VisualStage
-from pipeline.stages.worker_state import SourceScratch
+from pipeline.stages.worker_state import SourceScratch, clip_pcm
 from records.rows import SourceRow
 from storage.store import Store, download_file, is_remote
 

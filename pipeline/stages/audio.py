@@ -2,25 +2,11 @@
 of each clip."""
 from __future__ import annotations
 
-import numpy as np
-
 from pipeline.checks.loudness import mean_volume_db
+from pipeline.checks.speech_regions import overlap_ratio
 from pipeline.checks.speech_snr import speech_snr_db
 from pipeline.stages.base import Record, Resources, Stage, reject
-
-
-
-def clip_pcm(clip: Record, sample_rate: int) -> np.ndarray:
-    """The clip's audio, sample-exact to its frames (sample round(frame * sr / fps))."""
-    a = int(round(clip["start_frame"] * sample_rate / clip["fps"]))
-    b = int(round((clip["start_frame"] + clip["num_frames"]) * sample_rate / clip["fps"]))
-    pcm = clip.scratch.source.scratch.pcm[a:b]
-    return np.pad(pcm, (0, (b - a) - len(pcm)))
-
-
-def overlap_ratio(regions: list[tuple[float, float]], start: float, end: float) -> float:
-    covered = sum(max(0.0, min(b, end) - max(a, start)) for a, b in regions)
-    return covered / (end - start)
+from pipeline.stages.worker_state import clip_pcm
 
 
 class AudioStage(Stage):

@@ -12,7 +12,7 @@ import numpy as np
 
 from model.loading.offline_models import whisper_dir
 from pipeline.config import PipelineConfig
-from pipeline.stages.audio import clip_pcm
+from pipeline.stages.worker_state import clip_pcm
 from pipeline.stages.base import Record, Resources, Stage, reject
 
 

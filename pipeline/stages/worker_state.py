@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from pipeline.media import DecodeResult
@@ -66,3 +67,11 @@ class EncodeScratch:
 def new_clip(source: SourceRow, fields: dict) -> ClipRow:
     """A candidate clip of `source`."""
     return ClipRow(fields, scratch=ClipScratch(source))
+
+
+def clip_pcm(clip: ClipRow, sample_rate: int) -> np.ndarray:
+    """The clip's audio, sample-exact to its frames (sample round(frame * sr / fps))."""
+    a = int(round(clip["start_frame"] * sample_rate / clip["fps"]))
+    b = int(round((clip["start_frame"] + clip["num_frames"]) * sample_rate / clip["fps"]))
+    pcm = clip.scratch.source.scratch.pcm[a:b]
+    return np.pad(pcm, (0, (b - a) - len(pcm)))
