@@ -3,8 +3,8 @@ of each clip."""
 from __future__ import annotations
 
 from pipeline.checks.loudness import mean_volume_db
-from pipeline.checks.speech_regions import overlap_ratio
 from pipeline.checks.speech_snr import speech_snr_db
+from pipeline.checks.vad import overlap_ratio
 from pipeline.stages.base import Record, Resources, Stage, reject
 from pipeline.stages.worker_state import clip_pcm
 

@@ -8,8 +8,8 @@ import os
 import subprocess
 
 from pipeline import media, scratch
+from pipeline.checks.vad import SpeechDetector
 from pipeline.stages.base import Record, Resources, Stage, clip_id, reject
-from pipeline.stages.segment import SegmentStage
 from pipeline.stages.worker_state import new_clip
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac"}
@@ -31,7 +31,8 @@ class AudioDecodeStage(Stage):
             r.scratch.pcm = media.read_pcm(pcm_path)
             r["decoded_seconds"] = len(r.scratch.pcm) / self.cfg.sample_rate
             if r["duration_s"] - r["decoded_seconds"] > 1.0:
-                err = proc.stderr.decode("utf-8", "replace").strip().splitlines()[:1] or ["no decoder error"]
+                said = [media.ffmpeg_said(ln, r.scratch.path) for ln in proc.stderr.decode("utf-8", "replace").splitlines()]
+                err = [ln for ln in said if ln][:1] or ["no decoder error"]
                 reject(r, self.name, "truncated",
                        f"decoded {r['decoded_seconds']:.2f} s of {r['duration_s']:.2f} s ({err[0][:200]})")
 
@@ -52,15 +53,23 @@ def chunk_speech(regions: list[tuple[float, float]], max_s: float, min_s: float,
     return [(a, b) for a, b in chunks if b - a >= min_s]
 
 
-class AudioChunkStage(SegmentStage):
+class AudioChunkStage(Stage):
     """VAD over the whole recording, then chunks of speech as the candidate samples."""
 
     name = "segment"
+    resources = Resources(cpus=1.0, memory_gb=1.0)
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.vad = None
+
+    def setup(self) -> None:
+        self.vad = SpeechDetector(self.cfg.vad_onset, self.cfg.vad_offset)
 
     def process(self, records: list[Record]) -> None:
         cfg = self.cfg
         for r in records:
-            r.scratch.speech = speech = self.speech_regions(r.scratch.pcm)
+            r.scratch.speech = speech = self.vad.regions(r.scratch.pcm, cfg.sample_rate)
             r["speech_seconds"] = round(sum(b - a for a, b in speech), 3)
             total = len(r.scratch.pcm) / cfg.sample_rate
             chunks = chunk_speech(speech, cfg.max_audio_s, 1.0, 0.1, total)

@@ -8,6 +8,7 @@ import numpy as np
 
 from pipeline import media
 from pipeline.checks import fingerprint
+from pipeline.checks.vad import SpeechDetector
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage, clip_id, reject
 from pipeline.stages.worker_state import new_clip
@@ -60,20 +61,7 @@ class SegmentStage(Stage):
         self.vad = None
 
     def setup(self) -> None:
-        from whisperx.vads.pyannote import load_vad_model
-
-        self.vad = load_vad_model("cpu", vad_onset=self.cfg.vad_onset, vad_offset=self.cfg.vad_offset)
-
-    def speech_regions(self, pcm: np.ndarray) -> list[tuple[float, float]]:
-        import torch
-        from whisperx.vads.pyannote import Binarize
-
-        if len(pcm) < self.cfg.sample_rate // 10:
-            return []
-        scores = self.vad({"waveform": torch.from_numpy(pcm)[None], "sample_rate": self.cfg.sample_rate})
-        binarize = Binarize(onset=self.cfg.vad_onset, offset=self.cfg.vad_offset,
-                            min_duration_on=0.1, min_duration_off=0.1)
-        return [(float(s.start), float(s.end)) for s in binarize(scores).get_timeline()]
+        self.vad = SpeechDetector(self.cfg.vad_onset, self.cfg.vad_offset)
 
     def process(self, records: list[Record]) -> None:
         for r in records:
@@ -87,7 +75,7 @@ class SegmentStage(Stage):
             heard = int(len(pcm) * cfg.fps / cfg.sample_rate)  # frames the audio covers: clips stay inside it
             margin = int(round(cfg.edge_margin_s * cfg.fps))  # kept from scene cuts, not from the audio's end
             scenes = [(a, min(b, heard + margin)) for a, b in scenes if a < heard]
-            r.scratch.speech = speech = self.speech_regions(pcm)
+            r.scratch.speech = speech = self.vad.regions(pcm, cfg.sample_rate)
             r["scene_cuts_s"] = [round(a / cfg.fps, 4) for a, _ in scenes[1:]]
             r["speech_seconds"] = round(sum(b - a for a, b in speech), 3)
             speech_frames = [(max(0, int(np.floor((a - 0.1) * cfg.fps))), int(np.ceil(b * cfg.fps))) for a, b in speech]
