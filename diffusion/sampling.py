@@ -14,8 +14,8 @@ from typing import Callable
 
 import torch
 
-from model.unitalking import Conditioning, frame_timesteps_to_tokens
 from diffusion.flow_matching import shifted
+from model.unitalking import Conditioning, frame_timesteps_to_tokens
 
 Velocity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor]]
 

@@ -51,11 +51,11 @@ def generate(gen, prompts: list[dict], out_dir: str, audio_only: bool, seed: int
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from diffusion.sampling import SamplerConfig
     from eval.evaluate import Scorers, evaluate
     from eval.report import write_report
-    from model.buckets import parse_buckets
     from generate.sample import Generator
-    from diffusion.sampling import SamplerConfig
+    from model.buckets import parse_buckets
 
     p = argparse.ArgumentParser(prog="python -m eval.samples", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -18,11 +18,11 @@ import sys
 import numpy as np
 import torch
 
+from diffusion.sampling import SamplerConfig, model_velocity, noise_like, sample, unconditional
+from generate.media import SAMPLE_RATE, Decoders, write_mp4, write_wav
+from model.audio_norm import AudioNorm
 from model.text_encoder import speech_prompt
 from model.unitalking import Conditioning, UniTalking, UniTalkingConfig
-from model.audio_norm import AudioNorm
-from generate.media import SAMPLE_RATE, Decoders, write_mp4, write_wav
-from diffusion.sampling import SamplerConfig, model_velocity, noise_like, sample, unconditional
 
 
 def load_export(path: str, device) -> tuple[UniTalking, AudioNorm]:

@@ -12,8 +12,8 @@ import pytest
 from pipeline.checks.face_detectors import Detection
 from pipeline.checks.face_tracking import link_tracks
 from pipeline.checks.loudness import mean_volume_db
-from pipeline.config import PipelineConfig, parse_config
 from pipeline.checks.vad import overlap_ratio
+from pipeline.config import PipelineConfig, parse_config
 from pipeline.stages.base import clip_id, source_id
 from pipeline.stages.segment import place_windows, scenes_from_scores
 from tests.conftest import REPO

@@ -10,10 +10,10 @@ import torch
 
 
 def test_gap_is_zero_for_the_ablation_and_finite_with_joint_attention(corpus_run):
-    from train.coupling import coupling_gaps, held_out
-    from model.unitalking import PRESETS, UniTalking
     from model.audio_norm import AudioNorm
+    from model.unitalking import PRESETS, UniTalking
     from train.audio_stats import compute
+    from train.coupling import coupling_gaps, held_out
 
     shards = [os.path.join(corpus_run["out"], "shards")]
     batch = held_out(shards, 4)

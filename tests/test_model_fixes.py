@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.unitalking import PRESETS, Conditioning, UniTalking
-from tests.test_unitalking import DEBUG, batch, trained_like
 from diffusion.flow_matching import FlowMatchingConfig, sample_s, shift_for
 from diffusion.sampling import SamplerConfig, noise_like, sample
+from model.unitalking import PRESETS, Conditioning, UniTalking
+from tests.test_unitalking import DEBUG, batch, trained_like
 
 
 def joint_tokens(width: int, height: int, frames: int = 121, audio_tokens: int = 157) -> int:

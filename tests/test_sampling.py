@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from model.unitalking import PRESETS, Conditioning, UniTalking
-from tests.test_unitalking import trained_like
 from diffusion.flow_matching import FlowMatchingConfig, sample_s, shift_for
 from diffusion.sampling import SamplerConfig, guided, model_velocity, noise_like, sample
+from model.unitalking import PRESETS, Conditioning, UniTalking
+from tests.test_unitalking import trained_like
 
 
 def debug_setup():

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from diffusion.flow_matching import FlowMatchingConfig, add_noise, masked_mse, sample_s, velocity_target
 from model.flops import attention_flops, forward_flops, linear_flops
 from model.rope import apply_rope, audio_angles, head_split, video_angles
 from model.unitalking import PRESETS, Conditioning, UniTalking, UniTalkingConfig, load_video_stream
 from tests.test_lip_sync import reference_layout
-from diffusion.flow_matching import FlowMatchingConfig, add_noise, masked_mse, sample_s, velocity_target
 
 DEBUG = PRESETS["debug"]
 

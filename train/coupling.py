@@ -91,8 +91,8 @@ def coupling_gaps(model, batch: dict, norm, seeds: int = 5, timesteps=TIMESTEPS)
 def load_model(checkpoint: str | None, shards: list[str], cross_modal: bool, seed: int):
     """A trained export (its own config and audio statistics), or an untrained debug model with the audio
     statistics of the shards."""
-    from model.unitalking import PRESETS, UniTalking
     from model.audio_norm import AudioNorm
+    from model.unitalking import PRESETS, UniTalking
     from train.audio_stats import compute
 
     if checkpoint:

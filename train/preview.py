@@ -9,10 +9,10 @@ import os
 
 import torch
 
-from model.unitalking import Conditioning
-from model.audio_norm import AudioNorm
-from train.config import Config
 from diffusion.sampling import SamplerConfig, model_velocity, noise_like, sample, unconditional
+from model.audio_norm import AudioNorm
+from model.unitalking import Conditioning
+from train.config import Config
 
 
 def conditions(batch: dict, norm: AudioNorm, device) -> Conditioning:

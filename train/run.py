@@ -21,10 +21,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from model.audio_norm import AudioNorm  # noqa: E402
 from model.flops import training_flops  # noqa: E402
 from train import checkpoint, distributed, model_setup, tasks  # noqa: E402
 from train.activation_checkpoint import apply_activation_checkpointing  # noqa: E402
-from model.audio_norm import AudioNorm  # noqa: E402
 from train.audio_stats import compute  # noqa: E402
 from train.audio_stats import save as save_stats  # noqa: E402
 from train.config import Config, load_config, to_dict  # noqa: E402

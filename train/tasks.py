@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from model.unitalking import Conditioning, frame_timesteps_to_tokens
-from model.audio_norm import AudioNorm
-from train.config import TaskConfig
 from diffusion.flow_matching import FlowMatchingConfig, add_noise, masked_mse, sample_s, velocity_target
+from model.audio_norm import AudioNorm
+from model.unitalking import Conditioning, frame_timesteps_to_tokens
+from train.config import TaskConfig
 
 STAGE2_TASKS = ("t2av", "tv2a", "ti2av", "tr2av")
 

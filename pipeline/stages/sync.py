@@ -13,8 +13,8 @@ from pipeline.checks.asd_sync import FPS as ASD_FPS, asd_faces
 from pipeline.checks.face_tracking import smooth_boxes
 from pipeline.checks.lip_sync import MouthMotionScorer, SyncNetScorer, mouth_crops, syncnet_crops
 from pipeline.config import PipelineConfig
-from pipeline.stages.worker_state import clip_pcm
 from pipeline.stages.base import Record, Resources, Stage, reject
+from pipeline.stages.worker_state import clip_pcm
 
 
 def resolve_scorer(cfg: PipelineConfig) -> str:

@@ -12,10 +12,8 @@ import numpy as np
 
 from model.loading.offline_models import whisper_dir
 from pipeline.config import PipelineConfig
-from pipeline.stages.worker_state import clip_pcm
 from pipeline.stages.base import Record, Resources, Stage, reject
-
-
+from pipeline.stages.worker_state import clip_pcm
 
 WINDOW_S = 30.0  # what Whisper's encoder hears at once
 SEGMENT_TIME_STEP_S = 0.02  # Whisper's timestamp resolution
