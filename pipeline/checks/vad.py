@@ -9,21 +9,19 @@ MIN_SECONDS = 0.1  # shorter audio holds no region worth a model call
 
 class SpeechDetector:
     def __init__(self, onset: float, offset: float, device: str = "cpu"):
-        from whisperx.vads.pyannote import load_vad_model
+        from whisperx.vads.pyannote import Binarize, load_vad_model
 
-        self.onset, self.offset = onset, offset
         self.model = load_vad_model(device, vad_onset=onset, vad_offset=offset)
+        self.binarize = Binarize(onset=onset, offset=offset, min_duration_on=0.1, min_duration_off=0.1)
 
     def regions(self, pcm: np.ndarray, sample_rate: int) -> list[tuple[float, float]]:
         """(start, end) seconds of speech in mono float audio."""
         import torch
-        from whisperx.vads.pyannote import Binarize
 
         if len(pcm) < sample_rate * MIN_SECONDS:
             return []
         scores = self.model({"waveform": torch.from_numpy(pcm)[None], "sample_rate": sample_rate})
-        binarize = Binarize(onset=self.onset, offset=self.offset, min_duration_on=0.1, min_duration_off=0.1)
-        return [(float(s.start), float(s.end)) for s in binarize(scores).get_timeline()]
+        return [(float(s.start), float(s.end)) for s in self.binarize(scores).get_timeline()]
 
 
 def overlap_ratio(regions: list[tuple[float, float]], start: float, end: float) -> float:
