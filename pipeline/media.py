@@ -41,6 +41,11 @@ def ffmpeg_said(line: str, path: str) -> str:
     return re.sub(r"^\[[^\]]*\]\s*", "", line).replace(path, "<file>").strip()
 
 
+def ffmpeg_log(stderr: bytes, path: str) -> list[str]:
+    """Each line of an ffmpeg run's stderr, as ffmpeg_said gives it."""
+    return [ffmpeg_said(ln, path) for ln in stderr.decode("utf-8", "replace").splitlines()]
+
+
 STILL_CODECS = {"png", "bmp", "webp", "tiff", "jpeg2000"}  # pictures, not footage
 
 
@@ -136,7 +141,7 @@ def decode(path: str, workdir: str, fps: float, sample_rate: int, analysis: tupl
     )
     args = outputs.global_args("-nostdin", "-v", "error", "-y").compile()
     proc = subprocess.run(args, capture_output=True)
-    errors = "\n".join(ffmpeg_said(ln, path) for ln in proc.stderr.decode("utf-8", "replace").splitlines())
+    errors = "\n".join(ffmpeg_log(proc.stderr, path))
     if proc.returncode != 0 and not os.path.exists(frames_path):
         raise RuntimeError(f"ffmpeg decode failed: {errors.strip()[-400:]}")
     n = os.path.getsize(frames_path) // (aw * ah * 3) if os.path.exists(frames_path) else 0

@@ -31,8 +31,7 @@ class AudioDecodeStage(Stage):
             r.scratch.pcm = media.read_pcm(pcm_path)
             r["decoded_seconds"] = len(r.scratch.pcm) / self.cfg.sample_rate
             if r["duration_s"] - r["decoded_seconds"] > 1.0:
-                said = [media.ffmpeg_said(ln, r.scratch.path) for ln in proc.stderr.decode("utf-8", "replace").splitlines()]
-                err = [ln for ln in said if ln][:1] or ["no decoder error"]
+                err = [ln for ln in media.ffmpeg_log(proc.stderr, r.scratch.path) if ln][:1] or ["no decoder error"]
                 reject(r, self.name, "truncated",
                        f"decoded {r['decoded_seconds']:.2f} s of {r['duration_s']:.2f} s ({err[0][:200]})")
 
