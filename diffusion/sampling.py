@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from diffusion.flow_matching import shifted
-from model.unitalking import Conditioning, frame_timesteps_to_tokens
+from model.unitalking import Conditioning
 
 Velocity = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor]]
 
@@ -169,12 +169,11 @@ def unconditional(cond: Conditioning, negative_text: torch.Tensor | None = None)
 
 def model_velocity(model, cond: Conditioning, uncond: Conditioning, video_to_audio: bool = False,
                    fps: float | None = None) -> Velocity:
-    """Adapter from the joint model to the samplers: per-frame video timesteps become per-token ones, and
-    the unconditional branch runs with `uncond` (see `unconditional`)."""
+    """Adapter from the joint model to the samplers: the unconditional branch runs with `uncond` (see
+    `unconditional`)."""
     def velocity(xv, xa, t_frames, t_audio, conditional):
-        t_video = None if xv is None else frame_timesteps_to_tokens(t_frames, xv.shape, model.config.video_patch)
         with torch.no_grad():
-            vv, va = model(xv, xa, t_video, t_audio, cond if conditional else uncond,
+            vv, va = model(xv, xa, t_frames, t_audio, cond if conditional else uncond,
                            video_to_audio=video_to_audio, fps=fps)
         return (None if vv is None else vv.float()), va.float()
     return velocity

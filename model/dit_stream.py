@@ -2,19 +2,26 @@
 Wan2.2-TI2V-5B DiT loads strictly into the video stream). The joint forward lives in `unitalking.py`;
 these modules only hold parameters and the per-stream pieces of computation.
 
-Shapes: tokens (B, L, dim); per-token modulation (B, L, 6, dim); heads (B, L, heads, head_dim).
+Shapes: tokens (B, L, dim); heads (B, L, heads, head_dim). Timesteps and modulation come per group of
+tokens, G equal runs of consecutive tokens sharing one timestep (a video latent frame, a whole audio clip):
+a modulation table is (B, G, 6, dim) and broadcasts over its group's L / G tokens, which costs what a
+per-sample table costs where Wan2.2 builds (B, L, 6, dim) per token.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from model import init
 
 FREQ_DIM = 256  # sinusoidal timestep features
+# the kernels attention may use on a GPU: never the math fallback, which materialises the score matrix
+GPU_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
 
 
 class RMSNorm(nn.Module):
@@ -38,6 +45,41 @@ class LayerNorm(nn.LayerNorm):
         w = None if self.weight is None else self.weight.float()
         b = None if self.bias is None else self.bias.float()
         return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).type_as(x)
+
+
+class Float32Linear(nn.Linear):
+    """A linear layer computed in float32 whatever its weights are stored in: Wan2.2 runs its time
+    embedding, time projection and output head under float32 autocast."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.float(), self.weight.float(), None if self.bias is None else self.bias.float())
+
+
+@dataclass
+class Modulation:
+    """A block's six modulation vectors, each (B, G, 1, dim) float32: one per group of tokens."""
+    shift_attn: torch.Tensor
+    scale_attn: torch.Tensor
+    gate_attn: torch.Tensor
+    shift_ffn: torch.Tensor
+    scale_ffn: torch.Tensor
+    gate_ffn: torch.Tensor
+
+
+def grouped(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """(B, L, dim) -> (B, G, L / G, dim): a view in which (B, G, 1, dim) modulation broadcasts."""
+    b, length, d = x.shape
+    return x.view(b, groups, length // groups, d)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """x * (1 + scale) + shift with one (shift, scale) per token group; x (B, L, dim) float32."""
+    return (grouped(x, shift.shape[1]) * (1 + scale) + shift).flatten(1, 2)
+
+
+def gated(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """The residual x + y * gate, y taken to float32 (the residual stream stays float32, as Wan keeps it)."""
+    return x + (grouped(y.float(), gate.shape[1]) * gate).flatten(1, 2)
 
 
 class Attention(nn.Module):
@@ -93,23 +135,22 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(ffn_dim, dim))
         self.modulation = nn.Parameter(torch.empty(1, 6, dim))  # drawn by init.modulation
 
-    def modulations(self, e: torch.Tensor) -> list[torch.Tensor]:
-        """(B, L, 6, dim) timestep projection -> six (B, L, dim): shift, scale, gate for attention, then FFN."""
-        return [m.squeeze(2) for m in (self.modulation.float() + e.float()).chunk(6, dim=2)]
+    def modulations(self, e: torch.Tensor) -> Modulation:
+        """(B, G, 6, dim) timestep projection -> the block's modulation per token group."""
+        return Modulation(*(self.modulation.float() + e.float()).chunk(6, dim=2))
 
 
 class Head(nn.Module):
     def __init__(self, dim: int, out_dim: int):
         super().__init__()
         self.norm = LayerNorm(dim)
-        self.head = nn.Linear(dim, out_dim)
+        self.head = Float32Linear(dim, out_dim)
         self.modulation = nn.Parameter(torch.empty(1, 2, dim))  # drawn by init.modulation
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """x (B, L, dim) residual stream and e (B, L, dim), float32 as Wan keeps them -> (B, L, out) float32."""
-        shift, scale = (m.squeeze(2) for m in (self.modulation.float() + e.float()[:, :, None]).chunk(2, dim=2))
-        h = self.norm(x.float()) * (1 + scale) + shift
-        return self.head(h.to(self.head.weight.dtype)).float()
+        """x (B, L, dim) residual stream and e (B, G, dim) per token group, float32 -> (B, L, out) float32."""
+        shift, scale = (self.modulation.float() + e.float()[:, :, None]).chunk(2, dim=2)
+        return self.head(modulate(self.norm(x.float()), shift, scale))
 
 
 def timestep_features(t: torch.Tensor, dim: int = FREQ_DIM) -> torch.Tensor:
@@ -130,8 +171,8 @@ class Stream(nn.Module):
         conv = nn.Conv3d if len(patch) == 3 else nn.Conv1d
         self.patch_embedding = conv(in_dim, dim, kernel_size=patch, stride=patch)
         self.text_embedding = nn.Sequential(nn.Linear(text_dim, dim), nn.GELU(approximate="tanh"), nn.Linear(dim, dim))
-        self.time_embedding = nn.Sequential(nn.Linear(FREQ_DIM, dim), nn.SiLU(), nn.Linear(dim, dim))
-        self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(dim, dim * 6))
+        self.time_embedding = nn.Sequential(Float32Linear(FREQ_DIM, dim), nn.SiLU(), Float32Linear(dim, dim))
+        self.time_projection = nn.Sequential(nn.SiLU(), Float32Linear(dim, dim * 6))
         self.blocks = nn.ModuleList(Block(dim, ffn_dim, heads) for _ in range(layers))
         self.head = Head(dim, in_dim * math.prod(patch))
 
@@ -141,10 +182,10 @@ class Stream(nn.Module):
         return x.flatten(2).transpose(1, 2), tuple(x.shape[2:])
 
     def time(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) per-token timesteps -> e (B, L, dim) for the head, e0 (B, L, 6, dim) for the blocks, float32."""
-        dtype = self.time_embedding[0].weight.dtype
-        e = self.time_embedding(timestep_features(t).to(dtype))
-        return e.float(), self.time_projection(e).unflatten(-1, (6, -1)).float()
+        """(B, G) timesteps of G token groups -> e (B, G, dim) for the head, e0 (B, G, 6, dim) for the
+        blocks, float32."""
+        e = self.time_embedding(timestep_features(t).float())
+        return e, self.time_projection(e).unflatten(-1, (6, -1))
 
     def init_units(self) -> list[init.Unit]:
         """Wan's initialisation, module by module: xavier-uniform linears with zero bias, xavier patch
@@ -172,7 +213,13 @@ class Stream(nn.Module):
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
     """(B, Lq, heads, d) x (B, Lk, heads, d) -> (B, Lq, heads * d) with torch's SDPA; key_mask (B, Lk) bool
-    keeps padding keys out (None: every key is real)."""
+    keeps padding keys out. Give None when every key is real: a mask rules out the flash kernel. On a GPU
+    only the fused kernels may run (an input none of them takes is an error, not a slow fallback)."""
     mask = None if key_mask is None else key_mask[:, None, None, :]
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
+    args = (q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+    if q.is_cuda:
+        with sdpa_kernel(GPU_ATTENTION):
+            out = F.scaled_dot_product_attention(*args, attn_mask=mask)
+    else:
+        out = F.scaled_dot_product_attention(*args, attn_mask=mask)
     return out.transpose(1, 2).flatten(2)

@@ -7,6 +7,8 @@ clip, about 31/157), so an audio token and a video token of the same instant tur
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 THETA = 10000.0
@@ -41,9 +43,23 @@ def audio_angles(tokens: int, scale: float, head_dim: int, device=None) -> torch
     return torch.cat([t, t.new_zeros(tokens, (dh + dw) // 2)], -1)
 
 
-def apply_rope(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs of x (B, L, heads, head_dim) by theta (L, head_dim // 2)."""
-    pairs = x.to(torch.float64).reshape(*x.shape[:-1], -1, 2)
-    rot = torch.polar(torch.ones_like(theta), theta)[None, :, None]  # (1, L, 1, head_dim // 2)
-    out = torch.view_as_real(torch.view_as_complex(pairs.contiguous()) * rot)
-    return out.reshape(x.shape).to(x.dtype)
+@dataclass(frozen=True)
+class Rotation:
+    """cos and sin of a token sequence's angles, float32 (1, L, 1, head_dim // 2): made once per forward
+    and read by every attention of every block (angles in float64 first, so long clips stay exact)."""
+    cos: torch.Tensor
+    sin: torch.Tensor
+
+    @classmethod
+    def of(cls, theta: torch.Tensor) -> "Rotation":
+        theta = theta[None, :, None]
+        return cls(torch.cos(theta).float(), torch.sin(theta).float())
+
+
+def apply_rope(x: torch.Tensor, rot: Rotation) -> torch.Tensor:
+    """Rotate channel pairs of x (B, L, heads, head_dim), in float32 real arithmetic (Wan2.2 multiplies
+    complex128 numbers: the same rotation, rounded once to float32 instead of to float64)."""
+    pairs = x.float().unflatten(-1, (-1, 2))
+    a, b = pairs[..., 0], pairs[..., 1]
+    out = torch.stack([a * rot.cos - b * rot.sin, a * rot.sin + b * rot.cos], -1)
+    return out.flatten(-2).to(x.dtype)

@@ -3,8 +3,8 @@ under the prefix `video.`) and an audio stream of the same block design over the
 In every block the two streams' tokens meet in one self-attention; text and the reference voice enter by
 cross-attention (separate key/value projections, outputs summed).
 
-forward: video latent (B, 48, F, H, W) or None (audio alone), audio latent (B, 20, La), per-token or
-per-sample timesteps, text states (B, Lt, 4096), optional reference voice latent (B, 20, Lr) -> velocities
+forward: video latent (B, 48, F, H, W) or None (audio alone), audio latent (B, 20, La), timesteps per
+sample or per latent frame, text states (B, Lt, 4096), optional reference voice latent (B, 20, Lr) -> velocities
 of both latents.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from model import init
-from model.dit_stream import ReferenceKV, Stream, attend
-from model.rope import apply_rope, audio_angles, video_angles
+from model.dit_stream import Modulation, ReferenceKV, Stream, attend, gated, modulate
+from model.rope import Rotation, apply_rope, audio_angles, video_angles
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,12 @@ class Conditioning:
 @dataclass
 class BlockInputs:
     """What every joint block reads, computed once per forward."""
-    ea0: torch.Tensor  # (B, La, 6, dim) audio modulation, float32
+    ea0: torch.Tensor  # (B, Ga, 6, dim) audio time projection per token group (1 per sample), float32
     ctx_a: torch.Tensor  # (B, text_len, dim) text context of the audio stream
-    rope_a: torch.Tensor  # (La, head_dim // 2)
-    ev0: torch.Tensor | None = None  # (B, Lv, 6, dim); None when there is no video (audio-only)
+    rope_a: Rotation | None  # (1, La, 1, head_dim // 2)
+    ev0: torch.Tensor | None = None  # (B, Gv, 6, dim) per latent frame (or sample); None without video
     ctx_v: torch.Tensor | None = None
-    rope_v: torch.Tensor | None = None
+    rope_v: Rotation | None = None
     ref: torch.Tensor | None = None  # (B, Lr, dim) embedded reference voice
     keep_ref: torch.Tensor | None = None  # (B,) which samples use it
     ref_mask: torch.Tensor | None = None  # (B, Lr)
@@ -80,14 +80,14 @@ class BlockInputs:
     video_to_audio: bool = False
 
 
-def frame_timesteps_to_tokens(t_frames: torch.Tensor, video_shape: torch.Size, patch: tuple[int, int, int]) -> torch.Tensor:
-    """(B, F) timesteps per latent frame of a (B, C, F, H, W) video -> (B, tokens) in the token order (f h w)."""
-    return t_frames.repeat_interleave((video_shape[3] // patch[1]) * (video_shape[4] // patch[2]), dim=1)
-
-
-def per_token(t: torch.Tensor, tokens: int) -> torch.Tensor:
-    """(B,) or (B, tokens) timesteps -> (B, tokens)."""
-    return t.expand(-1, tokens) if t.dim() == 2 else t[:, None].expand(-1, tokens)
+def token_groups(t: torch.Tensor, tokens: int) -> torch.Tensor:
+    """(B,) per sample or (B, G) per group of tokens -> (B, G) with G dividing `tokens`: G equal runs of
+    consecutive tokens share a timestep (video: G latent frames in (f h w) token order; G = tokens is per
+    token, as Wan2.2 passes it)."""
+    t = t[:, None] if t.dim() == 1 else t
+    if tokens % t.shape[1]:
+        raise ValueError(f"{t.shape[1]} timesteps per sample do not divide {tokens} tokens into equal groups")
+    return t
 
 
 class UniTalking(nn.Module):
@@ -130,15 +130,16 @@ class UniTalking(nn.Module):
                 t_audio: torch.Tensor, cond: Conditioning, video_to_audio: bool = False,
                 audio_mask: torch.Tensor | None = None, fps: float | None = None
                 ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """t_video / t_audio: (B,) per sample or (B, tokens) per token, in [0, 1000]. `video=None` runs the
+        """t_video / t_audio: (B,) per sample, or (B, G) for G equal runs of tokens (t_video per latent
+        frame), in [0, 1000]. `video=None` runs the
         audio stream alone (stage 1). With `video_to_audio`, video tokens never attend to audio tokens.
-        `audio_mask` (B, La) marks real audio tokens of padded batches. The residual streams and the heads'
+        `audio_mask` (B, La) marks real audio tokens of padded batches (None when all are real). The residual streams and the heads'
         inputs stay float32 whatever the weights' dtype (as Wan keeps them)."""
         c = self.config
         dtype = self.audio.patch_embedding.weight.dtype
         xa, (la,) = self.audio.embed(audio.to(dtype))  # (B, La, dim)
         xa = xa.float()
-        ea, ea0 = self.audio.time(per_token(t_audio, la))
+        ea, ea0 = self.audio.time(token_groups(t_audio, la))
         text = nn.functional.pad(cond.text.to(dtype), (0, 0, 0, c.text_len - cond.text.shape[1]))
         inp = BlockInputs(ea0=ea0, ctx_a=self.audio.text_embedding(text), rope_a=None, audio_mask=audio_mask,
                           video_to_audio=video_to_audio)
@@ -146,9 +147,10 @@ class UniTalking(nn.Module):
         if video is not None:
             xv, grid = self.video.embed(video.to(dtype))  # (B, Lv, dim), (F, H, W)
             xv = xv.float()
-            ev, inp.ev0 = self.video.time(per_token(t_video, xv.shape[1]))
+            ev, inp.ev0 = self.video.time(token_groups(t_video, xv.shape[1]))
             inp.ctx_v = self.video.text_embedding(text)
-        inp.rope_v, inp.rope_a = self.rotary(grid, la, fps, device=xa.device)
+        rope_v, rope_a = self.rotary(grid, la, fps, device=xa.device)
+        inp.rope_v, inp.rope_a = (None if rope_v is None else Rotation.of(rope_v)), Rotation.of(rope_a)
         if cond.ref_voice is not None:
             inp.ref = self.ref_voice_embedding(cond.ref_voice.to(dtype)).transpose(1, 2)  # (B, Lr, dim)
             inp.keep_ref = cond.has_ref if cond.has_ref is not None else torch.ones(len(xa), dtype=torch.bool,
@@ -165,14 +167,14 @@ class UniTalking(nn.Module):
         vb, ab = self.video.blocks[i], self.audio.blocks[i]
         dtype = ab.self_attn.q.weight.dtype
         ma = ab.modulations(inp.ea0)
-        ha = (ab.norm1(xa) * (1 + ma[1]) + ma[0]).to(dtype)
+        ha = modulate(ab.norm1(xa), ma.shift_attn, ma.scale_attn).to(dtype)
         qa, (ka, va) = apply_rope(ab.self_attn.query(ha), inp.rope_a), ab.self_attn.key_value(ha)
         ka = apply_rope(ka, inp.rope_a)
         if xv is None:
             return None, self.stream_tail(ab, self.audio_ref[i], xa, ma, attend(qa, ka, va, inp.audio_mask),
                                           inp.ctx_a, inp)
         mv = vb.modulations(inp.ev0)
-        hv = (vb.norm1(xv) * (1 + mv[1]) + mv[0]).to(dtype)
+        hv = modulate(vb.norm1(xv), mv.shift_attn, mv.scale_attn).to(dtype)
         qv, (kv, vv) = apply_rope(vb.self_attn.query(hv), inp.rope_v), vb.self_attn.key_value(hv)
         kv = apply_rope(kv, inp.rope_v)
         keys = None if inp.audio_mask is None else torch.cat([inp.audio_mask.new_ones(xv.shape[:2]), inp.audio_mask], 1)
@@ -189,18 +191,18 @@ class UniTalking(nn.Module):
         return xv, xa
 
     @staticmethod
-    def stream_tail(block, ref_kv: ReferenceKV, x: torch.Tensor, m: list[torch.Tensor], attn_out: torch.Tensor,
+    def stream_tail(block, ref_kv: ReferenceKV, x: torch.Tensor, m: Modulation, attn_out: torch.Tensor,
                     ctx: torch.Tensor, inp: BlockInputs) -> torch.Tensor:
         """Residual of the self-attention output, text (+ reference voice) cross-attention, gated FFN; x float32."""
         dtype = block.ffn[0].weight.dtype
-        x = x + block.self_attn.o(attn_out).float() * m[2]
+        x = gated(x, block.self_attn.o(attn_out), m.gate_attn)
         attn = block.cross_attn
         q = attn.query(block.norm3(x).to(dtype))
         out = attend(q, *attn.key_value(ctx))
         if inp.ref is not None:
             out = out + ref_kv(q, inp.ref, inp.keep_ref, inp.ref_mask)
         x = x + attn.o(out).float()
-        return x + block.ffn((block.norm2(x) * (1 + m[4]) + m[3]).to(dtype)).float() * m[5]
+        return gated(x, block.ffn(modulate(block.norm2(x), m.shift_ffn, m.scale_ffn).to(dtype)), m.gate_ffn)
 
 
 def load_video_stream(model: UniTalking, state: dict[str, torch.Tensor]) -> None:

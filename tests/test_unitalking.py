@@ -6,7 +6,7 @@ import torch
 
 from diffusion.flow_matching import FlowMatchingConfig, add_noise, masked_mse, sample_s, velocity_target
 from model.flops import attention_flops, forward_flops, linear_flops
-from model.rope import apply_rope, audio_angles, head_split, video_angles
+from model.rope import Rotation, apply_rope, audio_angles, head_split, video_angles
 from model.unitalking import PRESETS, Conditioning, UniTalking, UniTalkingConfig, load_video_stream
 from tests.test_lip_sync import reference_layout
 
@@ -108,7 +108,7 @@ def test_audio_and_video_tokens_of_one_instant_turn_alike():
     x = torch.randn(1, 1, 1, head_dim).expand(1, 2, 1, head_dim).clone()  # one vector at two positions
     theta = torch.stack([v[7 * 6, :], a[35, :]])
     theta[1, dt:] = theta[0, dt:]  # same spatial angles too: then the rotations must coincide exactly
-    out = apply_rope(x, theta)
+    out = apply_rope(x, Rotation.of(theta))
     assert torch.allclose(out[0, 0], out[0, 1])
 
 
@@ -123,5 +123,8 @@ def test_flops_match_torch_counter():
     for v2a in (False, True):
         with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:  # math: plain matmuls
             model(video, audio, torch.tensor([500.0]), torch.tensor([500.0]), cond, video_to_audio=v2a)
+        assert counter.get_total_flops() == forward_flops(c, (48, 3, 8, 8), 15, 7, v2a, video_time_groups=1)
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:  # per latent frame, as trained
+            model(video, audio, torch.tensor([[0.0, 500.0, 500.0]]), torch.tensor([500.0]), cond, video_to_audio=v2a)
         assert counter.get_total_flops() == forward_flops(c, (48, 3, 8, 8), 15, 7, v2a)
     assert forward_flops(c, (48, 3, 8, 8), 15, 7) == linear_flops(c, (48, 3, 8, 8), 15, 7) + attention_flops(c, (48, 3, 8, 8), 15, 7)

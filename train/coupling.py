@@ -54,7 +54,7 @@ def held_out(shards: list[str], count: int) -> dict:
 def losses(model, batch: dict, norm, s: float, seed: int, partner: torch.Tensor) -> dict[str, float]:
     """Video and audio losses at noise level `s`, the other modality given clean from the clip itself or
     from its partner clip (`partner[i]` is the clip whose latent clip i is given)."""
-    from model.unitalking import Conditioning, frame_timesteps_to_tokens
+    from model.unitalking import Conditioning
 
     g = torch.Generator().manual_seed(seed)
     x0v, x0a = batch["video"], norm.normalize(batch["audio"]) * batch["audio_mask"][:, None]
@@ -62,8 +62,7 @@ def losses(model, batch: dict, norm, s: float, seed: int, partner: torch.Tensor)
     b, frames = x0v.shape[0], x0v.shape[2]
     cond = Conditioning(text=batch["text"])
     t_noisy = torch.full((b,), s * 1000)
-    t_clean_v = frame_timesteps_to_tokens(torch.zeros(b, frames), x0v.shape, model.config.video_patch)
-    t_noisy_v = frame_timesteps_to_tokens(torch.full((b, frames), s * 1000), x0v.shape, model.config.video_patch)
+    t_clean_v, t_noisy_v = torch.zeros(b, frames), torch.full((b, frames), s * 1000)
     out = {}
     for name, idx in (("own", torch.arange(b)), ("other", partner)):
         pv, _ = model(add_noise(x0v, eps_v, torch.full((b,), s)), x0a[idx], t_noisy_v, torch.zeros(b), cond,

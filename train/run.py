@@ -151,7 +151,7 @@ def train_step(step: int, engine, batches, position: DataPosition, preview: Prev
         distributed.backward_and_step(engine, loss)
         out.flops += step_flops(engine.module.config, fwd)
         out.samples += fwd.audio.shape[0]
-        out.tokens += int(fwd.audio_mask.sum()) + (0 if fwd.video is None else fwd.t_video.numel())
+        out.tokens += fwd.tokens
         out.logged["loss/total"] += loss.item() / cfg.parallel.micro_batches
         for name, value in parts.items():
             out.logged[f"loss/{fwd.task}/{name}"] = float(value)

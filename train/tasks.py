@@ -15,7 +15,7 @@ import torch
 
 from diffusion.flow_matching import FlowMatchingConfig, add_noise, masked_mse, sample_s, velocity_target
 from model.audio_norm import AudioNorm
-from model.unitalking import Conditioning, frame_timesteps_to_tokens
+from model.unitalking import Conditioning
 from train.config import TaskConfig
 
 STAGE2_TASKS = ("t2av", "tv2a", "ti2av", "tr2av")
@@ -27,11 +27,13 @@ class Forward:
     task: str
     video: torch.Tensor | None  # (B, 48, F, H, W) noisy, given frames clean
     audio: torch.Tensor  # (B, 20, La) noisy
-    t_video: torch.Tensor | None  # (B, Lv) per-token timesteps in [0, 1000]
+    t_video: torch.Tensor | None  # (B, F) timesteps per latent frame in [0, 1000]
     t_audio: torch.Tensor  # (B,)
     cond: Conditioning
     video_to_audio: bool
     audio_mask: torch.Tensor  # (B, La)
+    audio_padded: bool  # some audio token is padding (decided on the host: an all-true mask goes unused)
+    tokens: int  # real (not padding) tokens of the batch, both modalities
     fps: float
     target_video: torch.Tensor | None
     target_audio: torch.Tensor
@@ -39,8 +41,9 @@ class Forward:
     weight_audio: torch.Tensor  # (B, 1, La): 1 on real tokens
 
     def model_inputs(self) -> tuple:
+        """No attention mask unless some token is padding: a mask rules out the flash kernel."""
         return (self.video, self.audio, self.t_video, self.t_audio, self.cond, self.video_to_audio,
-                self.audio_mask, self.fps)
+                self.audio_mask if self.audio_padded else None, self.fps)
 
 
 def pick_task(cfg: TaskConfig, g: torch.Generator) -> str:
@@ -85,10 +88,12 @@ def build(batch: dict, cfg: TaskConfig, norm: AudioNorm, g: torch.Generator, dev
     else:
         ref, ref_mask, has_ref = torch.zeros(b, x0a.shape[1], 1), torch.ones(b, 1, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)
     use_ref = has_ref & (drop[:, 1] >= cfg.drop_ref) & (task in ("tts_ref", "tr2av"))
-    cond = Conditioning(text=text, ref_voice=ref, has_ref=use_ref, ref_mask=ref_mask)
+    cond = Conditioning(text=text, ref_voice=ref, has_ref=use_ref, ref_mask=None if bool(ref_mask.all()) else ref_mask)
     audio_mask = batch["audio_mask"]
     out = dict(task=task, audio=add_noise(x0a, eps_a, s_a), t_audio=s_a * 1000, cond=cond,
-               video_to_audio=task == "tv2a", audio_mask=audio_mask, fps=batch["fps"],
+               video_to_audio=task == "tv2a", audio_mask=audio_mask, audio_padded=not bool(audio_mask.all()),
+               tokens=int(audio_mask.sum()) + b * lv,
+               fps=batch["fps"],
                target_audio=velocity_target(x0a, eps_a), weight_audio=audio_mask[:, None].float(),
                video=None, t_video=None, target_video=None, weight_video=None)
     if x0v is not None:
@@ -101,7 +106,7 @@ def build(batch: dict, cfg: TaskConfig, norm: AudioNorm, g: torch.Generator, dev
             given[:, 0] = drop[:, 2] >= cfg.drop_image
         xv = torch.where(given[:, None, :, None, None], x0v, add_noise(x0v, eps_v, s_v))
         t_frames = (s_v[:, None] * 1000).expand(b, frames).masked_fill(given, 0.0)
-        out.update(video=xv, t_video=frame_timesteps_to_tokens(t_frames, x0v.shape, patch),
+        out.update(video=xv, t_video=t_frames.contiguous(),
                    target_video=velocity_target(x0v, eps_v), weight_video=(~given).float()[:, None, :, None, None])
     fwd = Forward(**out)
     return to_device(fwd, device)
