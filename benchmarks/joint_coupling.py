@@ -47,7 +47,7 @@ def split_shards(shards: str, work: str, holdout: int) -> tuple[str, str]:
 
 
 def train(run_dir: str, train_dir: str, val_dir: str, steps: int, port: int, *overrides: str) -> str:
-    if os.path.isfile(os.path.join(run_dir, "export", "ema.safetensors")):
+    if os.path.isdir(os.path.join(run_dir, "export", "ema")):
         return run_dir
     deepspeed = os.path.join(os.path.dirname(sys.executable), "deepspeed")
     cmd = [deepspeed, "--num_gpus", "2", "--master_port", str(port), "train/run.py", "--config",

@@ -1,10 +1,11 @@
 """Generate a talking clip from a trained checkpoint: text (+ first image, + reference voice) -> mp4 with sound.
 
-    python -m generate.sample --checkpoint RUN/export/ema.safetensors --text "Hello there." \\
+    python -m generate.sample --checkpoint RUN/export/ema --text "Hello there." \\
         --image face.png --ref-voice voice.wav --out hello.mp4 --models-dir models
 
 The checkpoint is the EMA export of `train/run.py` (it carries the model configuration and the audio latent
-statistics). umT5, the Wan2.2 VAE, the MMAudio VAE and the vocoder come from --models-dir, loaded as the
+statistics): the model is built on the meta device and takes the exported tensors as they are (no second
+copy, no initialisation of 11B parameters), in bf16 on a GPU. umT5, the Wan2.2 VAE, the MMAudio VAE and the vocoder come from --models-dir, loaded as the
 pipeline's encode stage loads them (on the GPU when there is one); --device places the transformer.
 """
 from __future__ import annotations
@@ -25,23 +26,25 @@ from model.text_encoder import speech_prompt
 from model.unitalking import Conditioning, UniTalking, UniTalkingConfig
 
 
-def load_export(path: str, device) -> tuple[UniTalking, AudioNorm]:
-    """The model (strictly) and audio statistics from an EMA export."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+def load_export(path: str, device, dtype: torch.dtype | None = None) -> tuple[UniTalking, AudioNorm]:
+    """The model (strictly) and audio statistics from an export; `dtype` defaults to bf16 on a GPU and
+    float32 on a CPU."""
+    from model.checkpoints import export_metadata, read_safetensors_shards, resolve_export
 
-    if os.path.isdir(path):
-        path = os.path.join(path, "export", "ema.safetensors")
-    with safe_open(path, "pt") as f:
-        meta = f.metadata() or {}
+    path = resolve_export(path)
+    meta = export_metadata(path)
     if "model" not in meta or "audio_stats" not in meta:
         raise ValueError(f"{path} is not an export of train/run.py (no model config / audio stats in its metadata)")
     fields = json.loads(meta["model"])
     fields["video_patch"] = tuple(fields["video_patch"])
-    model = UniTalking(UniTalkingConfig(**fields))
-    model.load_state_dict(load_file(path), strict=True)
+    device = torch.device(device)
+    dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    with torch.device("meta"):
+        model = UniTalking(UniTalkingConfig(**fields))
+    state = {k: v.to(device, dtype) for k, v in read_safetensors_shards(path).items()}
+    model.load_state_dict(state, strict=True, assign=True)
     stats = json.loads(meta["audio_stats"])
-    return model.to(device).eval(), AudioNorm(stats["mean"], stats["std"])
+    return model.eval(), AudioNorm(stats["mean"], stats["std"])
 
 
 def read_audio(path: str, seconds: float) -> np.ndarray:
@@ -115,7 +118,7 @@ class Generator:
 
 def main(argv: list[str] | None = None) -> str:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="EMA export (.safetensors) or a run folder")
+    p.add_argument("--checkpoint", required=True, help="an export folder (RUN/export/ema) or a run folder")
     p.add_argument("--text", required=True, help="the words to speak")
     p.add_argument("--caption", default="", help="optional scene description before the speech")
     p.add_argument("--negative-text", default=None, help="negative prompt for the unconditional branch")

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 FETCH_HINT = "python -m model.loading.fetch --models-dir {models_dir}"
+EXPORT_INDEX = "model.safetensors.index.json"  # the Hugging Face name of a sharded state dict's index
 
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
@@ -61,14 +62,40 @@ def save_debug_weights(module: nn.Module, models_dir: str, relpath: str, seed: i
     return path
 
 
-def read_safetensors_shards(path: str) -> dict[str, torch.Tensor]:
-    """One state dict from a .safetensors file, a `*.safetensors.index.json`, or a folder of shards (as the
-    official Wan2.2 releases ship their DiT)."""
+def resolve_export(path: str) -> str:
+    """The index (or single file) of a trainer export given the export folder, a run folder (its newest EMA
+    export), an index, or a .safetensors file."""
+    for candidate in (os.path.join(path, EXPORT_INDEX), os.path.join(path, "export", "ema", EXPORT_INDEX),
+                      os.path.join(path, "export", "ema.safetensors")):
+        if os.path.isdir(path) and os.path.isfile(candidate):
+            return candidate
+    if os.path.isfile(path):
+        return path
+    raise FileNotFoundError(f"no export at {path} (expected {EXPORT_INDEX} in it, or RUN/export/ema/)")
+
+
+def export_metadata(path: str) -> dict[str, str]:
+    """The string metadata of an export: its index's `metadata`, or a single file's header."""
+    import json
+
+    from safetensors import safe_open
+
+    path = resolve_export(path)
+    if path.endswith(".json"):
+        with open(path, encoding="utf-8") as f:
+            return dict(json.load(f).get("metadata") or {})
+    with safe_open(path, "pt") as f:
+        return dict(f.metadata() or {})
+
+
+def safetensors_files(path: str) -> list[str]:
+    """The files of a state dict given as a .safetensors file, a `*.safetensors.index.json`, or a folder of
+    shards (as the official Wan2.2 releases ship their DiT, and as the trainer exports)."""
     import glob
     import json
 
-    from safetensors.torch import load_file
-
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, EXPORT_INDEX)):
+        path = os.path.join(path, EXPORT_INDEX)
     if os.path.isdir(path):
         files = sorted(glob.glob(os.path.join(path, "*.safetensors")))
     elif path.endswith(".json"):
@@ -80,7 +107,29 @@ def read_safetensors_shards(path: str) -> dict[str, torch.Tensor]:
     if not files or not all(os.path.isfile(f) for f in files):
         raise FileNotFoundError(f"no safetensors weights at {path} (download them with: "
                                 f"{FETCH_HINT.format(models_dir=os.path.dirname(path) or '.')})")
+    return files
+
+
+def read_safetensors_shards(path: str, keep=None) -> dict[str, torch.Tensor]:
+    """One state dict from a .safetensors file, an index or a folder of shards; `keep(name)` chooses the
+    tensors to read (the others are never read from disk)."""
+    from safetensors import safe_open
+
     state = {}
-    for f in files:
-        state.update(load_file(f))
+    for file in safetensors_files(path):
+        with safe_open(file, "pt") as f:
+            for name in f.keys():
+                if keep is None or keep(name):
+                    state[name] = f.get_tensor(name)
     return state
+
+
+def tensor_names(path: str) -> list[str]:
+    """Every tensor name of a state dict, from the files' headers alone."""
+    from safetensors import safe_open
+
+    names = []
+    for file in safetensors_files(path):
+        with safe_open(file, "pt") as f:
+            names += list(f.keys())
+    return names

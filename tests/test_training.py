@@ -60,8 +60,10 @@ def losses(run_dir: str, key: str = "loss/total") -> dict[int, float]:
     return {r["step"]: r[key] for r in metrics(run_dir) if key in r}
 
 
-def export(run_dir: str) -> dict[str, torch.Tensor]:
-    return load_file(os.path.join(run_dir, "export", "ema.safetensors"))
+def export(run_dir: str, kind: str = "ema") -> dict[str, torch.Tensor]:
+    from model.checkpoints import read_safetensors_shards
+
+    return read_safetensors_shards(os.path.join(run_dir, "export", kind))
 
 
 @pytest.fixture(scope="session")

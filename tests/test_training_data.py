@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from train.data import DataPosition, LatentStream, StreamSpec, list_shards, stream_ids, train_loader
+from train.data import LatentStream, StreamSpec, list_shards
+from train.streams import DataPosition, stream_ids, train_loader
 
 
 def shard_dir(corpus_run) -> str:
@@ -76,7 +77,7 @@ def test_a_resumed_loader_continues_with_the_batches_it_had_not_seen(corpus_run)
     fresh = lambda rank: iter(train_loader(spec, DataPosition(stream_ids(rank, 2)), workers=2))
     rank0, rank1 = fresh(0), fresh(1)
     assert [next(rank0)["keys"] for _ in range(6)] != [next(rank1)["keys"] for _ in range(6)]  # own streams
-    with pytest.raises(ValueError, match="same number of ranks"):
+    with pytest.raises(ValueError, match="differ from this run.s ranks x workers"):
         DataPosition(stream_ids(0, 1), saved)
 
 

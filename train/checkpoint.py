@@ -1,20 +1,28 @@
 """Checkpoints: DeepSpeed's sharded weights, optimizer and scheduler states, plus this trainer's own state
-per rank (EMA slices, random generators as safetensors; step and data position as JSON; no pickle), and
-the export of the EMA weights to one safetensors file.
+per rank (EMA fragments and random generators as safetensors; step, world size, data position and where
+each EMA fragment starts as JSON; no pickle) and the strings its exports carry.
 
-Layout: RUN/checkpoints/step00000010/{DeepSpeed files, run_state/rank00000.safetensors, rank00000.json};
-RUN/checkpoints/latest names the newest complete one (DeepSpeed writes it after everything else).
+Layout: RUN/checkpoints/step00000010/{DeepSpeed files, run_state/rank00000.{safetensors,json},
+export_metadata.json}; RUN/checkpoints/latest names the newest complete one (DeepSpeed writes it after
+everything else). A checkpoint written by N ranks resumes on M: DeepSpeed's files are converted once to its
+universal format (step00000010_universal/, kept beside) and loaded as such; the EMA is reassembled from the
+fragments by overlap; the data streams restart (see `train/data.py`).
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import shutil
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from train import distributed
+from train.export import METADATA_FILE
+
+TAG = re.compile(r"^step\d{8}$")
 
 
 def tag_of(step: int) -> str:
@@ -29,19 +37,29 @@ def latest_tag(ckpt_dir: str) -> str | None:
         return f.read().strip() or None
 
 
-def save(engine, ckpt_dir: str, step: int, rank: int, ema, generator: torch.Generator, data_position,
-         keep: int) -> str:
+def saved_world(ckpt_dir: str, tag: str) -> int:
+    """How many ranks wrote the checkpoint."""
+    return len(glob.glob(os.path.join(ckpt_dir, tag, "run_state", "rank*.json")))
+
+
+def save(engine, ckpt_dir: str, step: int, rank: int, world: int, ema, generator: torch.Generator, data_position,
+         keep: int, metadata: dict[str, str]) -> str:
     tag = tag_of(step)
     state_dir = os.path.join(ckpt_dir, tag, "run_state")
     os.makedirs(state_dir, exist_ok=True)
     tensors = {"rng.train": generator.get_state(), "rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    state = {"step": step, "world": world, "data": data_position.to_json()}
     if ema is not None:
-        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+        ema_tensors, state["ema"] = ema.state()
+        tensors.update(ema_tensors)
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(state_dir, f"rank{rank:05d}.safetensors"))
     with open(os.path.join(state_dir, f"rank{rank:05d}.json"), "w", encoding="utf-8") as f:
-        json.dump({"step": step, "data": data_position.to_json()}, f)
+        json.dump(state, f)
+    if rank == 0:
+        with open(os.path.join(ckpt_dir, tag, METADATA_FILE), "w", encoding="utf-8") as f:
+            json.dump(dict(metadata, step=str(step)), f)
     distributed.barrier()
     distributed.save(engine, ckpt_dir, tag)  # 'latest' is written last: a kill before it keeps the old one
     distributed.barrier()
@@ -51,38 +69,48 @@ def save(engine, ckpt_dir: str, step: int, rank: int, ema, generator: torch.Gene
 
 
 def prune(ckpt_dir: str, keep: int) -> None:
-    tags = sorted(t for t in os.listdir(ckpt_dir) if t.startswith("step") and os.path.isdir(os.path.join(ckpt_dir, t)))
+    tags = sorted(t for t in os.listdir(ckpt_dir) if TAG.match(t) and os.path.isdir(os.path.join(ckpt_dir, t)))
     current = latest_tag(ckpt_dir)
     for tag in tags[:-keep] if keep > 0 else []:
         if tag != current:
-            shutil.rmtree(os.path.join(ckpt_dir, tag), ignore_errors=True)
+            for folder in (tag, tag + "_universal"):
+                shutil.rmtree(os.path.join(ckpt_dir, folder), ignore_errors=True)
 
 
-def load(engine, ckpt_dir: str, tag: str, rank: int, ema, generator: torch.Generator) -> dict:
-    """Restore everything saved under `tag`; returns the JSON part (step, data position)."""
-    distributed.load(engine, ckpt_dir, tag)
+def prepare_resume(ckpt_dir: str, tag: str, rank: int, world: int) -> str:
+    """The DeepSpeed tag to load: `tag` itself when as many ranks wrote it as run now, else its universal
+    conversion (made once, by rank 0, while the others wait)."""
+    if saved_world(ckpt_dir, tag) == world:
+        return tag
+    universal = tag + "_universal"
+    if rank == 0 and not os.path.isdir(os.path.join(ckpt_dir, universal)):
+        distributed.to_universal(os.path.join(ckpt_dir, tag), os.path.join(ckpt_dir, universal))
+    distributed.barrier()
+    return universal
+
+
+def load(engine, ckpt_dir: str, tag: str, ds_tag: str, rank: int, world: int, ema, generator: torch.Generator,
+         seed: int) -> dict:
+    """Restore everything saved under `tag` (DeepSpeed's part from `ds_tag`); returns the JSON part of this
+    rank's state (step, data position; `data` is None when the world size changed: the streams restart).
+    A rank the checkpoint had no file for draws from generators seeded by (seed, rank, step)."""
+    distributed.load(engine, ckpt_dir, ds_tag)
     state_dir = os.path.join(ckpt_dir, tag, "run_state")
-    tensors = load_file(os.path.join(state_dir, f"rank{rank:05d}.safetensors"))
-    generator.set_state(tensors["rng.train"])
-    torch.set_rng_state(tensors["rng.torch"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    with open(os.path.join(state_dir, "rank00000.json"), encoding="utf-8") as f:
+        state = json.load(f)
+    same_world = saved_world(ckpt_dir, tag) == world
+    if rank < saved_world(ckpt_dir, tag):
+        tensors = load_file(os.path.join(state_dir, f"rank{rank:05d}.safetensors"))
+        generator.set_state(tensors["rng.train"])
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and torch.cuda.is_available():
+            torch.cuda.set_rng_state(tensors["rng.cuda"])
+        with open(os.path.join(state_dir, f"rank{rank:05d}.json"), encoding="utf-8") as f:
+            state = json.load(f)
+    else:
+        generator.manual_seed(seed * 1_000_003 + rank * 7919 + state["step"])
+        torch.manual_seed(seed * 1_000_003 + rank * 7919 + state["step"] + 1)
     if ema is not None:
-        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    with open(os.path.join(state_dir, f"rank{rank:05d}.json"), encoding="utf-8") as f:
-        return json.load(f)
-
-
-def export_ema(model, ema, path: str, rank: int, metadata: dict[str, str]) -> str | None:
-    """Whole model with EMA weights for the trainable parameters (current weights for frozen ones) in one
-    safetensors file; every rank takes part in the gathers, rank 0 writes."""
-    state = distributed.full_weights(model, None if ema is None else set(dict(model.named_parameters())) - set(ema.params))
-    if ema is not None:
-        state.update(ema.full_state())
-    if rank != 0:
-        return None
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".partial"
-    save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=metadata)
-    os.replace(tmp, path)
-    return path
+        ema.load(state_dir)
+    return {"step": state["step"], "data": state["data"] if same_world else None,
+            "world": saved_world(ckpt_dir, tag)}

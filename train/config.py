@@ -40,8 +40,12 @@ class DataConfig:
     workers: int = 1
     """DataLoader worker processes per rank (0 reads in the training process)."""
     audio_stats: str = ""
-    """Per-channel audio latent mean/std JSON (`python -m train.audio_stats`); empty: computed at the start
-    of the run and stored in its folder."""
+    """Per-channel audio latent mean/std JSON (`python -m train.audio_stats`). Empty: stage 1's statistics
+    when `model.audio_init` is set, else estimated at the start over `audio_stats_shards` shards; either
+    way kept in the run folder and carried by its exports. Set with `audio_init`, it must agree with them."""
+    audio_stats_shards: int = 64
+    """Shards read (drawn from the seed, shared among the ranks) to estimate the audio statistics at start;
+    a fixed number, so start-up does not grow with the data set (0: every shard)."""
 
 
 @dataclass
@@ -113,6 +117,12 @@ class ParallelConfig:
     """bf16 weights and activations on a GPU (a CPU run is float32)."""
     micro_batches: int = 1
     """Gradient accumulation steps per optimizer step."""
+    reduce_bucket_size: int = 500_000_000
+    """Elements per gradient reduce (and ZeRO-2 all-gather) bucket: larger overlaps better, costs memory."""
+    zero3_prefetch_bucket_size: int = 50_000_000
+    """ZeRO-3: elements of parameters fetched ahead of the block that needs them."""
+    zero3_persistence_threshold: int = 100_000
+    """ZeRO-3: parameters smaller than this stay whole on every rank (0: every parameter is partitioned)."""
 
 
 @dataclass
@@ -125,6 +135,18 @@ class TrainConfig:
     """Checkpoints, TensorBoard logs, samples and the resolved config go here."""
     save_every: int = 1000
     """Checkpoint every N steps (and at the end)."""
+    save_every_minutes: float = 0.0
+    """Also checkpoint when this many minutes passed since the last one (0: off); rank 0's clock decides
+    for all, so every rank saves at the same step."""
+    export_every: int = 0
+    """Export the weights (`export_kinds`) to run_dir/export/ every N steps (0: only at the end)."""
+    export_kinds: list[str] = field(default_factory=lambda: ["ema"])
+    """What an export writes: 'ema' (EMA of trainable weights, frozen ones as they are) and/or 'weights'
+    (float32 master weights)."""
+    export_dtype: str = "bf16"
+    """Export precision: 'bf16' or 'fp32'."""
+    export_shard_gb: float = 5.0
+    """Largest safetensors file of an export."""
     keep_checkpoints: int = 3
     """Most recent checkpoints kept."""
     log_every: int = 1
@@ -218,6 +240,10 @@ def validate(cfg: Config) -> None:
         raise ValueError("task.stage must be 1 or 2")
     if cfg.parallel.zero_stage not in (0, 1, 2, 3):
         raise ValueError("parallel.zero_stage must be 0-3")
+    if not cfg.train.export_kinds or not set(cfg.train.export_kinds) <= {"ema", "weights"}:
+        raise ValueError("train.export_kinds: choose from ema, weights")
+    if cfg.train.export_dtype not in ("bf16", "fp32"):
+        raise ValueError("train.export_dtype must be 'bf16' or 'fp32'")
     if cfg.optim.schedule not in ("constant", "cosine"):
         raise ValueError("optim.schedule must be 'constant' or 'cosine'")
     if not cfg.data.dirs:

@@ -6,7 +6,9 @@ with webdataset's tar reader and yields its samples in a seeded order. Samples w
 shape until a queue holds a batch (token budget); a batch therefore has one shape, and stage-1 audio of
 different lengths is padded with a mask. A sample that fails to decode, or a shard that fails to open, is
 skipped and counted. Each batch carries its stream's position, so a checkpoint resumes the stream exactly
-where the consumed batches left it.
+where the consumed batches left it. A run resumed with other streams (another number of ranks or of
+dataloader workers) cannot continue the old ones: its streams restart, seeded by the step they restart at
+(`restart`), deterministically for the new layout.
 """
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 AUDIO_BUCKET = "audio"  # the pipeline's audio-only shards (stage 1)
 NOT_LATENT = {"clips", ".staging"}  # shard folders without latents
@@ -39,6 +40,15 @@ def list_shards(dirs: list[str], stage: int) -> list[str]:
     if not out:
         raise FileNotFoundError(f"no latent shards under {dirs} (expected shards/<WxHxT>/*.tar or shards/audio/*.tar)")
     return sorted(out)
+
+
+def buckets(shards: list[str]) -> dict[str, list[str]]:
+    """Shards by bucket, the folder they sit in (the pipeline's shards/<WxHxT>/ or shards/audio/): within a
+    bucket every clip has one latent shape."""
+    out: dict[str, list[str]] = {}
+    for path in shards:
+        out.setdefault(os.path.basename(os.path.dirname(path)), []).append(path)
+    return out
 
 
 def seeded(*parts) -> random.Random:
@@ -153,14 +163,17 @@ class StreamSpec:
     seed: int
     tokens_per_batch: int
     max_batch: int
+    restart: int = 0  # the step the streams restarted at (0: the run's first streams)
 
 
 class LatentStream:
     """One endless, resumable stream of batches. State: the next (draw, offset) and the positions of the
     samples waiting in the shape queues."""
 
-    def __init__(self, spec: StreamSpec, stream_id: int, state: dict | None = None):
-        self.spec, self.id = spec, stream_id
+    def __init__(self, spec: StreamSpec, stream_id: int, state: dict | None = None, bucket: str | None = None):
+        """`bucket`: draw only that bucket's shards (see `buckets`); None draws from all of them."""
+        self.spec, self.id, self.bucket = spec, stream_id, bucket
+        self.shards = spec.shards if bucket is None else buckets(spec.shards)[bucket]
         self.state = state or {"draw": 0, "offset": 0, "pending": {}}
         self.bad: dict[str, str] = {}
         self._cache: tuple[int, list] | None = None
@@ -168,8 +181,9 @@ class LatentStream:
     def shard_samples(self, draw: int) -> list[dict | None]:
         """The samples of draw `draw`, in their seeded order."""
         if self._cache is None or self._cache[0] != draw:
-            rng = seeded(self.spec.seed, self.id, draw)
-            path = rng.choice(self.spec.shards)
+            extra = ([self.spec.restart] if self.spec.restart else []) + ([self.bucket] if self.bucket else [])
+            rng = seeded(self.spec.seed, self.id, draw, *extra)
+            path = rng.choice(self.shards)
             samples = read_shard(path, self.spec.stage, self.bad)
             rng.shuffle(samples)
             self._cache = (draw, samples)
@@ -199,63 +213,6 @@ class LatentStream:
                 del st["pending"][key]
                 batch.update(stream=self.id, state=json.loads(json.dumps(st)), skipped=reasons(self.bad))
                 yield batch
-
-
-class ShardDataset(IterableDataset):
-    """The streams of one rank; dataloader worker w runs stream `order[w]`."""
-
-    def __init__(self, spec: StreamSpec, order: list[int], states: dict[int, dict]):
-        self.spec, self.order, self.states = spec, order, states
-
-    def __iter__(self):
-        info = get_worker_info()
-        sid = self.order[info.id if info else 0]
-        return iter(LatentStream(self.spec, sid, self.states.get(sid)))
-
-
-class DataPosition:
-    """Where each stream of this rank stands after the batches the trainer consumed."""
-
-    def __init__(self, stream_ids: list[int], saved: dict | None = None):
-        if saved and saved.get("ids", stream_ids) != stream_ids:
-            raise ValueError("the checkpoint's data streams differ from this run's ranks x workers: resume with "
-                             "the same number of ranks and data.workers")
-        self.ids = stream_ids
-        self.states = {int(k): v for k, v in (saved or {}).get("states", {}).items()}
-        self.next = (saved or {}).get("next", stream_ids[0])
-        self.skipped: dict[int, dict] = {}
-
-    def order(self) -> list[int]:
-        """Streams in the order the dataloader's workers will deliver, starting with the one due next."""
-        j = self.ids.index(self.next)
-        return self.ids[j:] + self.ids[:j]
-
-    def consumed(self, batch: dict) -> None:
-        self.states[batch["stream"]] = batch["state"]
-        self.skipped[batch["stream"]] = batch["skipped"]
-        self.next = self.ids[(self.ids.index(batch["stream"]) + 1) % len(self.ids)]
-
-    def skipped_reasons(self) -> dict[str, int]:
-        """Distinct unreadable shards and samples met so far by this rank's streams, by reason."""
-        total: dict[str, int] = {}
-        for counts in self.skipped.values():
-            for why, n in counts.items():
-                total[why] = total.get(why, 0) + n
-        return total
-
-    def to_json(self) -> dict:
-        return {"ids": self.ids, "states": {str(k): v for k, v in self.states.items()}, "next": self.next}
-
-
-def train_loader(spec: StreamSpec, position: DataPosition, workers: int) -> DataLoader:
-    dataset = ShardDataset(spec, position.order(), position.states)
-    return DataLoader(dataset, batch_size=None, num_workers=workers, prefetch_factor=2 if workers else None,
-                      persistent_workers=False)
-
-
-def stream_ids(rank: int, workers: int) -> list[int]:
-    n = max(1, workers)
-    return [rank * n + w for w in range(n)]
 
 
 def validation_batches(shards: list[str], stage: int, tokens_per_batch: int, max_batch: int, count: int) -> list[dict]:

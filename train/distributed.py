@@ -56,20 +56,68 @@ def compute_dtype(cfg: Config, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if cfg.parallel.bf16 and device.type == "cuda" else torch.float32
 
 
-def ds_config(cfg: Config, device: torch.device) -> dict:
+def ds_config(cfg: Config, device: torch.device, load_universal: bool = False) -> dict:
     p, o = cfg.parallel, cfg.optim
     zero = {"stage": p.zero_stage, "overlap_comm": device.type == "cuda", "contiguous_gradients": True,
-            "stage3_gather_16bit_weights_on_model_save": False}
+            "stage3_gather_16bit_weights_on_model_save": False,
+            "reduce_bucket_size": p.reduce_bucket_size, "allgather_bucket_size": p.reduce_bucket_size,
+            "stage3_prefetch_bucket_size": p.zero3_prefetch_bucket_size,
+            "stage3_param_persistence_threshold": p.zero3_persistence_threshold}
     if p.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": device.type == "cuda"}
     out = {"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": p.micro_batches,
            "gradient_clipping": o.grad_clip, "zero_optimization": zero, "zero_allow_untested_optimizer": True,
            "bf16": {"enabled": compute_dtype(cfg, device) == torch.bfloat16}, "steps_per_print": 10 ** 9,
-           "wall_clock_breakdown": False}
+           "wall_clock_breakdown": False,
+           # gradients summed over micro-batches and ranks in float32: 8-64 bf16 additions lose the low bits
+           "data_types": {"grad_accum_dtype": "fp32"}, "communication_data_type": "fp32",
+           "checkpoint": {"load_universal": load_universal}}
     if p.offload_optimizer:  # DeepSpeed's CPU Adam (AdamW mode) steps the offloaded state
         out["optimizer"] = {"type": "AdamW", "params": {"lr": o.lr, "betas": o.betas, "eps": o.eps,
                                                         "weight_decay": o.weight_decay}}
     return out
+
+
+def own_slice(p: torch.Tensor, rank: int, world: int) -> tuple[int, torch.Tensor]:
+    """(start, flat view) of rank's ceil(numel / world) elements of a whole tensor (the last may be short)."""
+    n = -(-p.numel() // world)
+    start = min(rank * n, p.numel())
+    return start, p.detach().reshape(-1)[start:start + n]
+
+
+def partition_range(p: nn.Parameter, rank: int) -> tuple[int, int]:
+    """(start, length) of the elements of a ZeRO-3 parameter this rank's partition holds (padding dropped)."""
+    n, total = p.ds_tensor.ds_numel, p.ds_numel
+    start = min(rank * n, total)
+    return start, min(n, total - start)
+
+
+def weight_fragment(p: nn.Parameter, rank: int, world: int) -> tuple[int, torch.Tensor]:
+    """(start, flat values) of the part of a parameter's current weights this rank reads without a gather:
+    its ZeRO-3 partition, or its own slice of a parameter every rank holds whole."""
+    if hasattr(p, "ds_tensor"):
+        start, length = partition_range(p, rank)
+        return start, p.ds_tensor.detach().view(-1)[:length]
+    return own_slice(p, rank, world)
+
+
+def master_fragment(p: nn.Parameter, rank: int, world: int, state: str | None = None) -> tuple[int, torch.Tensor]:
+    """(start, flat float32 values) of the part of a trainable parameter whose master weights (or optimizer
+    state `state`, e.g. 'exp_avg') this rank's optimizer holds: a view the optimizer updates in place, so an
+    EMA read from it follows the float32 weights, never their bf16 copies. Empty where the rank holds none."""
+    if hasattr(p, "ds_tensor"):  # ZeRO-3: the fp32 partition matches the parameter's partition
+        start, length = partition_range(p, rank)
+        part = deepspeed.utils.safe_get_local_fp32_param(p) if state is None else \
+            deepspeed.utils.safe_get_local_optimizer_state(p, state)
+        return start, part.detach().view(-1)[:length]
+    if hasattr(p, "_hp_mapping"):  # ZeRO-1/2 or the bf16 optimizer: a fragment of the flat fp32 partition
+        m = p._hp_mapping
+        if m is None:
+            return 0, torch.empty(0, dtype=torch.float32, device=p.device)
+        return m.lp_fragment_address.start, m.get_hp_fragment(state).detach().view(-1)
+    if state is not None:
+        raise ValueError(f"optimizer state {state!r} is only read through DeepSpeed's ZeRO partitions")
+    return own_slice(p, rank, world)  # float32 weights without a partitioned optimizer: they are the master
 
 
 def register_external_parameters(model: nn.Module) -> None:
@@ -81,8 +129,14 @@ def register_external_parameters(model: nn.Module) -> None:
                 deepspeed.zero.register_external_parameter(model, block.modulation)
 
 
-def wrap(model: nn.Module, cfg: Config, device: torch.device, lr_lambda) -> tuple:
-    """The DeepSpeed engine over the trainable parameters (frozen ones never reach the optimizer)."""
+def wrap(model: nn.Module, cfg: Config, device: torch.device, lr_lambda, load_universal: bool = False) -> tuple:
+    """The DeepSpeed engine over the trainable parameters (frozen ones never reach the optimizer).
+    `load_universal`: the checkpoint to resume is in DeepSpeed's universal format (another world size)."""
+    from deepspeed.checkpoint.constants import (UNIVERSAL_CHECKPOINT_INFO, UNIVERSAL_CHECKPOINT_VERSION_KEY,
+                                                UNIVERSAL_CHECKPOINT_VERSION_VALUE)
+
+    # what ds_to_universal needs to find in the checkpoints this run writes (no tensor parallelism here)
+    setattr(model, UNIVERSAL_CHECKPOINT_INFO, {UNIVERSAL_CHECKPOINT_VERSION_KEY: UNIVERSAL_CHECKPOINT_VERSION_VALUE})
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = None
     if not cfg.parallel.offload_optimizer:
@@ -94,7 +148,8 @@ def wrap(model: nn.Module, cfg: Config, device: torch.device, lr_lambda) -> tupl
         register_external_parameters(model)
     schedule = lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)  # DeepSpeed steps and saves it
     engine, optimizer, _, scheduler = deepspeed.initialize(model=model, model_parameters=params, optimizer=optimizer,
-                                                           lr_scheduler=schedule, config=ds_config(cfg, device))
+                                                           lr_scheduler=schedule,
+                                                           config=ds_config(cfg, device, load_universal))
     return engine, optimizer, scheduler
 
 
@@ -156,8 +211,50 @@ def load(engine, ckpt_dir: str, tag: str) -> None:
         raise FileNotFoundError(f"DeepSpeed could not load checkpoint {tag} from {ckpt_dir}")
 
 
+def to_universal(src: str, dst: str) -> None:
+    """DeepSpeed's universal checkpoint of `src` (any world size loads it), written to `dst`."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder", src,
+                    "--output_folder", dst, "--num_extract_workers", "2"], check=True, stdout=subprocess.DEVNULL)
+
+
+def checkpoint_weights(ckpt_dir: str, tag: str) -> dict:
+    """name -> lazy float32 tensor (`.contiguous()` reads it, `.shape` without reading) of every parameter of a
+    DeepSpeed checkpoint written by any number of ranks, frozen ones included (its optimizer files in memory)."""
+    import contextlib
+    import io
+
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a line per group
+        return get_fp32_state_dict_from_zero_checkpoint(ckpt_dir, tag, lazy_mode=True)
+
+
+def optimizer_fingerprint(model: nn.Module, rank: int, world: int, device: torch.device) -> dict[str, float]:
+    """Sums over every rank's float32 master weights and Adam moments: equal before a save and after a
+    resume, whatever the world size, when the optimizer state came back whole (a fresh state sums to 0)."""
+    sums = torch.zeros(3, dtype=torch.float64)
+    for p in model.parameters():
+        if p.requires_grad and (hasattr(p, "ds_tensor") or hasattr(p, "_hp_mapping")):
+            for i, state in enumerate((None, "exp_avg", "exp_avg_sq")):
+                sums[i] += master_fragment(p, rank, world, state)[1].double().abs().sum().cpu()
+    t = sums.to(device)
+    dist.all_reduce(t)
+    return {"checkpoint/master_abs_sum": float(t[0]), "checkpoint/exp_avg_abs_sum": float(t[1]),
+            "checkpoint/exp_avg_sq_sum": float(t[2])}
+
+
 def barrier() -> None:
     dist.barrier()
+
+
+def all_sum(values, device: torch.device):
+    """Element-wise sum over ranks of a float64 numpy vector."""
+    t = torch.as_tensor(values, dtype=torch.float64).to(device)
+    dist.all_reduce(t)
+    return t.cpu().numpy()
 
 
 def all_mean(value: float, device: torch.device) -> float:

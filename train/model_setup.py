@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
+import json
 import re
 
 import torch
@@ -28,28 +28,37 @@ def build(cfg: Config) -> UniTalking:
 def pretrained_states(cfg: Config) -> list[tuple[str, dict[str, torch.Tensor]]]:
     """(prefix, state dict) pairs to copy into the model: the Wan2.2 DiT into the video stream (every name
     of the stream, nothing else) and, for stage 2, the audio side of a stage-1 checkpoint."""
-    from model.checkpoints import read_safetensors_shards
+    from model.checkpoints import read_safetensors_shards, resolve_export, tensor_names
 
     out = []
     m = cfg.model
     if m.video_dit:
-        state = read_safetensors_shards(m.video_dit)
         with torch.device("meta"):
             want = set(UniTalking(model_config(cfg)).video.state_dict())
-        if set(state) != want:
-            missing, extra = sorted(want - set(state)), sorted(set(state) - want)
+        names = set(tensor_names(m.video_dit))
+        if names != want:
+            missing, extra = sorted(want - names), sorted(names - want)
             raise KeyError(f"{m.video_dit} is not a Wan2.2-TI2V-5B DiT state dict: missing {missing[:5]}, "
                            f"unexpected {extra[:5]}")
-        out.append(("video.", state))
+        out.append(("video.", read_safetensors_shards(m.video_dit)))
     if m.audio_init:
-        path = m.audio_init
-        if os.path.isdir(path):
-            path = os.path.join(path, "export", "ema.safetensors")
-        state = {k: v for k, v in read_safetensors_shards(path).items() if k.startswith(AUDIO_PREFIXES)}
+        path = resolve_export(m.audio_init)
+        state = read_safetensors_shards(path, keep=lambda k: k.startswith(AUDIO_PREFIXES))
         if not state:
             raise KeyError(f"{path} holds no audio-stream weights ({', '.join(AUDIO_PREFIXES)})")
         out.append(("", state))
     return out
+
+
+def stage1_audio_stats(audio_init: str) -> tuple[dict, str]:
+    """The audio statistics a stage-1 export trained on, and where they were read."""
+    from model.checkpoints import export_metadata, resolve_export
+
+    path = resolve_export(audio_init)
+    meta = export_metadata(path)
+    if "audio_stats" not in meta:
+        raise ValueError(f"{path} carries no audio statistics: it is not an export of train/run.py")
+    return json.loads(meta["audio_stats"]), path
 
 
 def set_trainable(model: nn.Module, patterns: list[str]) -> tuple[int, int]:

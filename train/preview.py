@@ -16,12 +16,17 @@ from train.config import Config
 
 
 def conditions(batch: dict, norm: AudioNorm, device) -> Conditioning:
-    """The first sample's text and, when it has one, its reference voice."""
+    """The first sample's text and, when it has one, its reference voice. The reference path runs either
+    way (closed by `has_ref` where there is none): ranks whose preview batches differ still run the same
+    modules, which ZeRO-3's collective weight fetches require."""
     text = batch["text"][:1].to(device)
+    channels = batch["audio"].shape[1]
     if "ref_voice" in batch and bool(batch["has_ref"][0]):
-        return Conditioning(text=text, ref_voice=norm.normalize(batch["ref_voice"][:1]).to(device),
-                            ref_mask=batch["ref_mask"][:1].to(device))
-    return Conditioning(text=text)
+        ref, mask, has = norm.normalize(batch["ref_voice"][:1]), batch["ref_mask"][:1], True
+        mask = None if bool(mask.all()) else mask.to(device)
+    else:
+        ref, mask, has = torch.zeros(1, channels, 1), None, False
+    return Conditioning(text=text, ref_voice=ref.to(device), has_ref=torch.tensor([has], device=device), ref_mask=mask)
 
 
 def generate(model, batch: dict, norm: AudioNorm, sampler: SamplerConfig, seed: int, device
@@ -39,7 +44,6 @@ def generate(model, batch: dict, norm: AudioNorm, sampler: SamplerConfig, seed: 
 class Preview:
     def __init__(self, cfg: Config, norm: AudioNorm, batch: dict | None, device, rank: int, metrics):
         self.cfg, self.norm, self.batch, self.device, self.rank, self.metrics = cfg, norm, batch, device, rank, metrics
-        self.decoders = None
         self.scorers = None  # the evaluator's models, loaded at the first sample
 
     def render(self, model, step: int) -> str | None:
@@ -51,11 +55,13 @@ class Preview:
             return None
         from generate.media import SAMPLE_RATE, Decoders, write_mp4, write_wav
 
-        if self.decoders is None:
-            models = os.path.join(t.run_dir, "debug_models") if t.debug_models else t.models_dir
-            self.decoders = Decoders.load(models, t.debug_models, self.device)
-        wave = self.decoders.waveform(audio[0], self.norm)
-        frames = None if video is None else self.decoders.frames(video[0])
+        models = os.path.join(t.run_dir, "debug_models") if t.debug_models else t.models_dir
+        decoders = Decoders.load(models, t.debug_models, self.device)  # loaded per sample, freed after it:
+        wave = decoders.waveform(audio[0], self.norm)  # no VAE sits in GPU memory between samples
+        frames = None if video is None else decoders.frames(video[0])
+        del decoders
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         out = os.path.join(t.run_dir, "samples", f"step{step:08d}")
         path = write_wav(out + ".wav", wave) if frames is None else write_mp4(out + ".mp4", frames, wave, self.batch["fps"])
         self.metrics.sample(step, "preview", wave, SAMPLE_RATE, frames, path)

@@ -4,12 +4,12 @@
     DS_ACCELERATOR=cpu deepspeed --num_gpus 2 train/run.py --config train/configs/stage1_debug.yaml ...
 
 A run lives in `train.run_dir`: config.yaml, audio_stats.json, checkpoints/, tensorboard/, metrics.jsonl,
-samples/ and export/ema.safetensors. Starting the same command again resumes from the latest checkpoint.
+samples/ and export/ema/ (sharded safetensors). Starting the same command again resumes from the latest
+checkpoint, on the same or another number of ranks.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -19,19 +19,16 @@ from dataclasses import dataclass
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `deepspeed train/run.py`
 
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
 from model.audio_norm import AudioNorm  # noqa: E402
 from model.flops import training_flops  # noqa: E402
-from train import checkpoint, distributed, model_setup, tasks  # noqa: E402
-from train.activation_checkpoint import apply_activation_checkpointing  # noqa: E402
-from train.audio_stats import compute  # noqa: E402
-from train.audio_stats import save as save_stats  # noqa: E402
-from train.config import Config, load_config, to_dict  # noqa: E402
-from train.data import DataPosition, StreamSpec, list_shards, stream_ids, train_loader, validation_batches  # noqa: E402
+from train import distributed, startup, tasks  # noqa: E402
+from train.config import Config, load_config  # noqa: E402
 from train.ema import ShardedEMA  # noqa: E402
 from train.metrics import Metrics, peak_flops  # noqa: E402
 from train.preview import Preview  # noqa: E402
+from train.run_outputs import Outputs  # noqa: E402
+from train.streams import DataPosition  # noqa: E402
 
 
 def lr_lambda(cfg: Config):
@@ -45,15 +42,6 @@ def lr_lambda(cfg: Config):
         progress = min(1.0, (step - o.warmup_steps) / max(1, total - o.warmup_steps))
         return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     return factor
-
-
-def audio_norm(cfg: Config, rank: int) -> AudioNorm:
-    """The run's audio statistics: given, or computed once over the training shards and kept in run_dir."""
-    path = cfg.data.audio_stats or os.path.join(cfg.train.run_dir, "audio_stats.json")
-    if rank == 0 and not os.path.isfile(path):
-        save_stats(compute(cfg.data.dirs), path)
-    distributed.barrier()
-    return AudioNorm.load(path)
 
 
 def step_flops(model_cfg, fwd: tasks.Forward) -> int:
@@ -78,54 +66,6 @@ def validate(engine, batches: list[dict], cfg: Config, norm: AudioNorm, device) 
                     sums.setdefault(f"val/{name}", []).append(float(value))
     engine.train()
     return {k: sum(v) / len(v) for k, v in sums.items()}
-
-
-def prepare_run_dir(cfg: Config, rank: int) -> str:
-    """The run folder with the recipe as it ran; returns its checkpoint folder."""
-    ckpt_dir = os.path.join(cfg.train.run_dir, "checkpoints")
-    if rank == 0:
-        os.makedirs(ckpt_dir, exist_ok=True)
-        with open(os.path.join(cfg.train.run_dir, "config.yaml"), "w", encoding="utf-8") as f:
-            yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
-    return ckpt_dir
-
-
-def build_model(cfg: Config, device: torch.device):
-    """The model as this rank holds it: built (partitioned under ZeRO-3) and initialised, pretrained weights
-    in, the trainable set chosen, activation checkpointing applied; returns it with its parameter counts."""
-    with distributed.construction(cfg, device):
-        model = model_setup.build(cfg)
-    dtype = distributed.compute_dtype(cfg, device)
-    distributed.init_partitioned(model, cfg.train.seed, dtype)
-    for prefix, state in model_setup.pretrained_states(cfg):
-        distributed.load_weights(model, state, prefix)
-    trainable, frozen = model_setup.set_trainable(model, cfg.optim.trainable)
-    if cfg.model.activation_checkpointing:
-        apply_activation_checkpointing(model)
-    if cfg.parallel.zero_stage != 3:
-        model.to(device, dtype)
-    return model, trainable, frozen
-
-
-def resume(cfg: Config, ckpt_dir: str, engine, rank: int, ema, gen: torch.Generator) -> tuple[str | None, int, dict | None]:
-    """(tag, step, data position) of the checkpoint this run continues from, loaded; (None, 0, None) if fresh."""
-    t = cfg.train
-    tag = checkpoint.latest_tag(ckpt_dir) if t.resume == "auto" else (None if t.resume == "never" else t.resume)
-    if not tag:
-        return None, 0, None
-    state = checkpoint.load(engine, ckpt_dir, tag, rank, ema, gen)
-    return tag, state["step"], state["data"]
-
-
-def data_streams(cfg: Config, rank: int, saved_position: dict | None):
-    """This rank's data position, its training batches from there, and the held-out batches."""
-    d, stage = cfg.data, cfg.task.stage
-    position = DataPosition(stream_ids(rank, d.workers), saved_position)
-    spec = StreamSpec(list_shards(d.dirs, stage), stage, cfg.train.seed, d.tokens_per_batch, d.max_batch)
-    batches = iter(train_loader(spec, position, d.workers))
-    val = (validation_batches(list_shards(d.val_dirs, stage), stage, d.tokens_per_batch, d.max_batch,
-                              cfg.train.val_batches) if d.val_dirs else [])
-    return position, batches, val
 
 
 @dataclass
@@ -172,12 +112,6 @@ def step_metrics(result: StepResult, elapsed: float, engine, scheduler, position
     return logged
 
 
-def export(cfg: Config, model, ema, norm: AudioNorm, rank: int) -> str | None:
-    meta = {"config": json.dumps(to_dict(cfg)), "model": json.dumps(model.config.__dict__, default=list),
-            "audio_stats": json.dumps({"mean": norm.mean.flatten().tolist(), "std": norm.std.flatten().tolist()})}
-    return checkpoint.export_ema(model, ema, os.path.join(cfg.train.run_dir, "export", "ema.safetensors"), rank, meta)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="recipe YAML (train/configs/*.yaml)")
@@ -186,22 +120,32 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_config(args.config, overrides)
     t = cfg.train
     rank, world, device = distributed.init()
-    ckpt_dir = prepare_run_dir(cfg, rank)
-    norm = audio_norm(cfg, rank)
-    model, trainable, frozen = build_model(cfg, device)
-    engine, _, scheduler = distributed.wrap(model, cfg, device, lr_lambda(cfg))
-    ema = ShardedEMA(model, cfg.optim.ema_decay) if cfg.optim.ema_decay > 0 else None
+    ckpt_dir = startup.prepare_run_dir(cfg, rank)
+    norm = startup.audio_norm(cfg, rank, world, device)
+    plan = startup.plan_resume(cfg, ckpt_dir, rank, world)
+    model, trainable, frozen = startup.build_model(cfg, device)
+    engine, _, scheduler = distributed.wrap(model, cfg, device, lr_lambda(cfg), load_universal=plan.universal)
+    master = lambda p: distributed.master_fragment(p, rank, world)
+    ema = ShardedEMA(model, cfg.optim.ema_decay, master) if cfg.optim.ema_decay > 0 else None
     gen = torch.Generator().manual_seed(t.seed * 1000 + rank)  # timesteps, noise, tasks, dropout
-    tag, start, saved_position = resume(cfg, ckpt_dir, engine, rank, ema, gen)
-    position, batches, val = data_streams(cfg, rank, saved_position)
+    plan = startup.resume(plan, cfg, ckpt_dir, engine, rank, world, ema, gen)
+    start = plan.step
+    position, batches, val = startup.data_streams(cfg, rank, plan)
+    outputs = Outputs(cfg, model, engine, ema, rank, world, device)
     metrics = Metrics(t.run_dir, rank, t.steps, start)
     preview = Preview(cfg, norm, val[0] if val else None, device, rank, metrics)
     if rank == 0:
         metrics.bar.write(f"world {world} on {device}, {trainable / 1e6:.2f}M trainable / {frozen / 1e6:.2f}M frozen "
-                          f"parameters, ZeRO-{cfg.parallel.zero_stage}, {'resumed at step ' + str(start) if tag else 'fresh'}")
+                          f"parameters, ZeRO-{cfg.parallel.zero_stage}, {'resumed at step ' + str(start) if plan.tag else 'fresh'}")
+        if plan.tag and plan.data is None:
+            metrics.bar.write(f"checkpoint {plan.tag} was written by {plan.saved_world} ranks with other data streams: "
+                              f"{'its universal conversion loaded, ' if plan.universal else ''}data streams restarted "
+                              f"at step {start}")
+    if plan.tag:
+        metrics.log(start, outputs.fingerprint("resume/"))
     if start == 0 and val:
         metrics.log(0, validate(engine, val, cfg, norm, device))
-    peak, reported_skips = peak_flops(), 0.0
+    peak, reported_skips, exported = peak_flops(), 0.0, start
     for step in range(start + 1, t.steps + 1):
         began = time.perf_counter()
         result = train_step(step, engine, batches, position, preview, cfg, norm, gen, device)
@@ -218,11 +162,15 @@ def main(argv: list[str] | None = None) -> None:
             metrics.log(step, validate(engine, val, cfg, norm, device))
         if t.sample_every and (step % t.sample_every == 0 or step == t.steps):
             preview.render(engine.module, step)
-        if step % t.save_every == 0 or step == t.steps:
-            checkpoint.save(engine, ckpt_dir, step, rank, ema, gen, position, t.keep_checkpoints)
-    path = export(cfg, model, ema, norm, rank)
+        if outputs.save_due(step):
+            metrics.log(step, outputs.save(step, gen, position))
+        if outputs.export_due(step):
+            metrics.log(step, outputs.export(step))
+            exported = step
+    if exported != t.steps:  # a run resumed at its last step still leaves the export of that step
+        metrics.log(t.steps, outputs.export(t.steps))
     if rank == 0:
-        metrics.bar.write(f"done at step {t.steps}; EMA weights: {path}")
+        metrics.bar.write(f"done at step {t.steps}; exports: {os.path.join(t.run_dir, 'export')}")
     metrics.close()
     distributed.barrier()
 

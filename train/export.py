@@ -1,0 +1,134 @@
+"""Exports of a run's weights as sharded safetensors (the Hugging Face layout), written one tensor at a time.
+
+    python -m train.export RUN/checkpoints/step00010000 OUT [--kinds ema,weights] [--dtype bf16]
+
+Two kinds: `ema` (the EMA of the trainable weights, the current weights of frozen ones: what samples are
+drawn from) and `weights` (the float32 master weights of the trainable parameters, frozen ones as they are).
+During a run (`train.export_every`, and at the end) every rank writes its fragments of one tensor into a
+buffer of that tensor's size, the buffers are summed onto rank 0 (fragments are disjoint, so the sum is
+exact), and rank 0 appends the bytes to the open shard: no rank ever holds more than one tensor of the
+export. The command rebuilds the same files on one CPU process from a checkpoint written by any number of
+ranks: EMA from the run's rank files, weights from DeepSpeed's float32 partitions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+from train.safetensors_writer import Entry, ShardedWriter
+
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+KINDS = ("ema", "weights")
+METADATA_FILE = "export_metadata.json"  # beside each checkpoint: the strings its exports carry
+
+
+def rss_bytes() -> tuple[int, int]:
+    """(current, peak) resident memory of this process (Linux)."""
+    values = {}
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                values[line.split(":")[0]] = int(line.split()[1]) * 1024
+    return values.get("VmRSS", 0), values.get("VmHWM", 0)
+
+
+def reset_peak_rss() -> None:
+    """Start VmHWM again from the current RSS (Linux's clear_refs 5), so a peak can be measured per phase."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def export_run(model, fragments, out_root: str, rank: int, metadata: dict[str, str], dtype: torch.dtype,
+               kinds: list[str], max_shard_bytes: int, device: torch.device) -> dict[str, float]:
+    """Every rank calls this; rank 0 writes `out_root/<kind>/`. `fragments(p, kind, name)` gives this rank's
+    (start, values) of parameter `name` for that kind. Returns rank 0's measurements (peak extra host memory)."""
+    params = dict(model.named_parameters())
+    names = sorted(params)
+    shape = lambda p: tuple(getattr(p, "ds_shape", None) or p.shape)
+    entries = [Entry(n, shape(params[n]), dtype) for n in names]
+    reset_peak_rss()
+    before = rss_bytes()[0]
+    for kind in kinds:
+        writer = ShardedWriter(os.path.join(out_root, kind), entries, dict(metadata, kind=kind), max_shard_bytes) \
+            if rank == 0 else None
+        for e in entries:
+            numel = int(torch.Size(e.shape).numel())
+            buf = torch.zeros(numel, dtype=dtype, device=device)
+            start, values = fragments(params[e.name], kind, e.name)
+            if values.numel():
+                buf[start:start + values.numel()].copy_(values.reshape(-1))
+            if dist.is_initialized() and dist.get_world_size() > 1:
+                dist.reduce(buf, dst=0)
+            if writer is not None:
+                writer.write(e.name, buf.cpu())
+            del buf
+        if writer is not None:
+            writer.close()
+    largest = max(e.nbytes for e in entries)
+    return {"export/peak_extra_mib": (rss_bytes()[1] - before) / 2 ** 20, "export/largest_tensor_mib": largest / 2 ** 20}
+
+
+def checkpoint_tensors(ckpt: str, kind: str) -> tuple[dict[str, tuple[int, ...]], callable]:
+    """Shapes and a reader of whole float32 tensors of a checkpoint (`ckpt` = RUN/checkpoints/<tag>)."""
+    from train import distributed
+    from train.ema import assembled, saved_ranks
+
+    root, tag = os.path.split(ckpt.rstrip("/"))
+    weights = distributed.checkpoint_weights(root, tag)  # DeepSpeed's partitions, read lazily
+    shapes = {n: tuple(t.shape) for n, t in weights.items()}
+    ema_shapes: dict[str, tuple[int, ...]] = {}
+    for meta, _ in saved_ranks(os.path.join(ckpt, "run_state")):
+        ema_shapes.update({n: tuple(s) for n, s in meta["shapes"].items()})
+
+    def read(name: str) -> torch.Tensor:
+        if kind == "ema" and name in ema_shapes:
+            return assembled(os.path.join(ckpt, "run_state"), name, ema_shapes[name])
+        return weights[name].contiguous().float()
+    return shapes, read
+
+
+def export_checkpoint(ckpt: str, out_root: str, kinds: list[str], dtype: torch.dtype, max_shard_bytes: int) -> list[str]:
+    """The exports of a checkpoint, on one process, identical to those the run writes at that step."""
+    with open(os.path.join(ckpt, METADATA_FILE), encoding="utf-8") as f:
+        metadata = json.load(f)
+    out = []
+    for kind in kinds:
+        shapes, read = checkpoint_tensors(ckpt, kind)
+        entries = [Entry(n, shapes[n], dtype) for n in sorted(shapes)]
+        writer = ShardedWriter(os.path.join(out_root, kind), entries, dict(metadata, kind=kind), max_shard_bytes)
+        for e in entries:
+            writer.write(e.name, read(e.name).reshape(-1).to(dtype))
+        out.append(writer.close())
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="a checkpoint folder (RUN/checkpoints/step...) or a run folder (its latest)")
+    p.add_argument("out", help="folder to write <kind>/ into")
+    p.add_argument("--kinds", default="ema,weights", help="comma-separated: ema, weights")
+    p.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
+    p.add_argument("--shard-gb", type=float, default=5.0, help="largest shard file")
+    a = p.parse_args(argv)
+    ckpt = a.checkpoint
+    latest = os.path.join(ckpt, "checkpoints", "latest")
+    if os.path.isfile(latest):
+        with open(latest, encoding="utf-8") as f:
+            ckpt = os.path.join(ckpt, "checkpoints", f.read().strip())
+    kinds = [k for k in a.kinds.split(",") if k]
+    if not set(kinds) <= set(KINDS):
+        sys.exit(f"--kinds: choose from {', '.join(KINDS)}")
+    for path in export_checkpoint(ckpt, a.out, kinds, DTYPES[a.dtype], int(a.shard_gb * 2 ** 30)):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
