@@ -103,3 +103,6 @@ def footage() -> str:
 def load_json(path: str) -> dict:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+from tests.training_runs import runs  # noqa: E402,F401  (the training runs, once per session)

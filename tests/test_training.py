@@ -1,88 +1,22 @@
 """Issue 8 acceptance: `deepspeed train/run.py` on the shards the pipeline builds from the sample corpus,
-two ranks on the CPU (gloo), ZeRO-2 and ZeRO-3, a real SIGKILL and resume, TensorBoard and a sample mp4.
-One session fixture runs every training job once; the tests read what the runs left behind."""
+two ranks on the CPU (gloo), ZeRO-2 and ZeRO-3 (every parameter partitioned: persistence threshold 0), a
+real SIGKILL and resume, TensorBoard and a sample mp4. Stage 2 starts from the stage-1 run, as the paper's
+recipe does. One session fixture runs every training job once; the tests read what the runs left behind
+(tests/test_training_scale.py reads the same runs)."""
 from __future__ import annotations
 
 import glob
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from tests.conftest import REPO
-
-DEEPSPEED = os.path.join(os.path.dirname(sys.executable), "deepspeed")
-
-
-def launch_args(recipe: str, run_dir: str, shards: str, port: int, *overrides: str) -> list[str]:
-    return [DEEPSPEED, "--num_gpus", "2", "--master_port", str(port), "train/run.py", "--config",
-            f"train/configs/{recipe}.yaml", "--data.dirs", shards, "--data.val_dirs", shards,
-            "--train.run_dir", run_dir, *overrides]
-
-
-def train(recipe: str, run_dir: str, shards: str, port: int, *overrides: str) -> str:
-    proc = subprocess.run(launch_args(recipe, run_dir, shards, port, *overrides), cwd=REPO, capture_output=True,
-                          text=True, env=dict(os.environ, DS_ACCELERATOR="cpu"), timeout=600)
-    if proc.returncode != 0:
-        raise AssertionError(f"training failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return run_dir
-
-
-def train_killed_at_step_10(recipe: str, run_dir: str, shards: str, port: int) -> int:
-    """Start the run, SIGKILL the launcher and every rank once checkpoint 10 is complete; returns the last
-    step the killed run logged."""
-    proc = subprocess.Popen(launch_args(recipe, run_dir, shards, port), cwd=REPO, start_new_session=True,
-                            env=dict(os.environ, DS_ACCELERATOR="cpu"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    latest, deadline = os.path.join(run_dir, "checkpoints", "latest"), time.time() + 300
-    while not (os.path.isfile(latest) and open(latest).read().strip() == "step00000010"):
-        assert proc.poll() is None and time.time() < deadline, "run ended before checkpoint 10"
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    return max(r["step"] for r in metrics(run_dir))
-
-
-def metrics(run_dir: str) -> list[dict]:
-    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
-
-
-def losses(run_dir: str, key: str = "loss/total") -> dict[int, float]:
-    """The last value logged for each step (a resumed run logs steps after the checkpoint again)."""
-    return {r["step"]: r[key] for r in metrics(run_dir) if key in r}
-
-
-def export(run_dir: str, kind: str = "ema") -> dict[str, torch.Tensor]:
-    from model.checkpoints import read_safetensors_shards
-
-    return read_safetensors_shards(os.path.join(run_dir, "export", kind))
-
-
-@pytest.fixture(scope="session")
-def runs(corpus_run, tmp_path_factory) -> dict:
-    shards = os.path.join(corpus_run["out"], "shards")
-    root = tmp_path_factory.mktemp("training")
-    out = {"shards": shards}
-    no_sample = ("--train.sample_every", "0")
-    out["stage1_z2"] = train("stage1_debug", str(root / "s1z2"), shards, 29511, *no_sample)
-    out["stage1_z3"] = train("stage1_debug", str(root / "s1z3"), shards, 29512, "--parallel.zero_stage", "3",
-                             "--model.activation_checkpointing", "true", *no_sample)
-    out["stage2_z2"] = train("stage2_debug", str(root / "s2z2"), shards, 29513)
-    out["stage2_z3"] = train("stage2_debug", str(root / "s2z3"), shards, 29514, "--parallel.zero_stage", "3",
-                             "--model.activation_checkpointing", "true", *no_sample)
-    killed = str(root / "s2killed")
-    out["killed_at"] = train_killed_at_step_10("stage2_debug", killed, shards, 29515)
-    out["exported_before_kill"] = os.path.exists(os.path.join(killed, "export"))
-    out["stage2_resumed"] = train("stage2_debug", killed, shards, 29516)
-    return out
+from tests.training_runs import export, losses
 
 
 @pytest.mark.parametrize("name", ["stage1_z2", "stage1_z3", "stage2_z2", "stage2_z3"])

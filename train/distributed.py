@@ -232,14 +232,20 @@ def checkpoint_weights(ckpt_dir: str, tag: str) -> dict:
         return get_fp32_state_dict_from_zero_checkpoint(ckpt_dir, tag, lazy_mode=True)
 
 
-def optimizer_fingerprint(model: nn.Module, rank: int, world: int, device: torch.device) -> dict[str, float]:
+def optimizer_fingerprint(engine, rank: int, world: int, device: torch.device) -> dict[str, float]:
     """Sums over every rank's float32 master weights and Adam moments: equal before a save and after a
     resume, whatever the world size, when the optimizer state came back whole (a fresh state sums to 0)."""
+    link = getattr(engine.optimizer, "_lazy_init_hp_params_optimizer_state", None)
+    if link is not None:  # ZeRO-1/2 links the moments to the parameters' fragments at its first step
+        link()
     sums = torch.zeros(3, dtype=torch.float64)
-    for p in model.parameters():
+    for p in engine.module.parameters():
         if p.requires_grad and (hasattr(p, "ds_tensor") or hasattr(p, "_hp_mapping")):
             for i, state in enumerate((None, "exp_avg", "exp_avg_sq")):
-                sums[i] += master_fragment(p, rank, world, state)[1].double().abs().sum().cpu()
+                try:
+                    sums[i] += master_fragment(p, rank, world, state)[1].double().abs().sum().cpu()
+                except (ValueError, KeyError):  # no optimizer step taken yet: no moments
+                    pass
     t = sums.to(device)
     dist.all_reduce(t)
     return {"checkpoint/master_abs_sum": float(t[0]), "checkpoint/exp_avg_abs_sum": float(t[1]),
@@ -255,6 +261,12 @@ def all_sum(values, device: torch.device):
     t = torch.as_tensor(values, dtype=torch.float64).to(device)
     dist.all_reduce(t)
     return t.cpu().numpy()
+
+
+def all_max(value: float, device: torch.device) -> float:
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t)
 
 
 def all_mean(value: float, device: torch.device) -> float:

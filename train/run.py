@@ -25,6 +25,7 @@ from model.flops import training_flops  # noqa: E402
 from train import distributed, startup, tasks  # noqa: E402
 from train.config import Config, load_config  # noqa: E402
 from train.ema import ShardedEMA  # noqa: E402
+from train.export import rss_bytes  # noqa: E402
 from train.metrics import Metrics, peak_flops  # noqa: E402
 from train.preview import Preview  # noqa: E402
 from train.run_outputs import Outputs  # noqa: E402
@@ -141,11 +142,12 @@ def main(argv: list[str] | None = None) -> None:
             metrics.bar.write(f"checkpoint {plan.tag} was written by {plan.saved_world} ranks with other data streams: "
                               f"{'its universal conversion loaded, ' if plan.universal else ''}data streams restarted "
                               f"at step {start}")
+    metrics.log(start, {"memory/startup_peak_rss_mib": distributed.all_max(rss_bytes()[1] / 2 ** 20, device)})
     if plan.tag:
         metrics.log(start, outputs.fingerprint("resume/"))
     if start == 0 and val:
         metrics.log(0, validate(engine, val, cfg, norm, device))
-    peak, reported_skips, exported = peak_flops(), 0.0, start
+    peak, reported_skips, exported = peak_flops(), 0.0, None
     for step in range(start + 1, t.steps + 1):
         began = time.perf_counter()
         result = train_step(step, engine, batches, position, preview, cfg, norm, gen, device)

@@ -45,7 +45,7 @@ class Outputs:
 
     def fingerprint(self, prefix: str) -> dict[str, float]:
         """Sums of the optimizer's float32 state and of the EMA over all ranks (see optimizer_fingerprint)."""
-        sums = distributed.optimizer_fingerprint(self.model, self.rank, self.world, self.device)
+        sums = distributed.optimizer_fingerprint(self.engine, self.rank, self.world, self.device)
         if self.ema is not None:
             local = sum(float(v.double().abs().sum()) for _, _, v in self.ema.fragments())
             sums["checkpoint/ema_abs_sum"] = float(distributed.all_sum([local], self.device)[0])

@@ -59,7 +59,8 @@ class ShardedWriter:
         n = len(self.shards)
         self.files = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
         self.order = [e for shard in self.shards for e in shard]
-        self.position, self.handle, self.shard = 0, None, -1
+        self.position, self.handle, self.shard = -1, None, -1
+        self.written = 0  # bytes of the current tensor written so far
 
     def _open_next(self) -> None:
         if self.handle:
@@ -76,19 +77,25 @@ class ShardedWriter:
         self.left_in_shard = len(self.shards[self.shard])
 
     def write(self, name: str, flat: torch.Tensor) -> None:
-        """The next tensor's values (flat, CPU, the planned dtype), written straight from its memory."""
-        e = self.order[self.position]
-        if name != e.name or flat.dtype != e.dtype or flat.numel() * flat.element_size() != e.nbytes:
-            raise ValueError(f"expected {e.name} ({e.dtype}, {e.nbytes} bytes), got {name} ({flat.dtype})")
-        if self.handle is None or self.left_in_shard == 0:
-            self._open_next()
+        """Values of a tensor (flat, CPU, the planned dtype), written straight from their memory: a whole
+        tensor, or consecutive pieces of it in calls with the same name."""
+        if self.position < 0 or self.written == self.order[self.position].nbytes:
+            self.position, self.written = self.position + 1, 0
+            if self.position >= len(self.order):
+                raise ValueError(f"{name}: every planned tensor is written already")
+            if self.handle is None or self.left_in_shard == 0:
+                self._open_next()
+            self.left_in_shard -= 1
+        e, size = self.order[self.position], flat.numel() * flat.element_size()
+        if name != e.name or flat.dtype != e.dtype or self.written + size > e.nbytes:
+            raise ValueError(f"expected {e.name} ({e.dtype}, {e.nbytes - self.written} bytes to go), got {name} "
+                             f"({flat.dtype}, {size} bytes)")
         self.handle.write(memoryview(flat.contiguous().view(torch.uint8).numpy()))
-        self.position += 1
-        self.left_in_shard -= 1
+        self.written += size
 
     def close(self) -> str:
-        if self.position != len(self.order):
-            raise ValueError(f"export incomplete: {self.position} of {len(self.order)} tensors written")
+        if self.position != len(self.order) - 1 or self.written != self.order[-1].nbytes:
+            raise ValueError(f"export incomplete: stopped in tensor {self.position + 1} of {len(self.order)}")
         if self.handle:
             self.handle.close()
         weight_map = {e.name: self.files[i] for i, shard in enumerate(self.shards) for e in shard}
