@@ -41,9 +41,9 @@ class Counts:
     persistent: int  # parameters under ZeRO-3's persistence threshold (kept whole on every GPU)
 
 
-def counts(trainable_patterns: list[str], persistence: int) -> Counts:
+def counts(trainable_patterns: list[str], persistence: int, video_stream: bool = True) -> Counts:
     with torch.device("meta"):
-        model = UniTalking(PRESETS["paper"])
+        model = UniTalking(dataclasses.replace(PRESETS["paper"], video_stream=video_stream))
     regexes = [re.compile(p) for p in trainable_patterns]
     named = dict(model.named_parameters())
     train = sum(p.numel() for n, p in named.items() if not regexes or any(r.search(n) for r in regexes))
@@ -78,11 +78,20 @@ def plan_row(c: Counts, gpus: int, zero: int, ckpt: bool, tokens: int, layers: i
     return row
 
 
-def startup_host(c: Counts, zero: int, gpus_per_node: int, dit_bytes: float, stage1_bytes: float) -> float:
-    """Peak host memory per node while the ranks start (today's code): each rank draws the float32 model on
-    the CPU (ZeRO-2) or its partition (ZeRO-3), and reads the Wan DiT and the stage-1 export's audio side."""
+PROCESS = 1.2e9  # a rank's host memory before its model: Python, torch, DeepSpeed, the data loader
+
+
+def startup_host_before(c: Counts, zero: int, gpus_per_node: int, dit_bytes: float, stage1_bytes: float) -> float:
+    """Peak host memory per node while the ranks started before issue 24: each rank drew the float32 model
+    on the CPU (ZeRO-2) or its partition (ZeRO-3), and read the whole Wan DiT and stage-1 export."""
     model = 4 * c.total if zero == 2 else 4 * c.total / gpus_per_node
-    return gpus_per_node * (model + dit_bytes + stage1_bytes)
+    return gpus_per_node * (PROCESS + model + dit_bytes + stage1_bytes)
+
+
+def startup_host_now(largest: int, gpus_per_node: int) -> float:
+    """Now: the model is made on the GPU in bf16 (ZeRO-2) or partitioned as built (ZeRO-3), its initial values
+    drawn a tensor at a time, and the pretrained weights read a tensor at a time (under ZeRO-3 by rank 0)."""
+    return gpus_per_node * (PROCESS + 2 * 4 * largest)
 
 
 def main() -> None:
@@ -103,7 +112,7 @@ def main() -> None:
     for stage, r, shapes in ((2, s2, {"704x704x121": 15_161, "1280x704x121": 27_437}),
                              (1, s1, {"8 x 10 s audio": 8 * 312})):  # the reference voice is cross-attended, not a token
         par = r["parallel"]
-        c = counts(r["optim"].get("trainable", []), par.get("zero3_persistence_threshold", 100_000))
+        c = counts(r["optim"].get("trainable", []), par.get("zero3_persistence_threshold", 100_000), stage == 2)
         for clip, tokens in shapes.items():
             for gpus in (8, 64):
                 for zero in (2, 3):
@@ -125,11 +134,14 @@ def main() -> None:
     print(f"\nexport: pieces of 2^20 elements (2 MiB in bf16) per collective: 2 MiB extra on each GPU and on "
           f"rank 0's host, against {2 * c2.total / GIB:.1f} GiB for a bf16 gather of everything "
           f"({4 * c2.total / GIB:.1f} GiB float32 on every rank before issue 24)")
-    dit, stage1 = 2 * 5.0e9, 2 * (c2.total / 2)
+    dit, stage1 = 2 * 5.0e9, 4 * (c2.total / 2)
+    with torch.device("meta"):
+        largest = max(p.numel() for p in UniTalking(PRESETS["paper"]).parameters())
     for zero in (2, 3):
-        print(f"start-up host peak per 8-GPU node, ZeRO-{zero}: "
-              f"{startup_host(c2, zero, 8, dit, stage1) / 1e9:.0f} GB (fp32 model per rank, the Wan DiT and the "
-              f"stage-1 export's audio side read by every rank)")
+        print(f"start-up host peak per 8-GPU node, ZeRO-{zero}: before issue 24 "
+              f"{startup_host_before(c2, zero, 8, dit, stage1) / 1e9:.0f} GB (a float32 model per rank, the Wan DiT "
+              f"and a float32 stage-1 export read whole by every rank); now about "
+              f"{startup_host_now(largest, 8) / 1e9:.0f} GB (the processes, and a tensor at a time)")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ the same format through the same path (for tests and offline demos, recorded as 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -108,6 +109,31 @@ def safetensors_files(path: str) -> list[str]:
         raise FileNotFoundError(f"no safetensors weights at {path} (download them with: "
                                 f"{FETCH_HINT.format(models_dir=os.path.dirname(path) or '.')})")
     return files
+
+
+class LazyState(Mapping):
+    """A state dict whose tensors are read from their safetensors file when asked for, one at a time: a rank
+    that copies weights tensor by tensor never holds a checkpoint, and one that copies none reads nothing."""
+
+    def __init__(self, path: str, keep=None):
+        from safetensors import safe_open
+
+        self.file_of: dict[str, str] = {}
+        for file in safetensors_files(path):
+            with safe_open(file, "pt") as f:
+                self.file_of.update({k: file for k in f.keys() if keep is None or keep(k)})
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        from safetensors import safe_open
+
+        with safe_open(self.file_of[name], "pt") as f:
+            return f.get_tensor(name)
+
+    def __iter__(self):
+        return iter(self.file_of)
+
+    def __len__(self) -> int:
+        return len(self.file_of)
 
 
 def read_safetensors_shards(path: str, keep=None) -> dict[str, torch.Tensor]:

@@ -121,7 +121,8 @@ class ReferenceKV(nn.Module):
         return out * (self.gate * keep.to(out.dtype)[:, None, None])
 
     def init_units(self) -> list[init.Unit]:
-        return [(self.k, init.xavier_linear), (self.v, init.xavier_linear), (self, lambda m, g: nn.init.zeros_(m.gate))]
+        return [(self.k, init.xavier_linear), (self.v, init.xavier_linear), (self, lambda m, g: nn.init.zeros_(m.gate)),
+                (self.norm_k, init.norm)]
 
 
 class Block(nn.Module):
@@ -198,6 +199,7 @@ class Stream(nn.Module):
                 units.append((m, init.normal_linear if id(m) in embeddings else init.xavier_linear))
         units += [(self.patch_embedding, init.patch_conv), *((b, init.modulation) for b in self.blocks),
                   (self.head, init.modulation), (self.head.head, init.zero_weight)]
+        units += [(m, init.norm) for m in self.modules() if isinstance(m, (RMSNorm, LayerNorm)) and m.weight is not None]
         return units
 
     def unpatchify(self, x: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:

@@ -83,3 +83,11 @@ def modulation(m: nn.Module, g: torch.Generator) -> None:
 
 def zero_weight(m: nn.Module, g: torch.Generator) -> None:
     nn.init.zeros_(m.weight)
+
+
+def norm(m: nn.Module, g: torch.Generator) -> None:
+    """A norm's affine weights: ones (and zero bias), as constructed; listed so that a model materialised
+    from the meta device gets every value from its units."""
+    nn.init.ones_(m.weight)
+    if getattr(m, "bias", None) is not None:
+        nn.init.zeros_(m.bias)

@@ -48,6 +48,9 @@ class UniTalkingConfig:
     cross_modal: bool = True
     """Joint self-attention over both streams' tokens. False is an ablation: each stream attends only to
     itself, so neither modality can inform the other (train/coupling.py measures exactly zero coupling)."""
+    video_stream: bool = True
+    """Build the video stream (and its reference projections). Stage 1 trains the audio side alone and
+    builds none of the 5.6B video-side parameters; its export loads into a stage-2 model by name."""
 
 
 PRESETS = {
@@ -98,10 +101,12 @@ class UniTalking(nn.Module):
         """`seed` fixes the initial weights (see model/init.py); None takes it from torch's global RNG."""
         super().__init__()
         c = self.config = config
-        self.video = Stream(c.video_channels, c.dim, c.ffn_dim, c.heads, c.layers, c.video_patch, c.text_dim)
+        if c.video_stream:
+            self.video = Stream(c.video_channels, c.dim, c.ffn_dim, c.heads, c.layers, c.video_patch, c.text_dim)
         self.audio = Stream(c.audio_channels, c.dim, c.ffn_dim, c.heads, c.layers, (1,), c.text_dim)
         self.ref_voice_embedding = nn.Conv1d(c.audio_channels, c.dim, 1)
-        self.video_ref = nn.ModuleList(ReferenceKV(c.dim, c.heads) for _ in range(c.layers))
+        if c.video_stream:
+            self.video_ref = nn.ModuleList(ReferenceKV(c.dim, c.heads) for _ in range(c.layers))
         self.audio_ref = nn.ModuleList(ReferenceKV(c.dim, c.heads) for _ in range(c.layers))
         if not any(hasattr(p, "ds_tensor") for p in self.parameters()):  # ZeRO-3 initialises partition-wise
             init.run(self.init_units(), seed)
@@ -113,8 +118,9 @@ class UniTalking(nn.Module):
             init.xavier_uniform(m.weight, g)
             nn.init.zeros_(m.bias)
 
-        units = [*self.video.init_units(), *self.audio.init_units(), (self.ref_voice_embedding, embedding)]
-        for ref in (*self.video_ref, *self.audio_ref):
+        video = self.config.video_stream
+        units = [*(self.video.init_units() if video else []), *self.audio.init_units(), (self.ref_voice_embedding, embedding)]
+        for ref in (*(self.video_ref if video else []), *self.audio_ref):
             units += ref.init_units()
         return units
 
@@ -147,6 +153,8 @@ class UniTalking(nn.Module):
         inp = BlockInputs(ea0=ea0, ctx_a=self.audio.text_embedding(text), rope_a=None, audio_mask=audio_mask,
                           video_to_audio=video_to_audio)
         grid = xv = None
+        if video is not None and not c.video_stream:
+            raise ValueError("this model has no video stream (an audio-only, stage-1 build): pass video=None")
         if video is not None:
             xv, grid = self.video.embed(video.to(dtype))  # (B, Lv, dim), (F, H, W)
             xv = xv.float()
@@ -167,7 +175,7 @@ class UniTalking(nn.Module):
     def joint_block(self, i: int, xv: torch.Tensor | None, xa: torch.Tensor, inp: BlockInputs
                     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Block i of both streams: joint self-attention, then each stream's cross-attention and FFN."""
-        vb, ab = self.video.blocks[i], self.audio.blocks[i]
+        ab = self.audio.blocks[i]
         dtype = ab.self_attn.q.weight.dtype
         ma = ab.modulations(inp.ea0)
         ha = modulate(ab.norm1(xa), ma.shift_attn, ma.scale_attn).to(dtype)
@@ -176,6 +184,7 @@ class UniTalking(nn.Module):
         if xv is None:
             return None, self.stream_tail(ab, self.audio_ref[i], xa, ma, attend(qa, ka, va, inp.audio_mask),
                                           inp.ctx_a, inp)
+        vb = self.video.blocks[i]
         mv = vb.modulations(inp.ev0)
         hv = modulate(vb.norm1(xv), mv.shift_attn, mv.scale_attn).to(dtype)
         qv, (kv, vv) = apply_rope(vb.self_attn.query(hv), inp.rope_v), vb.self_attn.key_value(hv)

@@ -84,7 +84,9 @@ def test_syncnet_scorer_runs_on_a_clip_with_debug_weights(tmp_path):
     mean = [np.mean([float(torch.dist(v[i], a[i + k]) if 0 <= i + k < n else torch.linalg.norm(v[i] + 1e-6))
                      for i in range(n)]) for k in range(-15, 16)]
     best = int(np.argmin(mean))
-    assert s.offset == 15 - best and s.min_dist == pytest.approx(mean[best], rel=1e-4)
+    # the chosen shift is a minimum of the plain loop's curve (random weights can tie two shifts to float
+    # round-off, so which of the tied shifts argmin names depends on the BLAS's summation order)
+    assert mean[15 - s.offset] == pytest.approx(mean[best], rel=1e-5) and s.min_dist == pytest.approx(mean[best], rel=1e-4)
     assert s.confidence == pytest.approx(float(np.sort(mean)[15]) - mean[best], rel=1e-3, abs=1e-5)
 
 

@@ -67,10 +67,19 @@ def test_stage1_leaves_every_frozen_parameter_unchanged_to_the_bit(runs, name):
     final = export(runs[name])
     frozen = [n for n, p in initial.named_parameters() if not p.requires_grad]
     trained = [n for n, p in initial.named_parameters() if p.requires_grad]
-    assert "video.blocks.0.self_attn.q.weight" in frozen and "audio.blocks.0.modulation" in frozen
+    assert not any(n.startswith(("video.", "video_ref.")) for n in final)  # stage 1 builds the audio side alone
+    assert set(final) == set(frozen) | set(trained)
+    assert "audio.blocks.0.modulation" in frozen and "audio.time_embedding.0.weight" in frozen
     assert "audio.blocks.1.ffn.2.weight" in trained and "audio.head.head.weight" in trained
     params = dict(initial.named_parameters())
     assert all(torch.equal(final[n], params[n].detach()) for n in frozen)
+    # the recipe's untrained modules keep Wan's initial laws (the paper's audio stream starts random)
+    dim = initial.config.dim
+    laws = {"audio.blocks.0.modulation": dim ** -0.5, "audio.time_embedding.0.weight": 0.02,  # N(0, 1/dim), N(0, 0.02)
+            "audio.text_embedding.0.weight": 0.02, "audio.time_projection.1.weight": (2 / (7 * dim)) ** 0.5}  # xavier
+    for name, std in laws.items():
+        assert abs(final[name].std().item() / std - 1) < 0.2, name
+    assert torch.all(final["audio.blocks.0.norm3.weight"] == 1) and torch.all(final["audio.blocks.0.self_attn.norm_q.weight"] == 1)
     changed = [n for n in trained if not torch.equal(final[n], params[n].detach())]
     assert len(changed) > 0.9 * len(trained)  # (zero-gated reference weights may not move in 20 steps)
 

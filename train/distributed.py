@@ -123,10 +123,10 @@ def master_fragment(p: nn.Parameter, rank: int, world: int, state: str | None = 
 def register_external_parameters(model: nn.Module) -> None:
     """ZeRO-3 fetches a module's weights when its forward runs; the joint forward reads each block's
     modulation table without calling the block, so those are fetched with the whole model's forward."""
-    if hasattr(model, "video"):
-        for stream in (model.video, model.audio):
-            for block in stream.blocks:
-                deepspeed.zero.register_external_parameter(model, block.modulation)
+    streams = [s for s in (getattr(model, "video", None), getattr(model, "audio", None)) if s is not None]
+    for stream in streams:
+        for block in stream.blocks:
+            deepspeed.zero.register_external_parameter(model, block.modulation)
 
 
 def wrap(model: nn.Module, cfg: Config, device: torch.device, lr_lambda, load_universal: bool = False) -> tuple:
@@ -163,8 +163,10 @@ def gathered(params: list[nn.Parameter], modify: bool = False):
         yield
 
 
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], prefix: str = "") -> list[str]:
-    """Copy `state` into `model`'s parameters named prefix + key (partitioned or not); returns the names."""
+def load_weights(model: nn.Module, state, prefix: str = "") -> list[str]:
+    """Copy `state` (a mapping; a lazy one is read a tensor at a time) into `model`'s parameters named
+    prefix + key, partitioned or not: under ZeRO-3 rank 0 alone reads and the gather hands the values out.
+    Returns the names."""
     params = dict(model.named_parameters())
     names = [prefix + k for k in state]
     missing = [n for n in names if n not in params]
@@ -174,20 +176,11 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], prefix: str =
         p = params[prefix + key]
         with gathered([p], modify=True), torch.no_grad():
             if not hasattr(p, "ds_tensor") or dist.get_rank() == 0:
-                if tuple(state[key].shape) != tuple(p.shape):
-                    raise ValueError(f"{prefix + key}: checkpoint shape {tuple(state[key].shape)} vs model {tuple(p.shape)}")
-                p.copy_(state[key].to(p.dtype))
+                value = state[key]
+                if tuple(value.shape) != tuple(p.shape):
+                    raise ValueError(f"{prefix + key}: checkpoint shape {tuple(value.shape)} vs model {tuple(p.shape)}")
+                p.copy_(value.to(p.dtype))
     return names
-
-
-def full_weights(model: nn.Module, names: set[str] | None = None) -> dict[str, torch.Tensor]:
-    """Whole float32 tensors of the named parameters (all if None), on every rank."""
-    out = {}
-    for name, p in model.named_parameters():
-        if names is None or name in names:
-            with gathered([p]):
-                out[name] = p.detach().float().cpu().clone()
-    return out
 
 
 def backward_and_step(engine, loss: torch.Tensor) -> None:

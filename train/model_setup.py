@@ -5,9 +5,12 @@ import dataclasses
 import json
 import re
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
+from model import init as weight_init
 from model.unitalking import PRESETS, UniTalking, UniTalkingConfig
 from train.config import Config
 
@@ -16,19 +19,28 @@ AUDIO_PREFIXES = ("audio.", "audio_ref.", "ref_voice_embedding.")
 
 
 def model_config(cfg: Config) -> UniTalkingConfig:
-    base = dataclasses.replace(PRESETS[cfg.model.preset], cross_modal=cfg.model.cross_modal)
+    """The preset as the run trains it; stage 1 builds the audio side alone (no video stream)."""
+    base = dataclasses.replace(PRESETS[cfg.model.preset], cross_modal=cfg.model.cross_modal,
+                               video_stream=cfg.task.stage == 2)
     return dataclasses.replace(base, layers=cfg.model.layers) if cfg.model.layers else base
 
 
-def build(cfg: Config) -> UniTalking:
-    """Seeded, so every rank (and a test re-building it) starts from the same weights."""
-    return UniTalking(model_config(cfg), seed=cfg.train.seed)
+def build(cfg: Config, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> UniTalking:
+    """Built on the meta device, then made directly on `device` in `dtype` with the seeded initial values
+    drawn once (model/init.py, one tensor at a time): no float32 copy of the model on the host first.
+    Seeded, so every rank (and a test re-building it) starts from the same weights."""
+    with torch.device("meta"):
+        model = UniTalking(model_config(cfg)).to(dtype)
+    model.to_empty(device=device)
+    weight_init.run(model.init_units(), cfg.train.seed)
+    return model
 
 
-def pretrained_states(cfg: Config) -> list[tuple[str, dict[str, torch.Tensor]]]:
+def pretrained_states(cfg: Config) -> list[tuple[str, Mapping[str, torch.Tensor]]]:
     """(prefix, state dict) pairs to copy into the model: the Wan2.2 DiT into the video stream (every name
-    of the stream, nothing else) and, for stage 2, the audio side of a stage-1 checkpoint."""
-    from model.checkpoints import read_safetensors_shards, resolve_export, tensor_names
+    of the stream, nothing else) and, for stage 2, the audio side of a stage-1 checkpoint. The state dicts
+    read a tensor when it is asked for (a rank that copies none, under ZeRO-3, reads nothing)."""
+    from model.checkpoints import LazyState, resolve_export, tensor_names
 
     out = []
     m = cfg.model
@@ -40,10 +52,10 @@ def pretrained_states(cfg: Config) -> list[tuple[str, dict[str, torch.Tensor]]]:
             missing, extra = sorted(want - names), sorted(names - want)
             raise KeyError(f"{m.video_dit} is not a Wan2.2-TI2V-5B DiT state dict: missing {missing[:5]}, "
                            f"unexpected {extra[:5]}")
-        out.append(("video.", read_safetensors_shards(m.video_dit)))
+        out.append(("video.", LazyState(m.video_dit)))
     if m.audio_init:
         path = resolve_export(m.audio_init)
-        state = read_safetensors_shards(path, keep=lambda k: k.startswith(AUDIO_PREFIXES))
+        state = LazyState(path, keep=lambda k: k.startswith(AUDIO_PREFIXES))
         if not state:
             raise KeyError(f"{path} holds no audio-stream weights ({', '.join(AUDIO_PREFIXES)})")
         out.append(("", state))

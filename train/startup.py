@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from model.audio_norm import AudioNorm
+from model.unitalking import UniTalking
 from train import audio_stats, checkpoint, distributed, model_setup
 from train.activation_checkpoint import apply_activation_checkpointing
 from train.config import Config, to_dict
@@ -29,17 +30,18 @@ def prepare_run_dir(cfg: Config, rank: int) -> str:
 def build_model(cfg: Config, device: torch.device):
     """The model as this rank holds it: built (partitioned under ZeRO-3) and initialised, pretrained weights
     in, the trainable set chosen, activation checkpointing applied; returns it with its parameter counts."""
-    with distributed.construction(cfg, device):
-        model = model_setup.build(cfg)
     dtype = distributed.compute_dtype(cfg, device)
-    distributed.init_partitioned(model, cfg.train.seed, dtype)
-    for prefix, state in model_setup.pretrained_states(cfg):
+    if cfg.parallel.zero_stage == 3:  # each rank builds its partition; rank 0 draws the initial values
+        with distributed.construction(cfg, device):
+            model = UniTalking(model_setup.model_config(cfg))
+        distributed.init_partitioned(model, cfg.train.seed, dtype)
+    else:  # on the meta device, then made on the GPU in bf16 (never a float32 copy on the host)
+        model = model_setup.build(cfg, device, dtype)
+    for prefix, state in model_setup.pretrained_states(cfg):  # a tensor at a time; under ZeRO-3 rank 0 reads
         distributed.load_weights(model, state, prefix)
     trainable, frozen = model_setup.set_trainable(model, cfg.optim.trainable)
     if cfg.model.activation_checkpointing:
         apply_activation_checkpointing(model)
-    if cfg.parallel.zero_stage != 3:
-        model.to(device, dtype)
     return model, trainable, frozen
 
 
