@@ -37,19 +37,20 @@ def saved_bytes(model: UniTalking, frames: int, side: int, audio: int) -> tuple[
             seen[storage.data_ptr()] = storage.nbytes()
         return t
 
-    block = model.joint_block
+    block = model.blocks[0]
+    forward = block.forward
 
     def recorded(*args):
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            return block(*args)
+            return forward(*args)
 
-    model.joint_block = recorded
+    block.forward = recorded
     try:
         with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
             model(video, torch.randn(1, 20, audio, generator=g).to(**bf), torch.tensor([[500.0] * frames]),
                   torch.tensor([500.0]), cond)
     finally:
-        model.joint_block = block
+        del block.forward
     tokens = frames * (side // 2) ** 2 + audio
     return sum(seen.values()), tokens
 

@@ -136,9 +136,11 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(ffn_dim, dim))
         self.modulation = nn.Parameter(torch.empty(1, 6, dim))  # drawn by init.modulation
 
-    def modulations(self, e: torch.Tensor) -> Modulation:
-        """(B, G, 6, dim) timestep projection -> the block's modulation per token group."""
-        return Modulation(*(self.modulation.float() + e.float()).chunk(6, dim=2))
+    def forward(self, e: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(B, G, 6, dim) timestep projection -> the block's six modulation vectors, each (B, G, 1, dim)
+        float32, in `Modulation`'s order. This is all a Block's own call computes: its table is read inside
+        it (where ZeRO-3 fetches it); the block's computation is model/joint_block.py's."""
+        return tuple((self.modulation.float() + e.float()).chunk(6, dim=2))
 
 
 class Head(nn.Module):

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from model import init
-from model.dit_stream import Modulation, ReferenceKV, Stream, attend, gated, modulate
-from model.rope import Rotation, apply_rope, audio_angles, video_angles
+from model.dit_stream import ReferenceKV, Stream
+from model.joint_block import BlockInputs, JointBlock
+from model.rope import Rotation, audio_angles, video_angles
 
 
 @dataclass(frozen=True)
@@ -70,22 +71,6 @@ class Conditioning:
     ref_mask: torch.Tensor | None = None  # (B, Lr) bool: real reference tokens (None: all of them)
 
 
-@dataclass
-class BlockInputs:
-    """What every joint block reads, computed once per forward."""
-    ea0: torch.Tensor  # (B, Ga, 6, dim) audio time projection per token group (1 per sample), float32
-    ctx_a: torch.Tensor  # (B, text_len, dim) text context of the audio stream
-    rope_a: Rotation | None  # (1, La, 1, head_dim // 2)
-    ev0: torch.Tensor | None = None  # (B, Gv, 6, dim) per latent frame (or sample); None without video
-    ctx_v: torch.Tensor | None = None
-    rope_v: Rotation | None = None
-    ref: torch.Tensor | None = None  # (B, Lr, dim) embedded reference voice
-    keep_ref: torch.Tensor | None = None  # (B,) which samples use it
-    ref_mask: torch.Tensor | None = None  # (B, Lr)
-    audio_mask: torch.Tensor | None = None  # (B, La) real (not padding) audio tokens
-    video_to_audio: bool = False
-
-
 def token_groups(t: torch.Tensor, tokens: int) -> torch.Tensor:
     """(B,) per sample or (B, G) per group of tokens -> (B, G) with G dividing `tokens`: G equal runs of
     consecutive tokens share a timestep (video: G latent frames in (f h w) token order; G = tokens is per
@@ -108,6 +93,9 @@ class UniTalking(nn.Module):
         if c.video_stream:
             self.video_ref = nn.ModuleList(ReferenceKV(c.dim, c.heads) for _ in range(c.layers))
         self.audio_ref = nn.ModuleList(ReferenceKV(c.dim, c.heads) for _ in range(c.layers))
+        video = (self.video.blocks, self.video_ref) if c.video_stream else ([None] * c.layers, [None] * c.layers)
+        self.blocks = nn.ModuleList(JointBlock(vb, ab, vr, ar, c.cross_modal) for vb, ab, vr, ar
+                                    in zip(video[0], self.audio.blocks, video[1], self.audio_ref))
         if not any(hasattr(p, "ds_tensor") for p in self.parameters()):  # ZeRO-3 initialises partition-wise
             init.run(self.init_units(), seed)
 
@@ -140,10 +128,10 @@ class UniTalking(nn.Module):
                 audio_mask: torch.Tensor | None = None, fps: float | None = None
                 ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """t_video / t_audio: (B,) per sample, or (B, G) for G equal runs of tokens (t_video per latent
-        frame), in [0, 1000]. `video=None` runs the
-        audio stream alone (stage 1). With `video_to_audio`, video tokens never attend to audio tokens.
-        `audio_mask` (B, La) marks real audio tokens of padded batches (None when all are real). The residual streams and the heads'
-        inputs stay float32 whatever the weights' dtype (as Wan keeps them)."""
+        frame), in [0, 1000]. `video=None` runs the audio stream alone (stage 1). With `video_to_audio`, video
+        tokens never attend to audio tokens. `audio_mask` (B, La) marks real audio tokens of padded batches
+        (None when all are real). The residual streams and the heads' inputs stay float32 whatever the
+        weights' dtype (as Wan keeps them)."""
         c = self.config
         dtype = self.audio.patch_embedding.weight.dtype
         xa, (la,) = self.audio.embed(audio.to(dtype))  # (B, La, dim)
@@ -167,54 +155,10 @@ class UniTalking(nn.Module):
             inp.keep_ref = cond.has_ref if cond.has_ref is not None else torch.ones(len(xa), dtype=torch.bool,
                                                                                      device=xa.device)
             inp.ref_mask = cond.ref_mask
-        for i in range(c.layers):
-            xv, xa = self.joint_block(i, xv, xa, inp)
+        for block in self.blocks:
+            xv, xa = block(xv, xa, inp)
         out_a = self.audio.unpatchify(self.audio.head(xa, ea), (la,))
         return (None if video is None else self.video.unpatchify(self.video.head(xv, ev), grid)), out_a
-
-    def joint_block(self, i: int, xv: torch.Tensor | None, xa: torch.Tensor, inp: BlockInputs
-                    ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Block i of both streams: joint self-attention, then each stream's cross-attention and FFN."""
-        ab = self.audio.blocks[i]
-        dtype = ab.self_attn.q.weight.dtype
-        ma = ab.modulations(inp.ea0)
-        ha = modulate(ab.norm1(xa), ma.shift_attn, ma.scale_attn).to(dtype)
-        qa, (ka, va) = apply_rope(ab.self_attn.query(ha), inp.rope_a), ab.self_attn.key_value(ha)
-        ka = apply_rope(ka, inp.rope_a)
-        if xv is None:
-            return None, self.stream_tail(ab, self.audio_ref[i], xa, ma, attend(qa, ka, va, inp.audio_mask),
-                                          inp.ctx_a, inp)
-        vb = self.video.blocks[i]
-        mv = vb.modulations(inp.ev0)
-        hv = modulate(vb.norm1(xv), mv.shift_attn, mv.scale_attn).to(dtype)
-        qv, (kv, vv) = apply_rope(vb.self_attn.query(hv), inp.rope_v), vb.self_attn.key_value(hv)
-        kv = apply_rope(kv, inp.rope_v)
-        keys = None if inp.audio_mask is None else torch.cat([inp.audio_mask.new_ones(xv.shape[:2]), inp.audio_mask], 1)
-        if not self.config.cross_modal:  # the ablation: two streams side by side
-            out_v, out_a = attend(qv, kv, vv), attend(qa, ka, va, inp.audio_mask)
-        elif inp.video_to_audio:  # video sees only video; audio sees both
-            out_v = attend(qv, kv, vv)
-            out_a = attend(qa, torch.cat([kv, ka], 1), torch.cat([vv, va], 1), keys)
-        else:
-            out = attend(torch.cat([qv, qa], 1), torch.cat([kv, ka], 1), torch.cat([vv, va], 1), keys)
-            out_v, out_a = out[:, :xv.shape[1]], out[:, xv.shape[1]:]
-        xv = self.stream_tail(vb, self.video_ref[i], xv, mv, out_v, inp.ctx_v, inp)
-        xa = self.stream_tail(ab, self.audio_ref[i], xa, ma, out_a, inp.ctx_a, inp)
-        return xv, xa
-
-    @staticmethod
-    def stream_tail(block, ref_kv: ReferenceKV, x: torch.Tensor, m: Modulation, attn_out: torch.Tensor,
-                    ctx: torch.Tensor, inp: BlockInputs) -> torch.Tensor:
-        """Residual of the self-attention output, text (+ reference voice) cross-attention, gated FFN; x float32."""
-        dtype = block.ffn[0].weight.dtype
-        x = gated(x, block.self_attn.o(attn_out), m.gate_attn)
-        attn = block.cross_attn
-        q = attn.query(block.norm3(x).to(dtype))
-        out = attend(q, *attn.key_value(ctx))
-        if inp.ref is not None:
-            out = out + ref_kv(q, inp.ref, inp.keep_ref, inp.ref_mask)
-        x = x + attn.o(out).float()
-        return gated(x, block.ffn(modulate(block.norm2(x), m.shift_ffn, m.scale_ffn).to(dtype)), m.gate_ffn)
 
 
 def load_video_stream(model: UniTalking, state: dict[str, torch.Tensor]) -> None:

@@ -126,14 +126,11 @@ def test_modulation_is_computed_per_latent_frame_not_per_token():
     """The table each block reads has one row per latent frame: at 704x704x121 that is 31 rows, not 15,004."""
     model = UniTalking(DEBUG)
     shapes = []
-    original = type(model.video.blocks[0]).modulations
-    try:
-        type(model.video.blocks[0]).modulations = lambda self, e: shapes.append(tuple(e.shape)) or original(self, e)
-        with torch.no_grad():
-            model(torch.randn(1, 48, 3, 8, 8), torch.randn(1, 20, 15), torch.tensor([[0.0, 500.0, 500.0]]),
-                  torch.tensor([500.0]), Conditioning(text=torch.randn(1, 5, DEBUG.text_dim)))
-    finally:
-        type(model.video.blocks[0]).modulations = original
+    for stream in (model.video, model.audio):
+        stream.blocks[0].register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        model(torch.randn(1, 48, 3, 8, 8), torch.randn(1, 20, 15), torch.tensor([[0.0, 500.0, 500.0]]),
+              torch.tensor([500.0]), Conditioning(text=torch.randn(1, 5, DEBUG.text_dim)))
     assert (1, 3, 6, DEBUG.dim) in shapes and (1, 1, 6, DEBUG.dim) in shapes
     assert not any(s[1] in (48, 15) for s in shapes)  # never one row per video or audio token
 

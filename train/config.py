@@ -24,6 +24,9 @@ class ModelConfig:
     embedding and audio reference projections are loaded."""
     activation_checkpointing: bool = False
     """Recompute each joint block in the backward pass (memory for compute)."""
+    compile: bool = False
+    """`torch.compile` each joint block (after checkpointing is applied): fuses the element-wise work around
+    the matmuls. One graph per bucket shape; the first steps of each shape pay the compile."""
     cross_modal: bool = True
     """Joint attention across audio and video (False: an ablation in which the streams never see each other)."""
 

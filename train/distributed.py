@@ -120,15 +120,6 @@ def master_fragment(p: nn.Parameter, rank: int, world: int, state: str | None = 
     return own_slice(p, rank, world)  # float32 weights without a partitioned optimizer: they are the master
 
 
-def register_external_parameters(model: nn.Module) -> None:
-    """ZeRO-3 fetches a module's weights when its forward runs; the joint forward reads each block's
-    modulation table without calling the block, so those are fetched with the whole model's forward."""
-    streams = [s for s in (getattr(model, "video", None), getattr(model, "audio", None)) if s is not None]
-    for stream in streams:
-        for block in stream.blocks:
-            deepspeed.zero.register_external_parameter(model, block.modulation)
-
-
 def wrap(model: nn.Module, cfg: Config, device: torch.device, lr_lambda, load_universal: bool = False) -> tuple:
     """The DeepSpeed engine over the trainable parameters (frozen ones never reach the optimizer).
     `load_universal`: the checkpoint to resume is in DeepSpeed's universal format (another world size)."""
@@ -144,8 +135,6 @@ def wrap(model: nn.Module, cfg: Config, device: torch.device, lr_lambda, load_un
         fused = device.type == "cuda"
         optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
                                       fused=fused)
-    if cfg.parallel.zero_stage == 3:
-        register_external_parameters(model)
     schedule = lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)  # DeepSpeed steps and saves it
     engine, optimizer, _, scheduler = deepspeed.initialize(model=model, model_parameters=params, optimizer=optimizer,
                                                            lr_scheduler=schedule,

@@ -42,6 +42,9 @@ def build_model(cfg: Config, device: torch.device):
     trainable, frozen = model_setup.set_trainable(model, cfg.optim.trainable)
     if cfg.model.activation_checkpointing:
         apply_activation_checkpointing(model)
+    if cfg.model.compile:
+        for i, block in enumerate(model.blocks):  # the blocks own no parameters: names stay as they are
+            model.blocks[i] = torch.compile(block)
     return model, trainable, frozen
 
 
