@@ -3,8 +3,9 @@
     python benchmarks/joint_block.py [--steps 10] [--peak-tflops 989]
 
 A 121-frame 704x704 clip (31 x 44 x 44 latent -> 15004 video tokens) with 5.04 s of audio (157 tokens),
-512 text tokens and 125 reference-voice tokens, in bf16. Prints time per step, peak memory, and the MFU
-the block's counted FLOPs imply against the GPU's dense bf16 peak (H100 SXM: 989 TFLOP/s).
+512 text tokens and 125 reference-voice tokens, in bf16, fed exactly as the trainer feeds them (train/tasks.py
+builds the inputs: per-frame timesteps, no attention mask for an unpadded clip). Prints time per step, peak
+memory, and the MFU the block's counted FLOPs imply against the GPU's dense bf16 peak (H100 SXM: 989 TFLOP/s).
 """
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
+from benchmarks.gpu_probe import Probe, trainer_inputs  # noqa: E402
 from model.flops import forward_flops  # noqa: E402
-from model.unitalking import PRESETS, Conditioning, UniTalking  # noqa: E402
+from model.unitalking import PRESETS, UniTalking  # noqa: E402
+from train.config import TaskConfig  # noqa: E402
+from train.tasks import losses  # noqa: E402
 
 LATENT, AUDIO, REF = (48, 31, 44, 44), 157, 125
 
@@ -35,15 +39,12 @@ def main() -> None:
     one = dataclasses.replace(PRESETS["paper"], layers=1)
     model = UniTalking(one).to("cuda", torch.bfloat16)
     block_flops = 3 * (forward_flops(one, LATENT, AUDIO, REF) - forward_flops(dataclasses.replace(one, layers=0), LATENT, AUDIO, REF))
-    video = torch.randn(1, *LATENT, device="cuda", dtype=torch.bfloat16)
-    audio = torch.randn(1, 20, AUDIO, device="cuda", dtype=torch.bfloat16)
-    cond = Conditioning(text=torch.randn(1, 512, 4096, device="cuda", dtype=torch.bfloat16),
-                        ref_voice=torch.randn(1, 20, REF, device="cuda", dtype=torch.bfloat16))
-    t = torch.full((1,), 500.0, device="cuda")
+    probe = Probe(torch.device("cuda"), torch.bfloat16, "paper", (), LATENT[1:], AUDIO, 4096, 704, 121, 0)
+    fwd = trainer_inputs(probe, model)
 
     def step():
-        pv, pa = model(video, audio, t, t, cond)
-        (pv.float().square().mean() + pa.float().square().mean()).backward()
+        pv, pa = model(*fwd.model_inputs())
+        losses(fwd, pv, pa, TaskConfig())[0].backward()
 
     step()  # warm-up
     torch.cuda.synchronize()

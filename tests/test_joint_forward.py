@@ -154,3 +154,25 @@ def test_attention_gets_no_mask_unless_a_token_is_padding():
     assert torch.equal(fwd.model_inputs()[6], padded["audio_mask"]) and torch.equal(fwd.cond.ref_mask, padded["ref_mask"])
     assert fwd.tokens == 15 + 12 + 2 * 3 * 16
     assert math.isfinite(float(fwd.audio.sum()))
+
+
+def test_previews_run_the_reference_path_whether_or_not_the_batch_has_a_voice():
+    """Under ZeRO-3 every rank must run the same modules: a preview batch without a reference voice still
+    runs the reference path, closed, so a rank whose batch has one does not wait alone in a weight fetch."""
+    from model.audio_norm import AudioNorm
+    from train.preview import conditions
+
+    norm = AudioNorm([0.0] * 20, [1.0] * 20)
+    base = {"text": torch.randn(2, 5, 32), "audio": torch.randn(2, 20, 15)}
+    without = conditions(base, norm, "cpu")
+    with_voice = conditions(dict(base, ref_voice=torch.randn(2, 20, 7), ref_mask=torch.ones(2, 7, dtype=torch.bool),
+                                 has_ref=torch.tensor([True, False])), norm, "cpu")
+    assert without.ref_voice is not None and not bool(without.has_ref[0])
+    assert with_voice.ref_voice.shape == (1, 20, 7) and bool(with_voice.has_ref[0])
+    model = recorded_model()
+    calls = []
+    for ref in model.audio_ref:
+        ref.register_forward_hook(lambda m, args, out: calls.append(1))
+    with torch.no_grad():
+        model(None, torch.randn(1, 20, 15), None, torch.tensor([500.0]), without)
+    assert len(calls) == len(model.audio_ref)
