@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     if rank == 0:
         metrics.bar.write(f"world {world} on {device}, {trainable / 1e6:.2f}M trainable / {frozen / 1e6:.2f}M frozen "
                           f"parameters, ZeRO-{cfg.parallel.zero_stage}, {'resumed at step ' + str(start) if plan.tag else 'fresh'}")
-        if plan.tag and plan.data is None:
+        if plan.streams_restarted:
             metrics.bar.write(f"checkpoint {plan.tag} was written by {plan.saved_world} ranks with other data streams: "
                               f"{'its universal conversion loaded, ' if plan.universal else ''}data streams restarted "
                               f"at step {start}")

@@ -94,6 +94,7 @@ class Resume:
     step: int = 0
     data: dict | None = None  # this rank's data position; None: the streams (re)start
     saved_world: int = 0
+    streams_restarted: bool = False  # the checkpoint's streams could not continue (other ranks or workers)
 
     @property
     def universal(self) -> bool:
@@ -127,7 +128,8 @@ def data_streams(cfg: Config, rank: int, plan: Resume):
     d, stage = cfg.data, cfg.task.stage
     ids = stream_ids(rank, d.workers)
     same = plan.data is not None and plan.data.get("ids") == ids
-    position = DataPosition(ids, plan.data if same else None, restart=plan.step if plan.tag and not same else 0)
+    plan.streams_restarted = plan.tag is not None and not same
+    position = DataPosition(ids, plan.data if same else None, restart=plan.step if plan.streams_restarted else 0)
     spec = StreamSpec(list_shards(d.dirs, stage), stage, cfg.train.seed, d.tokens_per_batch, d.max_batch)
     batches = iter(train_loader(spec, position, d.workers))
     val = (validation_batches(list_shards(d.val_dirs, stage), stage, d.tokens_per_batch, d.max_batch,
