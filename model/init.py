@@ -7,6 +7,7 @@ numbers for one seed. A unit is (module, initialiser); ZeRO-3 gathers one unit's
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable
 
@@ -23,6 +24,22 @@ def generator(seed: int | None) -> torch.Generator:
     if seed is None:
         seed = int(torch.randint(0, 2 ** 62, (), device="cpu"))
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def no_default_init():
+    """Modules built inside skip PyTorch's default initialisation (their weights are left as allocated):
+    where the units will draw every value anyway (ZeRO-3's partitioned build), the defaults are not drawn
+    first for nothing."""
+    classes = (nn.Linear, nn.modules.conv._ConvNd, nn.LayerNorm)
+    saved = [c.reset_parameters for c in classes]
+    try:
+        for c in classes:
+            c.reset_parameters = lambda self: None
+        yield
+    finally:
+        for c, method in zip(classes, saved):
+            c.reset_parameters = method
 
 
 def run(units: list[Unit], seed: int | None) -> None:

@@ -176,3 +176,21 @@ def test_previews_run_the_reference_path_whether_or_not_the_batch_has_a_voice():
     with torch.no_grad():
         model(None, torch.randn(1, 20, 15), None, torch.tensor([500.0]), without)
     assert len(calls) == len(model.audio_ref)
+
+
+def test_every_parameter_gets_its_initial_value_from_the_units():
+    """A model built without PyTorch's default initialisation (meta device, or ZeRO-3 under
+    `no_default_init`) and then given its units' values equals a plain seeded build: no parameter relies on
+    a constructor's default."""
+    from model import init
+
+    original = torch.nn.Linear.reset_parameters
+    with init.no_default_init():
+        model = UniTalking(PRESETS["debug"])  # unseeded: its units draw from the global RNG, overwritten below
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    init.run(model.init_units(), 5)
+    plain = dict(UniTalking(PRESETS["debug"], seed=5).named_parameters())
+    assert all(torch.equal(p, plain[n]) for n, p in model.named_parameters())
+    assert torch.nn.Linear.reset_parameters is original  # the defaults are back outside the block

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 import yaml
 
+from model import init as weight_init
 from model.audio_norm import AudioNorm
 from model.unitalking import UniTalking
 from train import audio_stats, checkpoint, distributed, model_setup
@@ -32,7 +33,7 @@ def build_model(cfg: Config, device: torch.device):
     in, the trainable set chosen, activation checkpointing applied; returns it with its parameter counts."""
     dtype = distributed.compute_dtype(cfg, device)
     if cfg.parallel.zero_stage == 3:  # each rank builds its partition; rank 0 draws the initial values
-        with distributed.construction(cfg, device):
+        with distributed.construction(cfg, device), weight_init.no_default_init():
             model = UniTalking(model_setup.model_config(cfg))
         distributed.init_partitioned(model, cfg.train.seed, dtype)
     else:  # on the meta device, then made on the GPU in bf16 (never a float32 copy on the host)
