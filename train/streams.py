@@ -18,14 +18,24 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from train.data import LatentStream, StreamSpec, buckets, seeded
 
 
+class BucketOrder:
+    """The bucket of every rank's micro-batch number c, the same on every rank (shards' share of each
+    bucket as weights). The shard list is grouped once, not per micro-batch."""
+
+    def __init__(self, spec: StreamSpec):
+        groups = buckets(spec.shards)
+        self.names = sorted(groups)
+        self.weights = [len(groups[n]) for n in self.names]
+        self.seed, self.restart = spec.seed, spec.restart
+
+    def __call__(self, count: int) -> str:
+        if len(self.names) == 1:
+            return self.names[0]
+        return seeded(self.seed, "bucket", self.restart, count).choices(self.names, weights=self.weights)[0]
+
+
 def bucket_for(spec: StreamSpec, count: int) -> str:
-    """The bucket of every rank's micro-batch number `count` (shards' share of each bucket as weights)."""
-    groups = buckets(spec.shards)
-    names = sorted(groups)
-    if len(names) == 1:
-        return names[0]
-    rng = seeded(spec.seed, "bucket", spec.restart, count)
-    return rng.choices(names, weights=[len(groups[n]) for n in names])[0]
+    return BucketOrder(spec)(count)
 
 
 class MixedStream:
@@ -36,11 +46,12 @@ class MixedStream:
         self.spec, self.id, self.first, self.every = spec, stream_id, first, every
         self.states = copy.deepcopy((state or {}).get("buckets", {}))
         self.streams = {name: LatentStream(spec, stream_id, self.states.get(name), name) for name in buckets(spec.shards)}
+        self.order = BucketOrder(spec)
         self.iterators = {}
 
     def __iter__(self):
         for count in itertools.count(self.first, self.every):
-            name = bucket_for(self.spec, count)
+            name = self.order(count)
             if name not in self.iterators:
                 self.iterators[name] = iter(self.streams[name])
             batch = next(self.iterators[name])
