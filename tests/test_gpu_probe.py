@@ -18,5 +18,5 @@ def test_gpu_probe_cpu_smoke_runs_every_part():
     assert "(a) SDPA" in out and "512 tokens masked" in out
     assert "attention mask: none" in out  # an unpadded batch reaches attention without a mask
     assert "checkpointing on" in out and "time split: " in out and "matmul" in out
-    assert "ZeRO-2" in out and "resumed with the optimizer state intact" in out
+    assert "(c) trainer" in out and "resumed with the optimizer state intact" in out
 

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import time
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -77,16 +78,22 @@ def prune(ckpt_dir: str, keep: int) -> None:
                 shutil.rmtree(os.path.join(ckpt_dir, folder), ignore_errors=True)
 
 
-def prepare_resume(ckpt_dir: str, tag: str, rank: int, world: int) -> str:
+def prepare_resume(ckpt_dir: str, tag: str, rank: int, world: int, poll_s: float = 1.0) -> str:
     """The DeepSpeed tag to load: `tag` itself when as many ranks wrote it as run now, else its universal
-    conversion (made once, by rank 0, while the others wait)."""
+    conversion, made once by rank 0 (minutes at 11B: it reads every optimizer file). It is written under a
+    temporary name and renamed when complete; the other ranks watch the shared run folder for it rather than
+    wait in a collective, which would time out on a long conversion."""
     if saved_world(ckpt_dir, tag) == world:
         return tag
-    universal = tag + "_universal"
-    if rank == 0 and not os.path.isdir(os.path.join(ckpt_dir, universal)):
-        distributed.to_universal(os.path.join(ckpt_dir, tag), os.path.join(ckpt_dir, universal))
+    universal = os.path.join(ckpt_dir, tag + "_universal")
+    if rank == 0 and not os.path.isdir(universal):
+        shutil.rmtree(universal + ".partial", ignore_errors=True)
+        distributed.to_universal(os.path.join(ckpt_dir, tag), universal + ".partial")
+        os.replace(universal + ".partial", universal)
+    while not os.path.isdir(universal):
+        time.sleep(poll_s)
     distributed.barrier()
-    return universal
+    return tag + "_universal"
 
 
 def load(engine, ckpt_dir: str, tag: str, ds_tag: str, rank: int, world: int, ema, generator: torch.Generator,
