@@ -149,13 +149,3 @@ def read_safetensors_shards(path: str, keep=None) -> dict[str, torch.Tensor]:
                     state[name] = f.get_tensor(name)
     return state
 
-
-def tensor_names(path: str) -> list[str]:
-    """Every tensor name of a state dict, from the files' headers alone."""
-    from safetensors import safe_open
-
-    names = []
-    for file in safetensors_files(path):
-        with safe_open(file, "pt") as f:
-            names += list(f.keys())
-    return names

@@ -1,6 +1,6 @@
 """One stream of the joint transformer, in Wan2.x's block design and parameter names (so the official
-Wan2.2-TI2V-5B DiT loads strictly into the video stream). The joint forward lives in `unitalking.py`;
-these modules only hold parameters and the per-stream pieces of computation.
+Wan2.2-TI2V-5B DiT loads strictly into the video stream). The joint forward lives in `unitalking.py` and
+`joint_block.py`; these modules only hold parameters and the per-stream pieces of computation.
 
 Shapes: tokens (B, L, dim); heads (B, L, heads, head_dim). Timesteps and modulation come per group of
 tokens, G equal runs of consecutive tokens sharing one timestep (a video latent frame, a whole audio clip):

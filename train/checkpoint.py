@@ -103,21 +103,19 @@ def load(engine, ckpt_dir: str, tag: str, ds_tag: str, rank: int, world: int, em
     A rank the checkpoint had no file for draws from generators seeded by (seed, rank, step)."""
     distributed.load(engine, ckpt_dir, ds_tag)
     state_dir = os.path.join(ckpt_dir, tag, "run_state")
-    with open(os.path.join(state_dir, "rank00000.json"), encoding="utf-8") as f:
+    writers = saved_world(ckpt_dir, tag)
+    own = rank < writers  # this rank wrote a file of its own
+    with open(os.path.join(state_dir, f"rank{rank if own else 0:05d}.json"), encoding="utf-8") as f:
         state = json.load(f)
-    same_world = saved_world(ckpt_dir, tag) == world
-    if rank < saved_world(ckpt_dir, tag):
+    if own:
         tensors = load_file(os.path.join(state_dir, f"rank{rank:05d}.safetensors"))
         generator.set_state(tensors["rng.train"])
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and torch.cuda.is_available():
             torch.cuda.set_rng_state(tensors["rng.cuda"])
-        with open(os.path.join(state_dir, f"rank{rank:05d}.json"), encoding="utf-8") as f:
-            state = json.load(f)
     else:
         generator.manual_seed(seed * 1_000_003 + rank * 7919 + state["step"])
         torch.manual_seed(seed * 1_000_003 + rank * 7919 + state["step"] + 1)
     if ema is not None:
         ema.load(state_dir)
-    return {"step": state["step"], "data": state["data"] if same_world else None,
-            "world": saved_world(ckpt_dir, tag)}
+    return {"step": state["step"], "data": state["data"] if writers == world else None}

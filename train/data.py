@@ -170,10 +170,11 @@ class LatentStream:
     """One endless, resumable stream of batches. State: the next (draw, offset) and the positions of the
     samples waiting in the shape queues."""
 
-    def __init__(self, spec: StreamSpec, stream_id: int, state: dict | None = None, bucket: str | None = None):
-        """`bucket`: draw only that bucket's shards (see `buckets`); None draws from all of them."""
+    def __init__(self, spec: StreamSpec, stream_id: int, state: dict | None = None, bucket: str | None = None,
+                 shards: list[str] | None = None):
+        """`bucket`: draw only that bucket's `shards` (see `buckets`); None draws from all of them."""
         self.spec, self.id, self.bucket = spec, stream_id, bucket
-        self.shards = spec.shards if bucket is None else buckets(spec.shards)[bucket]
+        self.shards = spec.shards if bucket is None else shards
         self.state = state or {"draw": 0, "offset": 0, "pending": {}}
         self.bad: dict[str, str] = {}
         self._cache: tuple[int, list] | None = None

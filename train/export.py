@@ -52,10 +52,10 @@ def export_run(model, fragments, out_root: str, rank: int, metadata: dict[str, s
     """Every rank calls this; rank 0 writes `out_root/<kind>/`. `fragments(p, kind, name)` gives this rank's
     (start, values) of parameter `name` for that kind. Returns the largest rise of resident memory any rank
     saw during the export (RSS peak over RSS before) and the size of the largest tensor exported."""
+    from train.ema import shape_of
+
     params = dict(model.named_parameters())
-    names = sorted(params)
-    shape = lambda p: tuple(getattr(p, "ds_shape", None) or p.shape)
-    entries = [Entry(n, shape(params[n]), dtype) for n in names]
+    entries = [Entry(n, shape_of(params[n]), dtype) for n in sorted(params)]
     reset_peak_rss()
     before = rss_bytes()[0]
     for kind in kinds:
@@ -84,36 +84,29 @@ def export_run(model, fragments, out_root: str, rank: int, metadata: dict[str, s
     return {"export/peak_extra_mib": float(peak) / 2 ** 20, "export/largest_tensor_mib": largest / 2 ** 20}
 
 
-def checkpoint_tensors(ckpt: str, kind: str) -> tuple[dict[str, tuple[int, ...]], callable]:
-    """Shapes and a reader of whole float32 tensors of a checkpoint (`ckpt` = RUN/checkpoints/<tag>)."""
+def export_checkpoint(ckpt: str, out_root: str, kinds: list[str], dtype: torch.dtype, max_shard_bytes: int) -> list[str]:
+    """The exports of a checkpoint (`ckpt` = RUN/checkpoints/<tag>), on one process, identical to those the
+    run writes at that step. DeepSpeed's float32 partitions are read once, for every kind."""
     from train import distributed
     from train.ema import assembled, saved_ranks
 
-    root, tag = os.path.split(ckpt.rstrip("/"))
-    weights = distributed.checkpoint_weights(root, tag)  # DeepSpeed's partitions, read lazily
-    shapes = {n: tuple(t.shape) for n, t in weights.items()}
-    ema_shapes: dict[str, tuple[int, ...]] = {}
-    for meta, _ in saved_ranks(os.path.join(ckpt, "run_state")):
-        ema_shapes.update({n: tuple(s) for n, s in meta["shapes"].items()})
-
-    def read(name: str) -> torch.Tensor:
-        if kind == "ema" and name in ema_shapes:
-            return assembled(os.path.join(ckpt, "run_state"), name, ema_shapes[name])
-        return weights[name].contiguous().float()
-    return shapes, read
-
-
-def export_checkpoint(ckpt: str, out_root: str, kinds: list[str], dtype: torch.dtype, max_shard_bytes: int) -> list[str]:
-    """The exports of a checkpoint, on one process, identical to those the run writes at that step."""
     with open(os.path.join(ckpt, METADATA_FILE), encoding="utf-8") as f:
         metadata = json.load(f)
+    state_dir = os.path.join(ckpt, "run_state")
+    weights = distributed.checkpoint_weights(*os.path.split(ckpt.rstrip("/")))  # lazy: a tensor when asked
+    ema_shapes = {n: tuple(s) for meta, _ in saved_ranks(state_dir) for n, s in meta["shapes"].items()}
+
+    def read(kind: str, name: str) -> torch.Tensor:
+        if kind == "ema" and name in ema_shapes:
+            return assembled(state_dir, name, ema_shapes[name])
+        return weights[name].contiguous().float()
+
     out = []
     for kind in kinds:
-        shapes, read = checkpoint_tensors(ckpt, kind)
-        entries = [Entry(n, shapes[n], dtype) for n in sorted(shapes)]
+        entries = [Entry(n, tuple(weights[n].shape), dtype) for n in sorted(weights)]
         writer = ShardedWriter(os.path.join(out_root, kind), entries, dict(metadata, kind=kind), max_shard_bytes)
         for e in entries:
-            writer.write(e.name, read(e.name).reshape(-1).to(dtype))
+            writer.write(e.name, read(kind, e.name).reshape(-1).to(dtype))
         out.append(writer.close())
     return out
 

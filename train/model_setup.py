@@ -40,19 +40,19 @@ def pretrained_states(cfg: Config) -> list[tuple[str, Mapping[str, torch.Tensor]
     """(prefix, state dict) pairs to copy into the model: the Wan2.2 DiT into the video stream (every name
     of the stream, nothing else) and, for stage 2, the audio side of a stage-1 checkpoint. The state dicts
     read a tensor when it is asked for (a rank that copies none, under ZeRO-3, reads nothing)."""
-    from model.checkpoints import LazyState, resolve_export, tensor_names
+    from model.checkpoints import LazyState, resolve_export
 
     out = []
     m = cfg.model
     if m.video_dit:
         with torch.device("meta"):
             want = set(UniTalking(model_config(cfg)).video.state_dict())
-        names = set(tensor_names(m.video_dit))
-        if names != want:
-            missing, extra = sorted(want - names), sorted(names - want)
+        state = LazyState(m.video_dit)  # names from the files' headers; no tensor read yet
+        if set(state) != want:
+            missing, extra = sorted(want - set(state)), sorted(set(state) - want)
             raise KeyError(f"{m.video_dit} is not a Wan2.2-TI2V-5B DiT state dict: missing {missing[:5]}, "
                            f"unexpected {extra[:5]}")
-        out.append(("video.", LazyState(m.video_dit)))
+        out.append(("video.", state))
     if m.audio_init:
         path = resolve_export(m.audio_init)
         state = LazyState(path, keep=lambda k: k.startswith(AUDIO_PREFIXES))

@@ -22,8 +22,8 @@ class BucketOrder:
     """The bucket of every rank's micro-batch number c, the same on every rank (shards' share of each
     bucket as weights). The shard list is grouped once, not per micro-batch."""
 
-    def __init__(self, spec: StreamSpec):
-        groups = buckets(spec.shards)
+    def __init__(self, spec: StreamSpec, groups: dict[str, list[str]]):
+        """`groups`: the spec's shards by bucket (`buckets`)."""
         self.names = sorted(groups)
         self.weights = [len(groups[n]) for n in self.names]
         self.seed, self.restart = spec.seed, spec.restart
@@ -35,7 +35,7 @@ class BucketOrder:
 
 
 def bucket_for(spec: StreamSpec, count: int) -> str:
-    return BucketOrder(spec)(count)
+    return BucketOrder(spec, buckets(spec.shards))(count)
 
 
 class MixedStream:
@@ -43,10 +43,12 @@ class MixedStream:
     `first` on, every `every`-th. State: each bucket stream's state."""
 
     def __init__(self, spec: StreamSpec, stream_id: int, state: dict | None, first: int, every: int):
-        self.spec, self.id, self.first, self.every = spec, stream_id, first, every
-        self.states = copy.deepcopy((state or {}).get("buckets", {}))
-        self.streams = {name: LatentStream(spec, stream_id, self.states.get(name), name) for name in buckets(spec.shards)}
-        self.order = BucketOrder(spec)
+        self.first, self.every = first, every
+        saved = copy.deepcopy((state or {}).get("buckets", {}))  # the streams advance their states in place
+        groups = buckets(spec.shards)
+        self.streams = {name: LatentStream(spec, stream_id, saved.get(name), name, shards)
+                        for name, shards in groups.items()}
+        self.order = BucketOrder(spec, groups)
         self.iterators = {}
 
     def __iter__(self):
