@@ -4,6 +4,7 @@ DeepSpeed: ZeRO-2 steps, ZeRO-3 save, resume and export). What it measures only 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -15,8 +16,9 @@ def test_gpu_probe_cpu_smoke_runs_every_part():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    assert "(a) SDPA" in out and "512 tokens masked" in out
+    rows = [line for line in out.splitlines() if " tokens " in line and "masked" in line]
+    assert len(rows) == 4 and all(re.search(r"\d+\.\d/\d+\.\d", r) for r in rows)  # some kernel timed on each input
     assert "attention mask: none" in out  # an unpadded batch reaches attention without a mask
-    assert "checkpointing on" in out and "time split: " in out and "matmul" in out
-    assert "(c) trainer" in out and "resumed with the optimizer state intact" in out
+    assert re.search(r"matmul [1-9]\d*%", out)  # the profiler saw matrix multiplies take time
+    assert "resumed with the optimizer state intact" in out  # fingerprints equal before the save and after
 
