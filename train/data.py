@@ -56,8 +56,13 @@ def seeded(*parts) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "little"))
 
 
-def decode(sample: dict, stage: int) -> dict:
-    """Raw tar members -> arrays (never unpickled); raises on anything missing or malformed."""
+class Unwanted(Exception):
+    """A sample the run's data filter leaves out (counted with its reason, like a bad one)."""
+
+
+def decode(sample: dict, stage: int, sync_status: tuple[str, ...] | None = None) -> dict:
+    """Raw tar members -> arrays (never unpickled); raises on anything missing or malformed, and `Unwanted` on
+    a clip whose lip-sync status is not in `sync_status` (None, or a sample without a status: no filter)."""
     def array(name: str) -> np.ndarray:
         a = np.load(io.BytesIO(sample[f"{name}.npy"]), allow_pickle=False)
         if not np.isfinite(a).all():
@@ -65,6 +70,9 @@ def decode(sample: dict, stage: int) -> dict:
         return a.astype(np.float32)
 
     meta = json.loads(sample["json"])
+    status = (meta.get("sync") or {}).get("sync_status")
+    if sync_status is not None and status is not None and status not in sync_status:
+        raise Unwanted(f"sync_status:{status}")
     out = {"key": sample["__key__"], "audio": array("audio_mean"), "text": array("text"),
            "fps": float(meta.get("fps") or 24.0), "transcript": str(meta.get("transcript") or "")}
     if "audio_logvar.npy" in sample:
@@ -78,7 +86,7 @@ def decode(sample: dict, stage: int) -> dict:
     return out
 
 
-def read_shard(path: str, stage: int, bad: dict[str, str]) -> list[dict | None]:
+def read_shard(path: str, stage: int, bad: dict[str, str], sync_status: tuple[str, ...] | None = None) -> list[dict | None]:
     """Every sample of a shard in file order; None where a sample failed to decode. Failures land in `bad`
     (what failed -> why), once per shard or sample however often it is drawn."""
     import webdataset as wds
@@ -92,7 +100,10 @@ def read_shard(path: str, stage: int, bad: dict[str, str]) -> list[dict | None]:
                 try:
                     if stage == 2 and "video_mean.npy" not in sample:
                         raise KeyError("no video latent (audio-only sample)")
-                    out.append(decode(sample, stage))
+                    out.append(decode(sample, stage, sync_status))
+                except Unwanted as e:
+                    bad[f"{path}#{sample.get('__key__')}"] = f"filtered:{e}"
+                    out.append(None)
                 except Exception as e:  # noqa: BLE001 - a bad sample is counted, never fatal
                     bad[f"{path}#{sample.get('__key__')}"] = type(e).__name__
                     out.append(None)
@@ -164,6 +175,7 @@ class StreamSpec:
     tokens_per_batch: int
     max_batch: int
     restart: int = 0  # the step the streams restarted at (0: the run's first streams)
+    sync_status: tuple[str, ...] | None = None  # lip-sync statuses trained on (None: every sample)
 
 
 class LatentStream:
@@ -185,7 +197,7 @@ class LatentStream:
             extra = ([self.spec.restart] if self.spec.restart else []) + ([self.bucket] if self.bucket else [])
             rng = seeded(self.spec.seed, self.id, draw, *extra)
             path = rng.choice(self.shards)
-            samples = read_shard(path, self.spec.stage, self.bad)
+            samples = read_shard(path, self.spec.stage, self.bad, self.spec.sync_status)
             rng.shuffle(samples)
             self._cache = (draw, samples)
         return self._cache[1]

@@ -50,6 +50,25 @@ class LightASDScorer:
         return v, a
 
     @torch.no_grad()
+    def embed_context(self, faces: np.ndarray, pcm_context: np.ndarray, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Face embeddings (T, 128) and audio embeddings (T + 2 pad, 128) of audio that reaches `pad` frames
+        (at 25 fps) beyond the clip either side; short audio is padded with silence."""
+        mfcc = syncnet_mfcc(pcm_context).T
+        need = 4 * (len(faces) + 2 * pad)
+        mfcc = np.pad(mfcc[:need], ((0, max(0, need - len(mfcc))), (0, 0)))
+        v = self.net.embed_faces(torch.from_numpy(np.ascontiguousarray(faces))[None].to(self.device))[0]
+        a = self.net.embed_audio(torch.from_numpy(mfcc).float()[None].to(self.device))[0]
+        return v, a
+
+    @torch.no_grad()
+    def shifted_logits(self, v: torch.Tensor, a_context: torch.Tensor, pad: int) -> np.ndarray:
+        """(2 pad + 1,) mean speaking logit of the face track with the audio shifted by k = -pad..pad frames
+        (video frame i against audio frame i + k), every shift over all T frames."""
+        t = len(v)
+        pairs = torch.stack([a_context[pad + k:pad + k + t] for k in range(-pad, pad + 1)])
+        return self.net.speaking_logits(v.expand(len(pairs), -1, -1), pairs).mean(1).cpu().numpy()
+
+    @torch.no_grad()
     def speaking_share(self, v: torch.Tensor, a: torch.Tensor, speech: np.ndarray | None = None) -> float:
         """Share of the speech frames (speech (T,) bool; None: all) in which the face speaks, unshifted."""
         own = torch.sigmoid(self.net.speaking_logits(v[None], a[None]))[0].cpu().numpy()

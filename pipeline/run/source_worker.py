@@ -184,8 +184,9 @@ class SourceProcessor:
             "transcript": c["transcript"], "segments": json.loads(c["segments_json"]),
             "words": json.loads(c["words_json"]), "language": c["language"],
             "word_timing_source": c["word_timing_source"], "face_box": c.get("face_box"), "crop_box": c.get("crop_box"),
-            "sync": {k: c.get(k) for k in ("sync_scorer", "sync_offset_frames", "sync_fps", "syncnet_conf", "syncnet_dist",
-                                                 "motion_conf", "asd_speaking", "asd_sync_gain")},
+            "sync": {k: c.get(k) for k in ("sync_scorer", "sync_status", "sync_offset_frames", "sync_fps", "syncnet_conf",
+                                           "syncnet_dist", "offline_sync_conf", "audio_shift_frames", "motion_conf",
+                                           "asd_speaking", "asd_sync_gain")},
             "loudness_db": c["loudness_db"], "speech_ratio": c["speech_ratio"], "reference_clip_id": None,
             "pipeline_version": PIPELINE_VERSION,
         }

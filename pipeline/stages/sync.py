@@ -1,7 +1,13 @@
 """Stage 6: lip sync and active speaker. SyncNet decides real runs; `motion_asd` is the offline choice
-(mouth-motion offset, Light-ASD active speaker); the bare model-free scorer serves debug runs on the
-synthetic corpus. Each scorer writes its own columns (syncnet_conf, motion_conf, asd_*), so a filter on one
-means one thing."""
+(evidence from mouth landmarks, mouth darkness and Light-ASD pooled over the source, `checks/sync_evidence.py`;
+Light-ASD active speaker); the bare model-free scorer serves debug runs on the synthetic corpus. Each scorer
+writes its own columns (syncnet_conf, offline_sync_conf, motion_conf, asd_*), so a filter on one means one
+thing; every clip gets a `sync_status`.
+
+The offline evidence has three outcomes: in sync, out of sync, and unverified where it is too weak either
+way (kept or rejected as --sync-unverified says). A clip confidently off by a few frames can have its audio
+re-cut (--max-offset-correction) and is kept when its own evidence, measured again at the new alignment,
+reads in sync."""
 from __future__ import annotations
 
 import os
@@ -12,6 +18,7 @@ from pipeline import media
 from pipeline.checks.asd_sync import FPS as ASD_FPS, asd_faces
 from pipeline.checks.face_tracking import smooth_boxes
 from pipeline.checks.lip_sync import MouthMotionScorer, SyncNetScorer, mouth_crops, syncnet_crops
+from pipeline.checks.sync_evidence import evidence_curve, pool_source, read_curve, to_grid
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage, reject
 from pipeline.stages.worker_state import clip_pcm
@@ -41,7 +48,7 @@ class SyncStage(Stage):
     def __init__(self, cfg: PipelineConfig):
         super().__init__(cfg)
         self.scorer = ""
-        self.syncnet = self.asd = None
+        self.syncnet = self.asd = self.lips = None
         self.motion = MouthMotionScorer()
 
     def setup(self) -> None:
@@ -58,10 +65,85 @@ class SyncStage(Stage):
             from pipeline.checks.asd_sync import LightASDScorer
 
             self.asd = LightASDScorer(load_light_asd(device=device), device)
+        if self.scorer == "motion_asd":
+            from pipeline.checks.lip_landmarks import LipLandmarker
+
+            self.lips = LipLandmarker(self.threads)
 
     def process(self, records: list[Record]) -> None:
+        if self.scorer == "motion_asd":
+            self.measure_offline(records)
+            return
         for c in records:
             self.measure(c)
+            c["sync_status"] = "out_of_sync" if c.get("status") == "rejected" else "in_sync"
+
+    def measure_offline(self, clips: list[Record]) -> None:
+        """Every clip's evidence first, then each read with its source's (one offset per recording)."""
+        pad = self.cfg.sync_vshift
+        measured = [self.offline_evidence(c, pad) for c in clips]
+        for c, m, curve in zip(clips, measured, pool_source([m["curve"] for m in measured])):
+            r = read_curve(curve)
+            c.update(sync_scorer="motion_asd", sync_offset_frames=r.offset, sync_fps=self.cfg.fps,
+                     sync_offset_s=round(r.offset / self.cfg.fps, 4), offline_sync_conf=round(r.confidence, 4),
+                     audio_shift_frames=0, sync_status=self.offline_status(r.offset, r.confidence))
+            if c["sync_status"] == "out_of_sync" and self.corrected(c, m, r.offset, pad):
+                c.update(audio_shift_frames=-r.offset, sync_status="in_sync")
+            self.settle(c, m)
+
+    def offline_status(self, offset: int, confidence: float) -> str:
+        cfg = self.cfg
+        if abs(offset) <= cfg.offline_sync_tolerance:
+            return "in_sync" if confidence >= cfg.min_sync_evidence else "unverified"
+        return "out_of_sync" if confidence >= cfg.min_offsync_evidence else "unverified"
+
+    def offline_evidence(self, c: Record, pad: int, shift: int = 0) -> dict:
+        """The clip's own evidence curve over audio shifts -pad..pad (its audio moved `shift` frames later),
+        and what the active-speaker check reads."""
+        cfg, dec = self.cfg, c.scratch.source.scratch.decoded
+        frames = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames).read(
+            c["start_frame"], c["num_frames"])
+        opening, _ = self.lips.opening(frames, c.scratch.track_boxes, c.scratch.track_landmarks)
+        darkness = mouth_crops(frames, c.scratch.track_landmarks).reshape(len(frames), -1).mean(1)
+        return self.evidence_from(c, opening, darkness, self.crops_25fps(c, frames), pad, shift)
+
+    def evidence_from(self, c: Record, opening, darkness, crops, pad: int, shift: int) -> dict:
+        cfg = self.cfg
+        pad25 = int(np.ceil(pad * ASD_FPS / cfg.fps))
+        pcm = clip_pcm(c, cfg.sample_rate, pad, shift)
+        wide = int(np.ceil(pad25 * cfg.fps / ASD_FPS))  # frames at the clip's rate that cover pad25 at 25 fps
+        beyond = int(round(wide * cfg.sample_rate / cfg.fps - pad25 * cfg.sample_rate / ASD_FPS))
+        v, a = self.asd.embed_context(asd_faces(crops), clip_pcm(c, cfg.sample_rate, wide, shift)[beyond:], pad25)
+        asd = to_grid(self.asd.shifted_logits(v, a, pad25), ASD_FPS, cfg.fps, pad)
+        curve = evidence_curve(opening, darkness, pcm, cfg.sample_rate, cfg.fps, pad, asd)
+        return {"curve": curve, "embeds": (v, a[pad25:pad25 + len(v)]), "opening": opening, "darkness": darkness,
+                "crops": crops, "asd": asd}
+
+    def corrected(self, c: Record, m: dict, offset: int, pad: int) -> bool:
+        """Re-cut the audio -offset frames later and measure the clip's own evidence again: kept only when it
+        then reads in sync."""
+        if not 0 < abs(offset) <= self.cfg.max_offset_correction:
+            return False
+        again = self.evidence_from(c, m["opening"], m["darkness"], m["crops"], pad, -offset)
+        r = read_curve(again["curve"])
+        if abs(r.offset) <= self.cfg.offline_sync_tolerance and r.confidence >= self.cfg.min_sync_evidence:
+            m["embeds"] = again["embeds"]
+            return True
+        return False
+
+    def settle(self, c: Record, m: dict) -> None:
+        """The decision of the offline path, then the active speaker for clips still kept."""
+        cfg, status = self.cfg, c["sync_status"]
+        detail = f"motion_asd offset {c['sync_offset_frames']:+d} frames at {cfg.fps:g} fps, evidence " \
+                 f"{c['offline_sync_conf']:.2f}"
+        if status == "out_of_sync":
+            reject(c, self.name, "sync_offset", f"{detail} >= {cfg.min_offsync_evidence} beyond "
+                   f"+-{cfg.offline_sync_tolerance}")
+        elif status == "unverified" and cfg.sync_unverified == "reject":
+            reject(c, self.name, "sync_unverified", f"{detail}: too weak to call in or out of sync "
+                   f"(--sync-unverified reject)")
+        else:
+            self.check_speaker(c, None, None, None, m["embeds"])
 
     def measure(self, c: Record) -> None:
         """Confidence first (without it the offset means nothing), then the offset, then the active speaker;

@@ -133,10 +133,12 @@ class TranscribeStage(Stage):
             for c in window:
                 self.record(c, clip_segments(heard, c), info.language, float(info.language_probability))
         for c in clips:
-            if c["status"] != "rejected" and not cfg.language and c["language_prob"] < cfg.min_language_prob:
+            doubted = max(c["language_prob"], c.get("transcript_conf") or 0.0) < cfg.min_language_prob
+            if c["status"] != "rejected" and not cfg.language and doubted:
                 guesses = ", ".join(f"{lang} {p:.2f}" for lang, p in (info.all_language_probs or [])[:3])
-                reject(c, self.name, "language_uncertain", f"Whisper is unsure of the language ({guesses}) "
-                       f"< {cfg.min_language_prob}; --language forces one")
+                reject(c, self.name, "language_uncertain", f"Whisper is unsure of the language ({guesses}) and "
+                       f"of the words (mean probability {c.get('transcript_conf') or 0.0:.2f}) < "
+                       f"{cfg.min_language_prob}; --language forces one")
 
     def record(self, c: Record, segments: list, language: str, language_prob: float) -> None:
         cfg = self.cfg

@@ -69,9 +69,14 @@ def new_clip(source: SourceRow, fields: dict) -> ClipRow:
     return ClipRow(fields, scratch=ClipScratch(source))
 
 
-def clip_pcm(clip: ClipRow, sample_rate: int) -> np.ndarray:
-    """The clip's audio, sample-exact to its frames (sample round(frame * sr / fps))."""
-    a = int(round(clip["start_frame"] * sample_rate / clip["fps"]))
-    b = int(round((clip["start_frame"] + clip["num_frames"]) * sample_rate / clip["fps"]))
-    pcm = clip.scratch.source.scratch.pcm[a:b]
-    return np.pad(pcm, (0, (b - a) - len(pcm)))
+def clip_pcm(clip: ClipRow, sample_rate: int, pad_frames: int = 0, shift: int | None = None) -> np.ndarray:
+    """The clip's audio, sample-exact to its frames (sample round(frame * sr / fps)), taken `shift` frames
+    later (default: the clip's `audio_shift_frames`, an offset the sync stage corrected) and widened by
+    `pad_frames` either side; silence where it reaches past the source."""
+    shift = (clip.get("audio_shift_frames") or 0) if shift is None else shift
+    first = clip["start_frame"] + shift - pad_frames
+    a = int(round(first * sample_rate / clip["fps"]))
+    b = int(round((first + clip["num_frames"] + 2 * pad_frames) * sample_rate / clip["fps"]))
+    pcm = clip.scratch.source.scratch.pcm[max(a, 0):max(b, 0)]
+    before = min(max(-a, 0), b - a)
+    return np.pad(pcm, (before, (b - a) - before - len(pcm)))
