@@ -79,11 +79,18 @@ def validate(root: str, work: str, lengths: list[int], models_dir: str) -> dict:
               f"{len({c.file.name for c in clips})} files ====================")
         candidates(mdir, root)
         ho, chosen = held_out(clips, defaults), chosen_defaults(clips, defaults)
-        print(f"\n{'filter':32s} {'default':>8s} {'chosen':>8s} {'held-out false rejects':>24s} {'hard cases hit':>15s}")
+        print(f"\n{'filter':32s} {'default':>8s} {'chosen':>8s} {'held-out false rejects':>24s} "
+              f"{'of recordings':>14s} {'hard cases hit':>15s}")
         for f in FILTERS:
-            orig = [r for c, r in zip(clips, ho["filters"][f.name]) if c.file.kind == "original" and value(c, f) is not None]
-            hard = [r for c, r in zip(clips, ho["filters"][f.name]) if c.file.kind == "hard"]
-            print(f"{f.name:32s} {defaults[f.field]:8.3g} {chosen[f.name]:8.3g} {share(orig):>24s} {share(hard):>15s}")
+            hit = ho["filters"][f.name]
+            orig = [r for c, r in zip(clips, hit) if c.file.kind == "original" and value(c, f) is not None]
+            files = defaultdict(list)  # a recording is lost when the filter rejects every clip of it
+            for c, r in zip(clips, hit):
+                if c.file.kind == "original":
+                    files[c.file.name].append(r)
+            hard = [r for c, r in zip(clips, hit) if c.file.kind == "hard"]
+            print(f"{f.name:32s} {defaults[f.field]:8.3g} {chosen[f.name]:8.3g} {share(orig):>24s} "
+                  f"{share(all(v) for v in files.values()):>14s} {share(hard):>15s}")
         rule = chosen["sync"]
         print(f"\nsync rule on every speaker: in sync within +-{rule.tolerance} frames with evidence >= "
               f"{rule.accept:.2f}; out of sync beyond +-{rule.reject_beyond} with evidence >= {rule.reject:.2f}")

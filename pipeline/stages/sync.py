@@ -100,7 +100,7 @@ class SyncStage(Stage):
     def offline_evidence(self, c: Record, pad: int, shift: int = 0) -> dict:
         """The clip's own evidence curve over audio shifts -pad..pad (its audio moved `shift` frames later),
         and what the active-speaker check reads."""
-        cfg, dec = self.cfg, c.scratch.source.scratch.decoded
+        dec = c.scratch.source.scratch.decoded
         frames = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames).read(
             c["start_frame"], c["num_frames"])
         opening, _ = self.lips.opening(frames, c.scratch.track_boxes, c.scratch.track_landmarks)
