@@ -89,7 +89,7 @@ def run_worker(path: str, models_dir: str, out_dir: str) -> dict:
     from pipeline.config import PipelineConfig
     from pipeline.run.source_worker import SourceProcessor
 
-    cfg = PipelineConfig(input=os.path.dirname(path), output=out_dir, models_dir=models_dir)
+    cfg = PipelineConfig.of(input=os.path.dirname(path), output=out_dir, models_dir=models_dir)
     proc = SourceProcessor(cfg)
     proc.setup()
     t0 = time.perf_counter()

@@ -52,7 +52,7 @@ def cpu_debug(n: int, bucket: int) -> None:
     from pipeline.stages.encode import EncodeStage
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = PipelineConfig(input=out, output=out, debug_models=True, buckets=f"{bucket}x{bucket}")
+        cfg = PipelineConfig.of(input=out, output=out, debug_models=True, buckets=f"{bucket}x{bucket}")
         write_debug_models(os.path.join(out, "debug_models"), cfg.video_vae)
         stage = EncodeStage(cfg)
         stage.setup()

@@ -69,7 +69,7 @@ def outcome_table(title: str, clips, outcome, files) -> None:
 def validate(root: str, work: str, lengths: list[int], models_dir: str) -> dict:
     from pipeline.config import PipelineConfig
 
-    defaults = {f.name: f.default for f in PipelineConfig.__dataclass_fields__.values()}
+    defaults = PipelineConfig().flat()
     results = {}
     for frames in lengths:
         mdir = os.path.join(work, f"measure_{frames}")

@@ -48,7 +48,7 @@ def hsv_cuts(frames: np.ndarray) -> list[int]:
     with tempfile.NamedTemporaryFile(suffix=".rgb") as f:
         frames.tofile(f.name)
         scores = scene_change_scores(media.FrameReader(f.name, (SIZE, SIZE), len(frames)))
-    threshold = PipelineConfig.__dataclass_fields__["scene_threshold"].default
+    threshold = PipelineConfig().scene_threshold
     return [a for a, _ in scenes_from_scores(scores, threshold)[1:]]
 
 

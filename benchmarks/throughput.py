@@ -57,7 +57,7 @@ def make_processor(models_dir: str, out_dir: str, sync_scorer: str, language: st
     from pipeline.config import PipelineConfig
     from pipeline.run.source_worker import SourceProcessor
 
-    cfg = PipelineConfig(input=out_dir, output=out_dir, models_dir=models_dir, latents="off",
+    cfg = PipelineConfig.of(input=out_dir, output=out_dir, models_dir=models_dir, latents="off",
                          sync_scorer=sync_scorer, language=language, clip_frames=clip_frames, **(overrides or {}))
     proc = SourceProcessor(cfg)
     proc.setup()

@@ -1,7 +1,6 @@
 """Options and the small pure parts of the stages."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -22,8 +21,10 @@ from tests.conftest import REPO
 def test_help_documents_every_option():
     out = subprocess.run([sys.executable, "pipeline/build_shards.py", "--help"], cwd=REPO, capture_output=True,
                          text=True, check=True).stdout
-    for f in dataclasses.fields(PipelineConfig):
-        assert "--" + f.name.replace("_", "-") in out
+    for name in PipelineConfig().flat():
+        assert "--" + name.replace("_", "-") in out
+    for section in ("face", "sync", "audio", "visual", "text", "transcribe", "encode", "run"):
+        assert f"\n{section} (" in out  # the flags grouped by the stage that reads them
     assert "ray job submit" in out
 
 

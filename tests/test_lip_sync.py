@@ -122,7 +122,7 @@ def test_sync_stage_uses_syncnet_when_its_weights_are_present(tmp_path):
     clip.scratch.track_boxes = np.tile(np.array([30, 20, 90, 80], np.float32), (121, 1))
     clip.scratch.track_landmarks = np.tile(np.array([[45, 40], [75, 40], [60, 55], [50, 68], [70, 68]], np.float32),
                                            (121, 1, 1))
-    stage = SyncStage(PipelineConfig(input="x", output="y", models_dir=str(tmp_path)))
+    stage = SyncStage(PipelineConfig.of(input="x", output="y", models_dir=str(tmp_path)))
     stage.setup()
     stage([clip])
     assert clip["sync_scorer"] == "syncnet_v2" and clip["sync_fps"] == 25.0
@@ -158,4 +158,5 @@ def test_a_real_run_without_syncnet_weights_stops_before_any_work(corpus, tmp_pa
 
     explicit = parse_config(["--input", corpus_dir, "--output", "x", "--models-dir", str(models), "--sync-scorer", "motion_asd"], "")
     debug = parse_config(["--input", corpus_dir, "--output", "x", "--models-dir", str(models), "--debug-models"], "")
-    assert resolve_scorer(explicit) == "motion_asd" and resolve_scorer(debug) == "mouth_motion"
+    assert resolve_scorer(explicit.sync, explicit.run) == "motion_asd"
+    assert resolve_scorer(debug.sync, debug.run) == "mouth_motion"

@@ -203,7 +203,7 @@ def test_the_chosen_rule_is_the_shipped_default(held_out):
     validation's choice on every speaker (rounded down to a tenth)."""
     from pipeline.config import PipelineConfig
 
-    rule, cfg = held_out["chosen"]["sync"], PipelineConfig(input="x", output="y")
+    rule, cfg = held_out["chosen"]["sync"], PipelineConfig.of(input="x", output="y")
     assert rule.tolerance == cfg.offline_sync_tolerance == rule.reject_beyond
     assert abs(rule.accept - cfg.min_sync_evidence) < 0.1 and abs(rule.reject - cfg.min_offsync_evidence) < 0.1
 

@@ -44,7 +44,7 @@ def test_alignment_model_is_used_when_present(models_dir, tmp_path):
     source = SourceRow(scratch=SourceScratch("", pcm=speech, speech=[(0.2, 4.8)]))
     clip = new_clip(source, {"start_frame": 0, "num_frames": 121, "fps": 24.0, "start_s": 0.0, "end_s": 121 / 24,
                              "status": "candidate"})
-    stage = TranscribeStage(PipelineConfig(input="x", output="y", models_dir=str(models)))
+    stage = TranscribeStage(PipelineConfig.of(input="x", output="y", models_dir=str(models)))
     stage.setup()
     stage([clip])
     assert clip["word_timing_source"] == "whisperx_align:en"
@@ -66,7 +66,7 @@ def test_neighbouring_clips_share_one_whisper_window_and_keep_their_own_words(mo
     source = SourceRow(scratch=SourceScratch("", pcm=pcm, speech=[(0.2, 2 * seconds - 0.2)]))
     clips = [new_clip(source, {"start_frame": 121 * k, "num_frames": 121, "fps": 24.0, "start_s": k * seconds,
                                "end_s": (k + 1) * seconds, "status": "candidate"}) for k in (0, 1)]
-    stage = TranscribeStage(PipelineConfig(input="x", output="y", models_dir=models_dir, language="en"))
+    stage = TranscribeStage(PipelineConfig.of(input="x", output="y", models_dir=models_dir, language="en"))
     stage.setup()
     heard = []
     transcribe = stage.batched.transcribe

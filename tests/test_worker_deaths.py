@@ -57,7 +57,7 @@ def test_an_encode_error_leaves_the_source_to_the_next_run(tmp_path):
     from storage.parts import finished_source_ids
 
     out = str(tmp_path / "out")
-    cfg = PipelineConfig(input=str(tmp_path), output=out, debug_models=True, buckets="128x128")
+    cfg = PipelineConfig.of(input=str(tmp_path), output=out, debug_models=True, buckets="128x128")
     src = new_source_record(str(tmp_path / "talk.mp4"), "talk.mp4", 1000)
     src.update(status="done", clips_total=1, clips_accepted=1, clips_rejected=0)
     clip = {"clip_id": "c0", "source_id": src["source_id"], "source_path": "talk.mp4", "start_frame": 0,

@@ -119,7 +119,7 @@ def check_models(cfg: PipelineConfig) -> None:
     from model.syncnet import weights_path
     from pipeline.stages.sync import resolve_scorer
 
-    if resolve_scorer(cfg) == "syncnet" and not os.path.isfile(weights_path(cfg.models_dir)):
+    if resolve_scorer(cfg.sync, cfg.run) == "syncnet" and not os.path.isfile(weights_path(cfg.models_dir)):
         raise SystemExit(f"missing model file: {weights_path(cfg.models_dir)}\nSyncNet decides lip sync in real "
                          f"runs; download it with: python -m model.loading.fetch --models-dir {cfg.models_dir} --only syncnet\n"
                          "(or choose the offline scorer explicitly: --sync-scorer motion_asd)")

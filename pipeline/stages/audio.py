@@ -11,14 +11,15 @@ from pipeline.stages.worker_state import clip_pcm
 
 class AudioStage(Stage):
     name = "audio"
+    section = "audio"
     resources = Resources(cpus=0.25, memory_gb=0.2)
 
     def process(self, records: list[Record]) -> None:
         for c in records:
-            pcm = clip_pcm(c, self.cfg.sample_rate)
+            pcm = clip_pcm(c, self.run.sample_rate)
             c["loudness_db"] = round(mean_volume_db(pcm), 2)
             c["speech_ratio"] = round(overlap_ratio(c.scratch.source.scratch.speech, c["start_s"], c["end_s"]), 4)
-            c["speech_snr_db"] = round(speech_snr_db(pcm, self.cfg.sample_rate), 2)
+            c["speech_snr_db"] = round(speech_snr_db(pcm, self.run.sample_rate), 2)
             if c["loudness_db"] < self.cfg.min_loudness_db:
                 reject(c, self.name, "loudness", f"mean volume {c['loudness_db']:.1f} dB < {self.cfg.min_loudness_db} dB")
             elif c["speech_ratio"] < self.cfg.min_speech_ratio:

@@ -21,15 +21,15 @@ class AudioDecodeStage(Stage):
 
     def process(self, records: list[Record]) -> None:
         for r in records:
-            workdir = scratch.make_dir("decode", self.cfg.scratch_dir)
+            workdir = scratch.make_dir("decode", self.run.scratch_dir)
             r.scratch.workdir = workdir
             pcm_path = os.path.join(workdir, "audio.s16")
             cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", r.scratch.path, "-map", "0:a:0", "-ac", "1",
-                   "-ar", str(self.cfg.sample_rate), "-f", "s16le", pcm_path]
+                   "-ar", str(self.run.sample_rate), "-f", "s16le", pcm_path]
             proc = subprocess.run(cmd, capture_output=True)
             r["decode_passes"] = r.get("decode_passes", 0) + 1
             r.scratch.pcm = media.read_pcm(pcm_path)
-            r["decoded_seconds"] = len(r.scratch.pcm) / self.cfg.sample_rate
+            r["decoded_seconds"] = len(r.scratch.pcm) / self.run.sample_rate
             if r["duration_s"] - r["decoded_seconds"] > 1.0:
                 err = [ln for ln in media.ffmpeg_log(proc.stderr, r.scratch.path) if ln][:1] or ["no decoder error"]
                 reject(r, self.name, "truncated",
@@ -56,6 +56,7 @@ class AudioChunkStage(Stage):
     """VAD over the whole recording, then chunks of speech as the candidate samples."""
 
     name = "segment"
+    section = "segment"
     resources = Resources(cpus=1.0, memory_gb=1.0)
 
     def __init__(self, cfg):
@@ -68,19 +69,19 @@ class AudioChunkStage(Stage):
     def process(self, records: list[Record]) -> None:
         cfg = self.cfg
         for r in records:
-            r.scratch.speech = speech = self.vad.regions(r.scratch.pcm, cfg.sample_rate)
+            r.scratch.speech = speech = self.vad.regions(r.scratch.pcm, self.run.sample_rate)
             r["speech_seconds"] = round(sum(b - a for a, b in speech), 3)
-            total = len(r.scratch.pcm) / cfg.sample_rate
+            total = len(r.scratch.pcm) / self.run.sample_rate
             chunks = chunk_speech(speech, cfg.max_audio_s, 1.0, 0.1, total)
             sidecar = os.path.splitext(r.scratch.path)[0] + ".txt"
             provided = open(sidecar, encoding="utf-8").read().strip() if os.path.isfile(sidecar) else None
             r.scratch.clips = []
             for k, (a, b) in enumerate(chunks):
-                start, n = int(round(a * cfg.sample_rate)), int(round((b - a) * cfg.sample_rate))
+                start, n = int(round(a * self.run.sample_rate)), int(round((b - a) * self.run.sample_rate))
                 r.scratch.clips.append(new_clip(r, {
-                    "clip_id": clip_id(r["source_id"], start, n, float(cfg.sample_rate)),
+                    "clip_id": clip_id(r["source_id"], start, n, float(self.run.sample_rate)),
                     "source_id": r["source_id"], "source_path": r["source_path"], "scene_index": 0,
-                    "start_frame": start, "num_frames": n, "fps": float(cfg.sample_rate),
+                    "start_frame": start, "num_frames": n, "fps": float(self.run.sample_rate),
                     "start_s": round(a, 6), "end_s": round(b, 6), "status": "candidate"}))
                 r.scratch.clips[-1].scratch.provided_transcript = provided if len(chunks) == 1 else None
             if not chunks:

@@ -36,10 +36,14 @@ class Stage:
     batch of records to records in `process`. Rejected records pass through untouched."""
 
     name = "stage"
+    section = ""  # the config section it reads (pipeline/config_sections.py); none: the run's settings only
     resources = Resources()
 
     def __init__(self, cfg):
-        self.cfg = cfg  # a PipelineConfig; cheap to build anywhere, models come in setup()
+        """`cfg`: the PipelineConfig; the stage keeps its own section (`self.cfg`) and the run's (`self.run`).
+        Cheap to build anywhere: models come in setup()."""
+        self.run = cfg.run
+        self.cfg = getattr(cfg, self.section) if self.section else None
         self.threads = 1  # CPU threads its models may use: the worker sets it to the CPUs it reserved
 
     def setup(self) -> None:

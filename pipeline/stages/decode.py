@@ -19,17 +19,16 @@ class DecodeStage(Stage):
 
     def process(self, records: list[Record]) -> None:
         for r in records:
-            cfg = self.cfg
-            workdir = scratch.make_dir("decode", cfg.scratch_dir)
+            workdir = scratch.make_dir("decode", self.run.scratch_dir)
             r.scratch.workdir = workdir
             dw, dh = r["display_width"], r["display_height"]
-            analysis = media.even_size(dw, dh, cfg.analysis_size)
-            normalized = media.even_size(dw, dh, cfg.max_side)  # the size clips are cut at
-            result = media.decode(r.scratch.path, workdir, cfg.fps, cfg.sample_rate, analysis, self.threads)
+            analysis = media.even_size(dw, dh, self.run.analysis_size)
+            normalized = media.even_size(dw, dh, self.run.max_side)  # the size clips are cut at
+            result = media.decode(r.scratch.path, workdir, self.run.fps, self.run.sample_rate, analysis, self.threads)
             r["decode_passes"] = r.get("decode_passes", 0) + 1
             r.scratch.decoded = result
             r["decoded_frames"] = result.num_frames
-            r["decoded_seconds"] = result.num_frames / cfg.fps
+            r["decoded_seconds"] = result.num_frames / self.run.fps
             r["analysis_width"], r["analysis_height"] = analysis
             r["normalized_width"], r["normalized_height"] = normalized
             missing = r["duration_s"] - r["decoded_seconds"]

@@ -51,6 +51,7 @@ def nearest(r: Record, candidates: list[Record]) -> Record | None:
 
 class EncodeStage(Stage):
     name = "encode"
+    section = "encode"
     resources = Resources(cpus=1.0, gpus=1.0, memory_gb=8.0)
 
     def __init__(self, cfg: PipelineConfig):
@@ -60,13 +61,13 @@ class EncodeStage(Stage):
     def setup(self) -> None:
         from model.loading.latent_models import LatentModels
 
-        models_dir = self.cfg.models_dir
-        if self.cfg.debug_models:  # seeded, so every worker on every node writes the same weights
+        models_dir = self.run.models_dir
+        if self.run.debug_models:  # seeded, so every worker on every node writes the same weights
             from model.loading.latent_models import write_debug_models
 
             models_dir = write_debug_models(scratch.make_dir("debug_models"), self.cfg.video_vae)
-        self.models = LatentModels.load(models_dir, self.cfg.video_vae, self.cfg.debug_models)
-        if self.cfg.debug_models:  # loaded: the random weights are not needed on disk any more
+        self.models = LatentModels.load(models_dir, self.cfg.video_vae, self.run.debug_models)
+        if self.run.debug_models:  # loaded: the random weights are not needed on disk any more
             shutil.rmtree(models_dir, ignore_errors=True)
         self.buckets = parse_buckets(self.cfg.buckets, self.cfg.video_vae)
 
@@ -74,7 +75,7 @@ class EncodeStage(Stage):
         """All accepted clips of one source, in time order."""
         cfg = self.cfg
         store = np.dtype(cfg.latent_dtype)
-        voiced = [r for r in records if len(r.scratch.pcm) >= MIN_VOICE_S * cfg.sample_rate]
+        voiced = [r for r in records if len(r.scratch.pcm) >= MIN_VOICE_S * self.run.sample_rate]
         for r in records:
             r.scratch.latents = {}
             r.scratch.ref, r.scratch.voice_ref = nearest(r, records), nearest(r, voiced)
@@ -141,7 +142,7 @@ class EncodeStage(Stage):
     def encode_audio_and_text(self, records: list[Record], store: np.dtype) -> None:
         m, cfg = self.models, self.cfg
         clips = self.encode_audio([r.scratch.pcm for r in records])
-        voice_len = int(cfg.ref_voice_s * cfg.sample_rate)
+        voice_len = int(cfg.ref_voice_s * self.run.sample_rate)
         voiced = [k for k, r in enumerate(records) if r.scratch.voice_ref is not None]
         voices = dict(zip(voiced, self.encode_audio([records[k].scratch.voice_ref.scratch.pcm[:voice_len] for k in voiced])))
         from model.text_encoder import speech_prompt

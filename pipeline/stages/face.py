@@ -21,6 +21,7 @@ def yaw_degrees(landmarks: np.ndarray) -> float:
 
 class FaceStage(Stage):
     name = "face"
+    section = "face"
     resources = Resources(cpus=1.0, memory_gb=1.0)
 
     def __init__(self, cfg: PipelineConfig):
@@ -28,7 +29,7 @@ class FaceStage(Stage):
         self.detector = None
 
     def setup(self) -> None:
-        self.detector = make_detector(self.cfg.face_backend, self.cfg.models_dir, self.threads)
+        self.detector = make_detector(self.cfg.face_backend, self.run.models_dir, self.threads)
 
     def keyframe_detections(self, clip: Record) -> tuple[list[tuple[int, list[Detection]]], list[np.ndarray]]:
         """Detections on every `detect_every`-th frame of the clip (and its last), and every frame in grey for

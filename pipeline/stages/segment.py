@@ -54,6 +54,7 @@ def place_windows(scene: tuple[int, int], length: int, margin: int, speech: list
 
 class SegmentStage(Stage):
     name = "segment"
+    section = "segment"
     resources = Resources(cpus=1.0, memory_gb=1.0)
 
     def __init__(self, cfg: PipelineConfig):
@@ -64,34 +65,35 @@ class SegmentStage(Stage):
         self.vad = SpeechDetector(self.cfg.vad_onset, self.cfg.vad_offset)
 
     def process(self, records: list[Record]) -> None:
+        run = self.run
         for r in records:
             cfg, dec = self.cfg, r.scratch.decoded
             reader = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames)
-            pictures = fingerprint.PictureHasher(dec.num_frames, cfg.fps)
+            pictures = fingerprint.PictureHasher(dec.num_frames, run.fps)
             scenes = scenes_from_scores(scene_change_scores(reader, visit=pictures.visit), cfg.scene_threshold)
             r.scratch.pcm = pcm = media.read_pcm(dec.audio_path)
             r["video_fingerprint"], r["audio_fingerprint"] = fingerprint.Fingerprint(
-                dec.num_frames / cfg.fps, pictures.hashes(), fingerprint.loudness_curve(pcm, cfg.sample_rate)).to_text()
-            heard = int(len(pcm) * cfg.fps / cfg.sample_rate)  # frames the audio covers: clips stay inside it
-            margin = int(round(cfg.edge_margin_s * cfg.fps))  # kept from scene cuts, not from the audio's end
+                dec.num_frames / run.fps, pictures.hashes(), fingerprint.loudness_curve(pcm, run.sample_rate)).to_text()
+            heard = int(len(pcm) * run.fps / run.sample_rate)  # frames the audio covers: clips stay inside it
+            margin = int(round(cfg.edge_margin_s * run.fps))  # kept from scene cuts, not from the audio's end
             scenes = [(a, min(b, heard + margin)) for a, b in scenes if a < heard]
-            r.scratch.speech = speech = self.vad.regions(pcm, cfg.sample_rate)
-            r["scene_cuts_s"] = [round(a / cfg.fps, 4) for a, _ in scenes[1:]]
+            r.scratch.speech = speech = self.vad.regions(pcm, run.sample_rate)
+            r["scene_cuts_s"] = [round(a / run.fps, 4) for a, _ in scenes[1:]]
             r["speech_seconds"] = round(sum(b - a for a, b in speech), 3)
-            speech_frames = [(max(0, int(np.floor((a - 0.1) * cfg.fps))), int(np.ceil(b * cfg.fps))) for a, b in speech]
+            speech_frames = [(max(0, int(np.floor((a - 0.1) * run.fps))), int(np.ceil(b * run.fps))) for a, b in speech]
             clips = []
             for k, scene in enumerate(scenes):
-                for start in place_windows(scene, cfg.clip_frames, margin, speech_frames):
+                for start in place_windows(scene, run.clip_frames, margin, speech_frames):
                     clips.append(new_clip(r, {
-                        "clip_id": clip_id(r["source_id"], start, cfg.clip_frames, cfg.fps),
+                        "clip_id": clip_id(r["source_id"], start, run.clip_frames, run.fps),
                         "source_id": r["source_id"], "source_path": r["source_path"], "scene_index": k,
-                        "start_frame": start, "num_frames": cfg.clip_frames, "fps": cfg.fps,
-                        "start_s": round(start / cfg.fps, 6), "end_s": round((start + cfg.clip_frames) / cfg.fps, 6),
+                        "start_frame": start, "num_frames": run.clip_frames, "fps": run.fps,
+                        "start_s": round(start / run.fps, 6), "end_s": round((start + run.clip_frames) / run.fps, 6),
                         "status": "candidate",
                     }))
             r.scratch.clips = clips
             if not clips:
-                longest = max((b - a for a, b in scenes), default=0) / cfg.fps
-                short_audio = f"; the audio ends at {heard / cfg.fps:.2f} s" if heard < dec.num_frames - cfg.fps else ""
+                longest = max((b - a for a, b in scenes), default=0) / run.fps
+                short_audio = f"; the audio ends at {heard / run.fps:.2f} s" if heard < dec.num_frames - run.fps else ""
                 reject(r, self.name, "no_window",
-                       f"no scene holds a {cfg.clip_seconds:.2f} s clip (longest {longest:.2f} s{short_audio})")
+                       f"no scene holds a {run.clip_seconds:.2f} s clip (longest {longest:.2f} s{short_audio})")

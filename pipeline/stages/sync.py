@@ -19,18 +19,18 @@ from pipeline.checks.asd_sync import FPS as ASD_FPS, asd_faces
 from pipeline.checks.face_tracking import smooth_boxes
 from pipeline.checks.lip_sync import MouthMotionScorer, SyncNetScorer, mouth_crops, syncnet_crops
 from pipeline.checks.sync_evidence import evidence_curve, pool_source, read_curve, to_grid
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, RunConfig, SyncConfig
 from pipeline.stages.base import Record, Resources, Stage, reject
 from pipeline.stages.worker_state import clip_pcm
 
 
-def resolve_scorer(cfg: PipelineConfig) -> str:
+def resolve_scorer(cfg: SyncConfig, run: RunConfig) -> str:
     """The scorer a run uses: the one asked for, else SyncNet (debug runs without its weights: mouth motion)."""
     from model.syncnet import weights_path
 
     if cfg.sync_scorer != "auto":
         return cfg.sync_scorer
-    if cfg.debug_models and not os.path.isfile(weights_path(cfg.models_dir)):
+    if run.debug_models and not os.path.isfile(weights_path(run.models_dir)):
         return "mouth_motion"
     return "syncnet"
 
@@ -43,6 +43,7 @@ def speech_mask(c: Record, frames: int, fps: float) -> np.ndarray:
 
 class SyncStage(Stage):
     name = "sync"
+    section = "sync"
     resources = Resources(cpus=1.0, memory_gb=1.5)
 
     def __init__(self, cfg: PipelineConfig):
@@ -55,11 +56,11 @@ class SyncStage(Stage):
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.scorer = resolve_scorer(self.cfg)
+        self.scorer = resolve_scorer(self.cfg, self.run)
         if self.scorer == "syncnet":
             from model.syncnet import load_syncnet
 
-            self.syncnet = SyncNetScorer(load_syncnet(self.cfg.models_dir, device), device)
+            self.syncnet = SyncNetScorer(load_syncnet(self.run.models_dir, device), device)
         if self.scorer != "mouth_motion":
             from model.light_asd import load_light_asd
             from pipeline.checks.asd_sync import LightASDScorer
@@ -84,8 +85,8 @@ class SyncStage(Stage):
         measured = [self.offline_evidence(c, pad) for c in clips]
         for c, m, curve in zip(clips, measured, pool_source([m["curve"] for m in measured])):
             r = read_curve(curve)
-            c.update(sync_scorer="motion_asd", sync_offset_frames=r.offset, sync_fps=self.cfg.fps,
-                     sync_offset_s=round(r.offset / self.cfg.fps, 4), offline_sync_conf=round(r.confidence, 4),
+            c.update(sync_scorer="motion_asd", sync_offset_frames=r.offset, sync_fps=self.run.fps,
+                     sync_offset_s=round(r.offset / self.run.fps, 4), offline_sync_conf=round(r.confidence, 4),
                      audio_shift_frames=0, sync_status=self.offline_status(r.offset, r.confidence))
             if c["sync_status"] == "out_of_sync" and self.corrected(c, m, r.offset, pad):
                 c.update(audio_shift_frames=-r.offset, sync_status="in_sync")
@@ -108,14 +109,13 @@ class SyncStage(Stage):
         return self.evidence_from(c, opening, darkness, self.crops_25fps(c, frames), pad, shift)
 
     def evidence_from(self, c: Record, opening, darkness, crops, pad: int, shift: int) -> dict:
-        cfg = self.cfg
-        pad25 = int(np.ceil(pad * ASD_FPS / cfg.fps))
-        pcm = clip_pcm(c, cfg.sample_rate, pad, shift)
-        wide = int(np.ceil(pad25 * cfg.fps / ASD_FPS))  # frames at the clip's rate that cover pad25 at 25 fps
-        beyond = int(round(wide * cfg.sample_rate / cfg.fps - pad25 * cfg.sample_rate / ASD_FPS))
-        v, a = self.asd.embed_context(asd_faces(crops), clip_pcm(c, cfg.sample_rate, wide, shift)[beyond:], pad25)
-        asd = to_grid(self.asd.shifted_logits(v, a, pad25), ASD_FPS, cfg.fps, pad)
-        curve = evidence_curve(opening, darkness, pcm, cfg.sample_rate, cfg.fps, pad, asd)
+        pad25 = int(np.ceil(pad * ASD_FPS / self.run.fps))
+        pcm = clip_pcm(c, self.run.sample_rate, pad, shift)
+        wide = int(np.ceil(pad25 * self.run.fps / ASD_FPS))  # frames at the clip's rate that cover pad25 at 25 fps
+        beyond = int(round(wide * self.run.sample_rate / self.run.fps - pad25 * self.run.sample_rate / ASD_FPS))
+        v, a = self.asd.embed_context(asd_faces(crops), clip_pcm(c, self.run.sample_rate, wide, shift)[beyond:], pad25)
+        asd = to_grid(self.asd.shifted_logits(v, a, pad25), ASD_FPS, self.run.fps, pad)
+        curve = evidence_curve(opening, darkness, pcm, self.run.sample_rate, self.run.fps, pad, asd)
         return {"curve": curve, "embeds": (v, a[pad25:pad25 + len(v)]), "opening": opening, "darkness": darkness,
                 "crops": crops, "asd": asd}
 
@@ -134,7 +134,7 @@ class SyncStage(Stage):
     def settle(self, c: Record, m: dict) -> None:
         """The decision of the offline path, then the active speaker for clips still kept."""
         cfg, status = self.cfg, c["sync_status"]
-        detail = f"motion_asd offset {c['sync_offset_frames']:+d} frames at {cfg.fps:g} fps, evidence " \
+        detail = f"motion_asd offset {c['sync_offset_frames']:+d} frames at {self.run.fps:g} fps, evidence " \
                  f"{c['offline_sync_conf']:.2f}"
         if status == "out_of_sync":
             reject(c, self.name, "sync_offset", f"{detail} >= {cfg.min_offsync_evidence} beyond "
@@ -151,7 +151,7 @@ class SyncStage(Stage):
         cfg, dec = self.cfg, c.scratch.source.scratch.decoded
         frames = media.FrameReader(dec.frames_path, dec.analysis_size, dec.num_frames).read(
             c["start_frame"], c["num_frames"])
-        pcm = clip_pcm(c, cfg.sample_rate)
+        pcm = clip_pcm(c, self.run.sample_rate)
         crops = self.crops_25fps(c, frames) if self.scorer in ("syncnet", "light_asd") else None
         embeds = None
         if self.syncnet is not None:
@@ -164,8 +164,8 @@ class SyncStage(Stage):
             c["asd_sync_gain"] = round(o.gain, 4)
             name, offset, fps, low = "light_asd", o.offset, ASD_FPS, None
         else:
-            s = self.motion.score(mouth_crops(frames, c.scratch.track_landmarks), pcm, cfg.sample_rate, cfg.fps,
-                                  cfg.sync_vshift)
+            mouths = mouth_crops(frames, c.scratch.track_landmarks)
+            s = self.motion.score(mouths, pcm, self.run.sample_rate, self.run.fps, cfg.sync_vshift)
             c["motion_conf"] = round(s.confidence, 4)
             name, offset, fps, low = self.scorer, s.offset, s.fps, (s.confidence, cfg.min_motion_sync_conf)
         c.update(sync_scorer=name, sync_offset_frames=offset, sync_fps=fps, sync_offset_s=round(offset / fps, 4))
@@ -191,8 +191,8 @@ class SyncStage(Stage):
 
     def crops_25fps(self, c: Record, frames: np.ndarray) -> np.ndarray:
         """SyncNet-style face crops resampled to 25 fps (both learned models were trained at that rate)."""
-        t25 = np.arange(int(len(frames) * SyncNetScorer.FPS / self.cfg.fps))
-        pick = np.minimum(np.round(t25 * self.cfg.fps / SyncNetScorer.FPS).astype(int), len(frames) - 1)
+        t25 = np.arange(int(len(frames) * SyncNetScorer.FPS / self.run.fps))
+        pick = np.minimum(np.round(t25 * self.run.fps / SyncNetScorer.FPS).astype(int), len(frames) - 1)
         return syncnet_crops(frames[pick], smooth_boxes(c.scratch.track_boxes)[pick])
 
 

@@ -28,12 +28,13 @@ def covered_share(boxes: np.ndarray, region: tuple[float, float, float, float], 
 
 class TextStage(Stage):
     name = "text"
+    section = "text"
     resources = Resources(cpus=1.0, memory_gb=0.5)
 
     def setup(self) -> None:
         from pipeline.checks.text_regions import TextDetector
 
-        self.detector = TextDetector(self.cfg.models_dir, self.threads)
+        self.detector = TextDetector(self.run.models_dir, self.threads)
 
     def process(self, records: list[Record]) -> None:
         for c in records:

@@ -62,6 +62,7 @@ def clip_segments(segments: list, c: Record) -> list[ClipSegment]:
 
 class TranscribeStage(Stage):
     name = "transcribe"
+    section = "transcribe"
     resources = Resources(cpus=1.0, gpus=0.0, memory_gb=2.0)
 
     def __init__(self, cfg: PipelineConfig):
@@ -75,12 +76,12 @@ class TranscribeStage(Stage):
         from whisperx.asr import WhisperModel
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        nltk_dir = os.path.join(self.cfg.models_dir, "nltk_data")
+        nltk_dir = os.path.join(self.run.models_dir, "nltk_data")
         if os.path.isdir(nltk_dir):  # whisperx's aligner needs punkt_tab; never let NLTK go online for it
             import nltk
 
             nltk.data.path.insert(0, nltk_dir)
-        path = whisper_dir(self.cfg.models_dir)
+        path = whisper_dir(self.run.models_dir)
         # whisperx's Whisper (CTranslate2); VAD already ran in the segment stage, so its pipeline's own
         # VAD model is not loaded a second time
         self.whisper = WhisperModel(path, device=self.device, compute_type="int8" if self.device == "cpu" else "float16",
@@ -92,7 +93,7 @@ class TranscribeStage(Stage):
     def aligner(self, language: str):
         """whisperx's aligner for a language, if its wav2vec2 model is in the models folder."""
         if language not in self.aligners:
-            path = os.path.join(self.cfg.models_dir, "align", language)
+            path = os.path.join(self.run.models_dir, "align", language)
             if os.path.isdir(path):
                 import whisperx
 
@@ -142,8 +143,8 @@ class TranscribeStage(Stage):
 
     def record(self, c: Record, segments: list, language: str, language_prob: float) -> None:
         cfg = self.cfg
-        pcm = clip_pcm(c, cfg.sample_rate)
-        duration, t0 = len(pcm) / cfg.sample_rate, c["start_s"]
+        pcm = clip_pcm(c, self.run.sample_rate)
+        duration, t0 = len(pcm) / self.run.sample_rate, c["start_s"]
         speech = [(max(0.0, a - t0), min(duration, b - t0)) for a, b in c.scratch.source.scratch.speech
                   if b > t0 and a < c["end_s"]]
         c["language"], c["language_prob"] = language, round(language_prob, 4)

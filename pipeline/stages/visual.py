@@ -20,12 +20,13 @@ QUALITY_FRAMES = 2  # BRISQUE reads the frames at a third and two thirds of the 
 
 class VisualStage(Stage):
     name = "visual"
+    section = "visual"
     resources = Resources(cpus=0.5, memory_gb=0.5)
 
     def setup(self) -> None:
         from pipeline.checks.picture_quality import Brisque
 
-        self.brisque = Brisque(self.cfg.models_dir)
+        self.brisque = Brisque(self.run.models_dir)
 
     def process(self, records: list[Record]) -> None:
         for c in records:
