@@ -63,14 +63,19 @@ FILTERS = [
 ]
 
 
-def load(measure_dir: str, root: str) -> list[Clip]:
+def measured_files(measure_dir: str, root: str):
+    """(labelled file, its JSON document, its arrays) for every file benchmarks/footage_measure.py wrote."""
     files = {(f.collection, f.name): f for f in labelled_files(root)}
-    clips = []
     for path in sorted(glob.glob(os.path.join(measure_dir, "*", "*.json"))):
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
-        f = files[(os.path.basename(os.path.dirname(path)), doc["file"])]
-        arrays = np.load(path[:-5] + ".npz", allow_pickle=False)
+        yield files[(os.path.basename(os.path.dirname(path)), doc["file"])], doc, \
+            np.load(path[:-5] + ".npz", allow_pickle=False)
+
+
+def load(measure_dir: str, root: str) -> list[Clip]:
+    clips = []
+    for f, doc, arrays in measured_files(measure_dir, root):
         have = [i for i in range(len(doc["clips"])) if f"curve_{i}" in arrays]
         pooled = dict(zip(have, pool_source([arrays[f"curve_{i}"] for i in have])))
         for i, row in enumerate(doc["clips"]):
@@ -206,13 +211,8 @@ def candidate_curves(measure_dir: str, root: str) -> list[tuple[LabelledFile, di
     from pipeline.checks.sync_evidence import shift_correlations, spectral_flux, zscore
     from pipeline.checks.lip_sync import speech_loudness
 
-    files = {(f.collection, f.name): f for f in labelled_files(root)}
     out = []
-    for path in sorted(glob.glob(os.path.join(measure_dir, "*", "*.json"))):
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-        f = files[(os.path.basename(os.path.dirname(path)), doc["file"])]
-        arrays = np.load(path[:-5] + ".npz", allow_pickle=False)
+    for f, doc, arrays in measured_files(measure_dir, root):
         mine = []
         for i, row in enumerate(doc["clips"]):
             if f"curve_{i}" not in arrays:

@@ -50,15 +50,18 @@ class LightASDScorer:
         return v, a
 
     @torch.no_grad()
-    def embed_context(self, faces: np.ndarray, pcm_context: np.ndarray, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Face embeddings (T, 128) and audio embeddings (T + 2 pad, 128) of audio that reaches `pad` frames
-        (at 25 fps) beyond the clip either side; short audio is padded with silence."""
+    def embed_faces(self, faces: np.ndarray) -> torch.Tensor:
+        """(T, 112, 112) grey faces at 25 fps -> (T, 128)."""
+        return self.net.embed_faces(torch.from_numpy(np.ascontiguousarray(faces))[None].to(self.device))[0]
+
+    @torch.no_grad()
+    def embed_audio_context(self, pcm_context: np.ndarray, frames: int, pad: int) -> torch.Tensor:
+        """(frames + 2 pad, 128) audio embeddings of audio that reaches `pad` frames (at 25 fps) beyond a clip
+        of `frames` either side; short audio is padded with silence."""
         mfcc = syncnet_mfcc(pcm_context).T
-        need = 4 * (len(faces) + 2 * pad)
+        need = 4 * (frames + 2 * pad)
         mfcc = np.pad(mfcc[:need], ((0, max(0, need - len(mfcc))), (0, 0)))
-        v = self.net.embed_faces(torch.from_numpy(np.ascontiguousarray(faces))[None].to(self.device))[0]
-        a = self.net.embed_audio(torch.from_numpy(mfcc).float()[None].to(self.device))[0]
-        return v, a
+        return self.net.embed_audio(torch.from_numpy(mfcc).float()[None].to(self.device))[0]
 
     @torch.no_grad()
     def shifted_logits(self, v: torch.Tensor, a_context: torch.Tensor, pad: int) -> np.ndarray:

@@ -80,7 +80,8 @@ class SyncStage(Stage):
             c["sync_status"] = "out_of_sync" if c.get("status") == "rejected" else "in_sync"
 
     def measure_offline(self, clips: list[Record]) -> None:
-        """Every clip's evidence first, then each read with its source's (one offset per recording)."""
+        """Every clip's evidence first, then each read with its source's (one offset per recording). What is
+        kept per clip until then is small: per-frame numbers and Light-ASD's embeddings, never frames."""
         pad = self.cfg.sync_vshift
         measured = [self.offline_evidence(c, pad) for c in clips]
         for c, m, curve in zip(clips, measured, pool_source([m["curve"] for m in measured])):
@@ -106,25 +107,29 @@ class SyncStage(Stage):
             c["start_frame"], c["num_frames"])
         opening, _ = self.lips.opening(frames, c.scratch.track_boxes, c.scratch.track_landmarks)
         darkness = mouth_crops(frames, c.scratch.track_landmarks).reshape(len(frames), -1).mean(1)
-        return self.evidence_from(c, opening, darkness, self.crops_25fps(c, frames), pad, shift)
+        faces = self.asd.embed_faces(asd_faces(self.crops_25fps(c, frames)))  # kept instead of the frames
+        return self.evidence_from(c, opening, darkness, faces, pad, shift)
 
-    def evidence_from(self, c: Record, opening, darkness, crops, pad: int, shift: int) -> dict:
-        pad25 = int(np.ceil(pad * ASD_FPS / self.run.fps))
-        pcm = clip_pcm(c, self.run.sample_rate, pad, shift)
-        wide = int(np.ceil(pad25 * self.run.fps / ASD_FPS))  # frames at the clip's rate that cover pad25 at 25 fps
-        beyond = int(round(wide * self.run.sample_rate / self.run.fps - pad25 * self.run.sample_rate / ASD_FPS))
-        v, a = self.asd.embed_context(asd_faces(crops), clip_pcm(c, self.run.sample_rate, wide, shift)[beyond:], pad25)
-        asd = to_grid(self.asd.shifted_logits(v, a, pad25), ASD_FPS, self.run.fps, pad)
-        curve = evidence_curve(opening, darkness, pcm, self.run.sample_rate, self.run.fps, pad, asd)
-        return {"curve": curve, "embeds": (v, a[pad25:pad25 + len(v)]), "opening": opening, "darkness": darkness,
-                "crops": crops, "asd": asd}
+    def evidence_from(self, c: Record, opening: np.ndarray, darkness: np.ndarray, faces, pad: int, shift: int) -> dict:
+        """The evidence from per-frame measurements and Light-ASD's face embeddings (T25, 128), audio cut
+        `shift` frames later; the measurements are kept so a correction can be measured again."""
+        run = self.run
+        pad25 = int(np.ceil(pad * ASD_FPS / run.fps))
+        wide = int(np.ceil(pad25 * run.fps / ASD_FPS))  # frames at the clip's rate that cover pad25 at 25 fps
+        beyond = int(round(wide * run.sample_rate / run.fps - pad25 * run.sample_rate / ASD_FPS))
+        audio = self.asd.embed_audio_context(clip_pcm(c, run.sample_rate, wide, shift)[beyond:], len(faces), pad25)
+        asd = to_grid(self.asd.shifted_logits(faces, audio, pad25), ASD_FPS, run.fps, pad)
+        curve = evidence_curve(opening, darkness, clip_pcm(c, run.sample_rate, pad, shift), run.sample_rate, run.fps,
+                               pad, asd)
+        return {"curve": curve, "embeds": (faces, audio[pad25:pad25 + len(faces)]), "opening": opening,
+                "darkness": darkness, "asd": asd}
 
     def corrected(self, c: Record, m: dict, offset: int, pad: int) -> bool:
         """Re-cut the audio -offset frames later and measure the clip's own evidence again: kept only when it
         then reads in sync."""
         if not 0 < abs(offset) <= self.cfg.max_offset_correction:
             return False
-        again = self.evidence_from(c, m["opening"], m["darkness"], m["crops"], pad, -offset)
+        again = self.evidence_from(c, m["opening"], m["darkness"], m["embeds"][0], pad, -offset)
         r = read_curve(again["curve"])
         if abs(r.offset) <= self.cfg.offline_sync_tolerance and r.confidence >= self.cfg.min_sync_evidence:
             m["embeds"] = again["embeds"]
