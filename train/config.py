@@ -48,11 +48,11 @@ class DataConfig:
     when `model.audio_init` is set, else estimated at the start over `audio_stats_shards` shards; either
     way kept in the run folder and carried by its exports. Set with `audio_init`, it must agree with them."""
     audio_stats_shards: int = 64
+    """Shards read (drawn from the seed, shared among the ranks) to estimate the audio statistics at start;
+    a fixed number, so start-up does not grow with the data set (0: every shard)."""
     sync_status: list[str] = field(default_factory=lambda: ["in_sync", "unverified"])
     """Lip-sync statuses (the manifests' `sync_status`) a clip may have to be trained on; `[in_sync]` leaves
     out the clips the offline check could not verify. Samples without a status (audio-only) always pass."""
-    """Shards read (drawn from the seed, shared among the ranks) to estimate the audio statistics at start;
-    a fixed number, so start-up does not grow with the data set (0: every shard)."""
 
 
 @dataclass

@@ -86,7 +86,8 @@ def decode(sample: dict, stage: int, sync_status: tuple[str, ...] | None = None)
     return out
 
 
-def read_shard(path: str, stage: int, bad: dict[str, str], sync_status: tuple[str, ...] | None = None) -> list[dict | None]:
+def read_shard(path: str, stage: int, bad: dict[str, str],
+               sync_status: tuple[str, ...] | None = None) -> list[dict | None]:
     """Every sample of a shard in file order; None where a sample failed to decode. Failures land in `bad`
     (what failed -> why), once per shard or sample however often it is drawn."""
     import webdataset as wds
