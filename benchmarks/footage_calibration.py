@@ -208,26 +208,23 @@ def chosen_defaults(clips: list[Clip], defaults: dict) -> dict:
 def candidate_curves(measure_dir: str, root: str) -> list[tuple[LabelledFile, dict]]:
     """Per clip, the offset curve of each candidate kind of evidence alone, of their sum, and of the sum
     pooled over the file: the comparison the offline scorer was chosen by."""
-    from pipeline.checks.sync_evidence import shift_correlations, spectral_flux, zscore
-    from pipeline.checks.lip_sync import speech_loudness
+    from pipeline.checks.sync_evidence import evidence_parts
+    from pipeline.stages.worker_state import SourceScratch, clip_pcm, new_clip
+    from records.rows import SourceRow
 
     out = []
     for f, doc, arrays in measured_files(measure_dir, root):
+        source = SourceRow({}, scratch=SourceScratch(f.path))
+        source.scratch.pcm = arrays["pcm"] if "pcm" in arrays.files else None
         mine = []
         for i, row in enumerate(doc["clips"]):
             if f"curve_{i}" not in arrays:
                 continue
-            opening, dark, n = arrays[f"opening_{i}"], arrays[f"dark_{i}"], len(arrays[f"opening_{i}"])
             pad = (len(arrays[f"curve_{i}"]) - 1) // 2
-            sr, fps = 16000, row["fps"]
-            a, b = (int(round((row["start_frame"] + d) * sr / fps)) for d in (-pad, n + pad))
-            pcm = arrays["pcm"][max(a, 0):b]
-            pcm = np.pad(pcm, (max(-a, 0), (b - a) - max(-a, 0) - len(pcm)))
-            loud, flux = speech_loudness(pcm, sr, fps, n + 2 * pad), spectral_flux(pcm, sr, fps, n + 2 * pad)
-            mine.append({"opening x loudness": shift_correlations(zscore(opening), loud, pad),
-                         "opening x flux": shift_correlations(zscore(opening), flux, pad),
-                         "darkness x loudness": shift_correlations(zscore(-dark), loud, pad),
-                         "Light-ASD": arrays[f"asd_{i}"], "sum": arrays[f"curve_{i}"]})
+            clip = new_clip(source, {k: row[k] for k in ("start_frame", "num_frames", "fps")})
+            parts = evidence_parts(arrays[f"opening_{i}"], arrays[f"dark_{i}"], clip_pcm(clip, 16000, pad), 16000,
+                                   row["fps"], pad)
+            mine.append({**parts, "Light-ASD": arrays[f"asd_{i}"], "sum": arrays[f"curve_{i}"]})
         pooled = pool_source([m["sum"] for m in mine])
         out += [(f, {**m, "sum, pooled over the file": p}) for m, p in zip(mine, pooled)]
     return out

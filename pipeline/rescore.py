@@ -53,6 +53,7 @@ class ClipSyncNet:
         from eval.lip_sync import main_face
         from pipeline.checks.face_tracking import smooth_boxes
         from pipeline.checks.lip_sync import syncnet_crops
+        from pipeline.stages.sync import sync_verdict
 
         with tempfile.TemporaryDirectory(prefix="rescore-") as tmp:
             path = os.path.join(tmp, "clip.mp4")
@@ -66,13 +67,9 @@ class ClipSyncNet:
         out = {"sync_scorer": s.scorer, "sync_offset_frames": s.offset, "sync_fps": s.fps,
                "sync_offset_s": round(s.offset / s.fps, 4), "syncnet_conf": round(s.confidence, 4),
                "syncnet_dist": round(s.min_dist, 4), "sync_status": "in_sync"}
-        if s.confidence < self.min_conf:
-            out.update(sync_status="out_of_sync", reject_reason="sync_confidence",
-                       reject_detail=f"{s.scorer} confidence {s.confidence:.2f} < {self.min_conf} (rescored)")
-        elif abs(s.offset) > self.max_offset:
-            out.update(sync_status="out_of_sync", reject_reason="sync_offset",
-                       reject_detail=f"{s.scorer} offset {s.offset:+d} frames at {s.fps:g} fps beyond "
-                                     f"+-{self.max_offset} (rescored)")
+        verdict = sync_verdict(s.scorer, s.offset, s.fps, s.confidence, self.min_conf, self.max_offset)
+        if verdict:  # the sync stage's own rule
+            out.update(sync_status="out_of_sync", reject_reason=verdict[0], reject_detail=f"{verdict[1]} (rescored)")
         return out
 
 

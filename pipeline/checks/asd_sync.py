@@ -45,9 +45,8 @@ class LightASDScorer:
         """faces (T, 112, 112) grey at 25 fps -> face and audio embeddings (T', 128) each, T' = common length."""
         mfcc = syncnet_mfcc(pcm16k).T  # (M, 13) at 100 Hz
         t = min(len(faces), len(mfcc) // 4)
-        v = self.net.embed_faces(torch.from_numpy(np.ascontiguousarray(faces[:t]))[None].to(self.device))[0]
         a = self.net.embed_audio(torch.from_numpy(mfcc[:4 * t]).float()[None].to(self.device))[0]
-        return v, a
+        return self.embed_faces(faces[:t]), a
 
     @torch.no_grad()
     def embed_faces(self, faces: np.ndarray) -> torch.Tensor:

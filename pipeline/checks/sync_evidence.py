@@ -67,16 +67,24 @@ def to_grid(curve: np.ndarray, fps_from: float, fps_to: float, pad_to: int) -> n
     return np.interp(np.arange(-pad_to, pad_to + 1) / fps_to, np.arange(-pad_from, pad_from + 1) / fps_from, curve)
 
 
-def evidence_curve(opening: np.ndarray, darkness: np.ndarray, pcm_context: np.ndarray, sample_rate: int,
-                   fps: float, pad: int, asd_curve: np.ndarray | None = None) -> np.ndarray:
-    """(2 pad + 1,) summed z-scores over audio shifts k (video frame t with audio frame t + k).
-    opening, darkness: (n,) per video frame; pcm_context: the clip's audio with `pad` frames either side;
-    asd_curve: Light-ASD's mean speaking logit over the same shifts (None where it is not run)."""
+def evidence_parts(opening: np.ndarray, darkness: np.ndarray, pcm_context: np.ndarray, sample_rate: int,
+                   fps: float, pad: int) -> dict[str, np.ndarray]:
+    """Each kind of evidence from the picture and the sound alone: a (2 pad + 1,) curve over audio shifts k
+    (video frame t with audio frame t + k). opening, darkness: (n,) per video frame; pcm_context: the clip's
+    audio with `pad` frames either side."""
     n = len(opening)
     loud = speech_loudness(pcm_context, sample_rate, fps, n + 2 * pad)
     flux = spectral_flux(pcm_context, sample_rate, fps, n + 2 * pad)
-    parts = [shift_correlations(zscore(opening), loud, pad), shift_correlations(zscore(opening), flux, pad),
-             shift_correlations(zscore(-darkness), loud, pad)]
+    return {"opening x loudness": shift_correlations(zscore(opening), loud, pad),
+            "opening x flux": shift_correlations(zscore(opening), flux, pad),
+            "darkness x loudness": shift_correlations(zscore(-darkness), loud, pad)}
+
+
+def evidence_curve(opening: np.ndarray, darkness: np.ndarray, pcm_context: np.ndarray, sample_rate: int,
+                   fps: float, pad: int, asd_curve: np.ndarray | None = None) -> np.ndarray:
+    """(2 pad + 1,) the parts' z-scores summed, with Light-ASD's mean speaking logit over the same shifts
+    (`asd_curve`; None where it is not run)."""
+    parts = list(evidence_parts(opening, darkness, pcm_context, sample_rate, fps, pad).values())
     if asd_curve is not None:
         parts.append(asd_curve)
     return sum(zscore(p) for p in parts)

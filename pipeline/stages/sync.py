@@ -35,6 +35,17 @@ def resolve_scorer(cfg: SyncConfig, run: RunConfig) -> str:
     return "syncnet"
 
 
+def sync_verdict(name: str, offset: int, fps: float, confidence: float | None, min_conf: float,
+                 max_offset: int) -> tuple[str, str] | None:
+    """(reason, detail) when a scorer's reading rejects the clip (its confidence first: without it the
+    offset means nothing), else None."""
+    if confidence is not None and confidence < min_conf:
+        return "sync_confidence", f"{name} confidence {confidence:.2f} < {min_conf}"
+    if abs(offset) > max_offset:
+        return "sync_offset", f"{name} offset {offset:+d} frames at {fps:g} fps beyond +-{max_offset}"
+    return None
+
+
 def speech_mask(c: Record, frames: int, fps: float) -> np.ndarray:
     """(frames,) bool: which frames (at `fps`, from the clip's start) lie inside the source's speech regions."""
     t = c["start_s"] + (np.arange(frames) + 0.5) / fps
@@ -174,11 +185,9 @@ class SyncStage(Stage):
             c["motion_conf"] = round(s.confidence, 4)
             name, offset, fps, low = self.scorer, s.offset, s.fps, (s.confidence, cfg.min_motion_sync_conf)
         c.update(sync_scorer=name, sync_offset_frames=offset, sync_fps=fps, sync_offset_s=round(offset / fps, 4))
-        if low is not None and low[0] < low[1]:
-            reject(c, self.name, "sync_confidence", f"{name} confidence {low[0]:.2f} < {low[1]}")
-        elif abs(offset) > cfg.max_sync_offset:
-            reject(c, self.name, "sync_offset",
-                   f"{name} offset {offset:+d} frames at {fps:g} fps beyond +-{cfg.max_sync_offset}")
+        verdict = sync_verdict(name, offset, fps, *(low or (None, 0.0)), cfg.max_sync_offset)
+        if verdict:
+            reject(c, self.name, *verdict)
         elif self.asd is not None:
             self.check_speaker(c, frames, crops, pcm, embeds)
 
