@@ -88,7 +88,8 @@ class SyncStage(Stage):
             return
         for c in records:
             self.measure(c)
-            c["sync_status"] = "out_of_sync" if c.get("status") == "rejected" else "in_sync"
+            # a clip in sync whose face is not the speaker is rejected, but not for its sync
+            c["sync_status"] = "out_of_sync" if c.get("reject_reason") in ("sync_confidence", "sync_offset") else "in_sync"
 
     def measure_offline(self, clips: list[Record]) -> None:
         """Every clip's evidence first, then each read with its source's (one offset per recording). What is
