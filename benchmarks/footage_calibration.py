@@ -16,6 +16,7 @@ import numpy as np
 
 from benchmarks.footage_labels import LabelledFile, labelled_files, speaker
 from pipeline.checks.sync_evidence import pool_source, read_curve
+from pipeline.stages.face import frame_share
 
 NEGATIVE = ("late", "early", "voice_swap")
 FILTER_BUDGET = 0.05  # at most this share of in-sync originals rejected by one data filter (issue 25)
@@ -29,6 +30,7 @@ class Clip:
     offset: int | None  # the sync evidence read after pooling over the file's clips (None: no face track)
     confidence: float | None
     speaking: float | None  # Light-ASD speaking share
+    own_offset: int | None  # the clip's own evidence read alone
 
     @property
     def owner(self) -> str:
@@ -52,6 +54,7 @@ FILTERS = [
     Filter("face:face_count", "other_face_coverage", "max", "max_other_face_coverage"),
     Filter("face:face_too_small (width)", "face_width_px", "min", "min_face_width"),
     Filter("face:face_too_small (height)", "face_height_px", "min", "min_face_height"),
+    Filter("face:face_cut_off", "face_frame_share", "max", "max_face_frame_share"),
     Filter("face:pose", "pose_yaw_deg", "abs", "max_yaw_deg"),
     Filter("visual:blurred_face", "face_sharpness", "min", "min_face_sharpness"),
     Filter("visual:low_quality", "brisque", "max", "max_brisque"),
@@ -80,8 +83,10 @@ def load(measure_dir: str, root: str) -> list[Clip]:
         pooled = dict(zip(have, pool_source([arrays[f"curve_{i}"] for i in have])))
         for i, row in enumerate(doc["clips"]):
             r = read_curve(pooled[i]) if i in pooled else None
+            own = read_curve(arrays[f"curve_{i}"]).offset if i in pooled else None
             row["asd_speaking"] = float(arrays[f"asd_share_{i}"][0]) if i in pooled else None
-            clips.append(Clip(f, row, r.offset if r else None, r.confidence if r else None, row["asd_speaking"]))
+            clips.append(Clip(f, row, r.offset if r else None, r.confidence if r else None, row["asd_speaking"],
+                              own))
     return clips
 
 
@@ -89,6 +94,8 @@ def value(c: Clip, f: Filter) -> float | None:
     if f.column == "language_evidence":  # the transcribe stage's rule: doubted only when both are low
         lp, tc = c.row.get("language_prob"), c.row.get("transcript_conf")
         return None if lp is None else max(lp, tc or 0.0)
+    if f.column == "face_frame_share":
+        return None if c.row.get("face_box") is None else frame_share(c.row["face_box"])
     v = c.row.get(f.column)
     return None if v is None else abs(v) if f.sense == "abs" else float(v)
 
@@ -122,7 +129,8 @@ def filter_threshold(f: Filter, clips: list[Clip], default: float, budget: float
 @dataclass(frozen=True)
 class SyncRule:
     """The offline sync decision (pipeline/stages/sync.py, offline_status): in sync within `tolerance` frames
-    with evidence >= `accept`; out of sync beyond `reject_beyond` frames with evidence >= `reject`."""
+    with evidence >= `accept`; out of sync beyond `reject_beyond` frames with evidence >= `reject` when the
+    clip's own evidence also reads beyond the tolerance."""
     tolerance: int
     reject_beyond: int
     accept: float
@@ -134,7 +142,7 @@ def sync_outcome(c: Clip, rule: SyncRule) -> str:
         return "unmeasured"
     if abs(c.offset) <= rule.tolerance:
         return "in_sync" if c.confidence >= rule.accept else "unverified"
-    if abs(c.offset) > rule.reject_beyond:
+    if abs(c.offset) > rule.reject_beyond and abs(c.own_offset) > rule.tolerance:
         return "out_of_sync" if c.confidence >= rule.reject else "unverified"
     return "unverified"
 
@@ -149,6 +157,7 @@ def sync_thresholds(clips: list[Clip], budget: float = SYNC_BUDGET) -> SyncRule:
     measured = [c for c in clips if c.offset is not None and (c.file.kind == "original" or c.file.kind in NEGATIVE)]
     pos = np.array([c.file.kind == "original" for c in measured])
     off = np.abs([c.offset for c in measured])
+    own = np.abs([c.own_offset for c in measured])
     conf = np.array([c.confidence for c in measured])
     grid = np.append(np.quantile(conf, np.linspace(0, 1, 41)), np.inf)
     best, rule = -1.0, SyncRule(3, 3, np.inf, np.inf)
@@ -159,7 +168,7 @@ def sync_thresholds(clips: list[Clip], budget: float = SYNC_BUDGET) -> SyncRule:
                 if accept[~pos].mean() > budget:
                     continue
                 for tr in grid:
-                    reject = (off > beyond) & (conf >= tr)
+                    reject = (off > beyond) & (own > tol) & (conf >= tr)
                     if reject[pos].mean() <= budget:
                         score = accept[pos].mean() + reject[~pos].mean()
                         if score > best + 1e-9:

@@ -83,6 +83,10 @@ class FaceConfig:
                            "detector's mouth corners, changed decisions on recorded footage.")
     min_face_width: int = opt(50, "Minimum face width in source pixels (LatentSync: 50).")
     min_face_height: int = opt(80, "Minimum face height in source pixels (LatentSync: 80).")
+    max_face_frame_share: float = opt(1.0, "Reject clips whose face box (median over the clip) is wider or taller "
+                                           "than this share of the frame: part of the face lies outside the "
+                                           "picture (a mouth-only crop reads 1.05-1.09). In-sync recordings: "
+                                           "0.21-0.74.")
     min_track_coverage: float = opt(0.9, "Share of the clip's sampled frames the face track must cover.")
     max_other_face_coverage: float = opt(0.1, "A second face seen in more than this share of frames rejects the clip.")
     track_iou: float = opt(0.5, "IoU that links a detection to a track (syncnet_python: 0.5).")
@@ -131,8 +135,9 @@ class SyncConfig:
                                    "a run without its weights stops before any work (debug runs use mouth_motion).",
                            choices=["auto", "syncnet", "motion_asd", "light_asd", "mouth_motion"])
     min_asd_speaking: float = opt(0.5, "Active speaker (every scorer but mouth_motion): minimum share of the "
-                                       "clip's speech frames in which Light-ASD finds the tracked face speaking. "
-                                       "Recorded in-sync speakers: 0.81-0.99.")
+                                       "clip's speech frames in which Light-ASD does not find the tracked face "
+                                       "silent (logit below -1). Recorded in-sync speakers (49-frame clips): "
+                                       "0.55-1.0; a mouth-only crop, a crowd, faces over music: 0.")
     sync_vshift: int = opt(15, "Offset search range for lip sync, in frames either way.")
     max_sync_offset: int = opt(3, "Reject clips whose |sync offset| exceeds this many frames (Ovi: 3).")
     min_sync_conf: float = opt(1.5, "Minimum SyncNet confidence (Sync-C); Ovi: 1.5, LatentSync: 3.")
@@ -142,7 +147,7 @@ class SyncConfig:
     offline_sync_tolerance: int = opt(4, "motion_asd: offsets within this many frames are in sync (its offset "
                                          "is coarser than SyncNet's: in-sync recordings read up to 4 frames off). "
                                          "Chosen with the two below by leave-one-speaker-out validation on 70 "
-                                         "labelled recordings (README: Offline lip sync): held out, 5 percent of "
+                                         "labelled recordings (README: Offline lip sync): held out, 2 percent of "
                                          "in-sync 49-frame clips rejected, 1 percent of 0.4 s shifts and voice swaps "
                                          "accepted.")
     min_sync_evidence: float = opt(3.1, "motion_asd: a clip whose offline evidence (summed z-scores of mouth "
@@ -150,13 +155,15 @@ class SyncConfig:
                                         "the source) peaks within the tolerance by at least this much over its "
                                         "median is in sync; weaker, it is unverified.")
     min_offsync_evidence: float = opt(3.1, "motion_asd: a clip whose evidence peaks beyond the tolerance by at "
-                                           "least this much is out of sync; weaker, it is unverified.")
+                                           "least this much is out of sync, if its own evidence (not pooled over "
+                                           "the source) also peaks beyond it; otherwise it is unverified.")
     sync_unverified: str = opt("keep", "What becomes of a clip the offline evidence can neither accept nor "
                                        "reject: 'keep' it with sync_status=unverified (its scores in the "
                                        "manifest, for the trainer to filter on), or 'reject' it (strict runs). "
-                                       "Held out on the labelled recordings (49-frame clips), unverified was 2 "
-                                       "percent of in-sync clips and none of the shifted or dubbed ones, so "
-                                       "keeping them costs little precision.",
+                                       "Held out on the labelled recordings (49-frame clips), unverified was 5 "
+                                       "percent of in-sync clips and 9 percent of the shifted or dubbed ones "
+                                       "(their own evidence read in sync, their source's far off); kept, the "
+                                       "trainer's data.sync_status still decides whether they are trained on.",
                                choices=["keep", "reject"])
     max_offset_correction: int = opt(0, "A clip confidently out of sync by k frames, |k| up to this, has its audio "
                                         "re-cut k frames later and is kept when the shifted clip scores in sync "

@@ -65,3 +65,24 @@ def test_temporal_convolutions_equal_the_official_conv3d():
         with torch.no_grad():
             for c in (conv, strided):
                 torch.testing.assert_close(temporal_conv(c, x), torch.nn.Conv3d.forward(c, x), rtol=1e-4, atol=1e-4)
+
+
+def test_the_workers_face_encoder_computes_the_official_network():
+    """CPU workers embed faces with Light-ASD's encoder re-laid frame by frame, batch norms folded, under ONNX
+    Runtime (pipeline/checks/asd_runtime.py): on recorded-like input its embeddings are the network's own,
+    for any number of frames."""
+    from pipeline.checks.asd_runtime import FrameMajorFaceEncoder, OnnxFaceEncoder
+
+    net = load_light_asd()
+    g = torch.Generator().manual_seed(0)
+    base = torch.randint(40, 220, (1, 1, 112, 112), generator=g).float()
+    onnx = OnnxFaceEncoder(net.model.visualEncoder)
+    for t in (5, 31):
+        faces = (base + torch.randn(1, t, 112, 112, generator=g) * 20).clamp(0, 255).to(torch.uint8)
+        with torch.no_grad():
+            want = net.embed_faces(faces.float())[0]
+            eager = FrameMajorFaceEncoder(net.model.visualEncoder).eval()(faces[0].float())
+        got = onnx(faces[0].numpy())
+        scale = want.abs().max().item()
+        assert got.shape == want.shape == (t, 128) and scale > 0.1
+        assert (eager - want).abs().max().item() < 1e-4 * scale and (got - want).abs().max().item() < 1e-4 * scale

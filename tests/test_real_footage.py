@@ -198,6 +198,24 @@ def test_offline_sync_meets_its_goal_on_speakers_held_out(held_out):
     assert sum(o == "in_sync" for o in neg) <= 0.1 * len(neg)
 
 
+def test_every_filter_together_keeps_in_sync_recordings_held_out(held_out):
+    """Issue 25's acceptance, every check at its held-out threshold: at least 90% of the in-sync recordings
+    kept (accepted, or unverified), at least 90% of the shifted and dubbed copies not accepted, and no clip
+    of a hard case labelled `reject` accepted."""
+    from benchmarks.footage_report import per_file
+
+    clips, final = held_out["clips"], held_out["held_out"]["final"]
+    files = per_file(clips, final)
+    kind = {(c.file.collection, c.file.name): (c.file.kind, c.file.label["expect"]) for c in clips}
+    originals = [o for k, o in files.items() if kind[k][0] == "original"]
+    negatives = [o for k, o in files.items() if kind[k][0] in ("late", "early", "voice_swap")]
+    assert len(originals) >= 25 and len(negatives) >= 30  # both collections were read
+    assert sum(o in ("accepted", "unverified") for o in originals) >= 0.9 * len(originals), files
+    assert sum(o == "accepted" for o in negatives) <= 0.1 * len(negatives)
+    hard = [k for k, o in files.items() if kind[k] == ("hard", "reject")]
+    assert len(hard) == 6 and all(files[k] == "rejected" for k in hard), {k: files[k] for k in hard}
+
+
 def test_the_chosen_rule_is_the_shipped_default(held_out):
     """The defaults of --offline-sync-tolerance, --min-sync-evidence and --min-offsync-evidence are the
     validation's choice on every speaker (rounded down to a tenth)."""

@@ -86,14 +86,16 @@ def decode(sample: dict, stage: int, sync_status: tuple[str, ...] | None = None)
     return out
 
 
-def read_shard(path: str, stage: int, bad: dict[str, str],
-               sync_status: tuple[str, ...] | None = None) -> list[dict | None]:
-    """Every sample of a shard in file order; None where a sample failed to decode. Failures land in `bad`
-    (what failed -> why), once per shard or sample however often it is drawn."""
+def read_shard(path: str, stage: int, bad: dict[str, str], sync_status: tuple[str, ...] | None = None,
+               filtered: dict[str, int] | None = None) -> list[dict | None]:
+    """Every sample of a shard in file order; None where a sample failed to decode or the data filter left
+    it out. Failures land in `bad` (what failed -> why), left-out samples in `filtered` as one count per shard
+    and reason ("shard#reason" -> count; a filter may leave out millions, so never one entry each); both once
+    however often the shard is drawn."""
     import webdataset as wds
 
     wanted = lambda name: not name.endswith((".mp4", ".wav"))  # the media are not training inputs
-    out = []
+    out, left_out = [], {}
     try:
         with open(path, "rb") as f:
             members = ({**m, "__url__": path} for m in wds.tariterators.tar_file_iterator(f, select_files=wanted))
@@ -103,20 +105,25 @@ def read_shard(path: str, stage: int, bad: dict[str, str],
                         raise KeyError("no video latent (audio-only sample)")
                     out.append(decode(sample, stage, sync_status))
                 except Unwanted as e:
-                    bad[f"{path}#{sample.get('__key__')}"] = f"filtered:{e}"
+                    left_out[str(e)] = left_out.get(str(e), 0) + 1
                     out.append(None)
                 except Exception as e:  # noqa: BLE001 - a bad sample is counted, never fatal
                     bad[f"{path}#{sample.get('__key__')}"] = type(e).__name__
                     out.append(None)
     except Exception as e:  # noqa: BLE001 - an unreadable shard is counted and the stream moves on
         bad[path] = f"shard:{type(e).__name__}"
+    if filtered is not None:
+        filtered.update({f"{path}#{why}": n for why, n in left_out.items()})
     return out
 
 
-def reasons(bad: dict[str, str]) -> dict[str, int]:
+def reasons(bad: dict[str, str], filtered: dict[str, int] | None = None) -> dict[str, int]:
     counts: dict[str, int] = {}
     for why in bad.values():
         counts[why] = counts.get(why, 0) + 1
+    for key, n in (filtered or {}).items():
+        why = "filtered:" + key.rsplit("#", 1)[1]
+        counts[why] = counts.get(why, 0) + n
     return counts
 
 
@@ -190,6 +197,7 @@ class LatentStream:
         self.shards = spec.shards if bucket is None else shards
         self.state = state or {"draw": 0, "offset": 0, "pending": {}}
         self.bad: dict[str, str] = {}
+        self.filtered: dict[str, int] = {}
         self._cache: tuple[int, list] | None = None
 
     def shard_samples(self, draw: int) -> list[dict | None]:
@@ -198,7 +206,7 @@ class LatentStream:
             extra = ([self.spec.restart] if self.spec.restart else []) + ([self.bucket] if self.bucket else [])
             rng = seeded(self.spec.seed, self.id, draw, *extra)
             path = rng.choice(self.shards)
-            samples = read_shard(path, self.spec.stage, self.bad, self.spec.sync_status)
+            samples = read_shard(path, self.spec.stage, self.bad, self.spec.sync_status, self.filtered)
             rng.shuffle(samples)
             self._cache = (draw, samples)
         return self._cache[1]
@@ -212,7 +220,7 @@ class LatentStream:
                 empty_draws = empty_draws + 1 if not any(s is not None for s in samples) else 0
                 if empty_draws > 100:
                     raise RuntimeError(f"stream {self.id}: 100 shard draws in a row gave no readable sample "
-                                       f"(skipped: {reasons(self.bad)})")
+                                       f"(skipped: {reasons(self.bad, self.filtered)})")
                 st["draw"], st["offset"] = st["draw"] + 1, 0
                 continue
             position, sample = [st["draw"], st["offset"]], samples[st["offset"]]
@@ -225,7 +233,7 @@ class LatentStream:
             if len(queues[key]) >= batch_size(key, self.spec.tokens_per_batch, self.spec.max_batch):
                 batch = collate(queues.pop(key), self.spec.stage)
                 del st["pending"][key]
-                batch.update(stream=self.id, state=json.loads(json.dumps(st)), skipped=reasons(self.bad))
+                batch.update(stream=self.id, state=json.loads(json.dumps(st)), skipped=reasons(self.bad, self.filtered))
                 yield batch
 
 

@@ -22,6 +22,10 @@ from pipeline.checks.lip_sync import syncnet_mfcc
 
 FPS = 25.0  # Light-ASD's video rate (4 MFCC frames per video frame)
 MIN_FRAMES = 10  # frames left after the widest shift for a meaningful mean
+# A frame counts as silent at odds of e:1 or more. Between -1 and 0 Light-ASD is unsure rather than sure of
+# silence: an in-sync MEAD speaker with a surprised face reads -0.5 on every frame, while still faces under a
+# voice, off-screen narrators and a mouth-only crop read -1.4 to -6 (benchmarks/real_footage.py).
+SILENT_LOGIT = -1.0
 
 
 @dataclass
@@ -37,8 +41,11 @@ def asd_faces(crops_224_bgr: np.ndarray) -> np.ndarray:
 
 
 class LightASDScorer:
-    def __init__(self, net, device: str = "cpu"):
+    def __init__(self, net, device: str = "cpu", threads: int = 1):
+        from pipeline.checks.asd_runtime import face_encoder
+
         self.net, self.device = net, device
+        self.face_encoder = face_encoder(net, device, threads)
 
     @torch.no_grad()
     def embed(self, faces: np.ndarray, pcm16k: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,7 +58,7 @@ class LightASDScorer:
     @torch.no_grad()
     def embed_faces(self, faces: np.ndarray) -> torch.Tensor:
         """(T, 112, 112) grey faces at 25 fps -> (T, 128)."""
-        return self.net.embed_faces(torch.from_numpy(np.ascontiguousarray(faces))[None].to(self.device))[0]
+        return self.face_encoder(faces)
 
     @torch.no_grad()
     def embed_audio_context(self, pcm_context: np.ndarray, frames: int, pad: int) -> torch.Tensor:
@@ -72,10 +79,12 @@ class LightASDScorer:
 
     @torch.no_grad()
     def speaking_share(self, v: torch.Tensor, a: torch.Tensor, speech: np.ndarray | None = None) -> float:
-        """Share of the speech frames (speech (T,) bool; None: all) in which the face speaks, unshifted."""
-        own = torch.sigmoid(self.net.speaking_logits(v[None], a[None]))[0].cpu().numpy()
+        """Share of the speech frames (speech (T,) bool; None: all) in which the face may be speaking,
+        unshifted: every frame but those Light-ASD finds silent with some confidence (logit below
+        SILENT_LOGIT)."""
+        own = self.net.speaking_logits(v[None], a[None])[0].cpu().numpy()
         mask = np.ones(len(own), bool) if speech is None else speech[:len(own)]
-        return float((own[mask] > 0.5).mean()) if mask.any() else 0.0
+        return float((own[mask] >= SILENT_LOGIT).mean()) if mask.any() else 0.0
 
     @torch.no_grad()
     def offset(self, v: torch.Tensor, a: torch.Tensor, vshift: int) -> AsdOffset:

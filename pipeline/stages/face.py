@@ -19,6 +19,11 @@ def yaw_degrees(landmarks: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(nose[0] - (le[0] + re[0]) / 2, half)))
 
 
+def frame_share(face_box: list[float]) -> float:
+    """The larger of the face box's width and height as a share of the frame's (the box normalised to it)."""
+    return max(face_box[2] - face_box[0], face_box[3] - face_box[1])
+
+
 class FaceStage(Stage):
     name = "face"
     section = "face"
@@ -78,6 +83,9 @@ class FaceStage(Stage):
         elif c["face_track_coverage"] < cfg.min_track_coverage:
             reject(c, self.name, "face_track_coverage",
                    f"the face is found in {c['face_track_coverage']:.0%} of frames < {cfg.min_track_coverage:.0%}")
+        elif frame_share(c["face_box"]) > cfg.max_face_frame_share:
+            reject(c, self.name, "face_cut_off", f"the face box spans {frame_share(c['face_box']):.0%} of the frame "
+                   f"> {cfg.max_face_frame_share:.0%}: part of the face lies outside the picture")
         elif c["face_width_px"] < cfg.min_face_width or c["face_height_px"] < cfg.min_face_height:
             reject(c, self.name, "face_too_small", f"face {c['face_width_px']:.0f}x{c['face_height_px']:.0f} px "
                    f"< {cfg.min_face_width}x{cfg.min_face_height} px")

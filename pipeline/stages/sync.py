@@ -76,7 +76,7 @@ class SyncStage(Stage):
             from model.light_asd import load_light_asd
             from pipeline.checks.asd_sync import LightASDScorer
 
-            self.asd = LightASDScorer(load_light_asd(device=device), device)
+            self.asd = LightASDScorer(load_light_asd(device=device), device, self.threads)
         if self.scorer == "motion_asd":
             from pipeline.checks.lip_landmarks import LipLandmarker
 
@@ -97,18 +97,24 @@ class SyncStage(Stage):
         pad = self.cfg.sync_vshift
         measured = [self.offline_evidence(c, pad) for c in clips]
         for c, m, curve in zip(clips, measured, pool_source([m["curve"] for m in measured])):
-            r = read_curve(curve)
+            r, own = read_curve(curve), read_curve(m["curve"])
             c.update(sync_scorer="motion_asd", sync_offset_frames=r.offset, sync_fps=self.run.fps,
                      sync_offset_s=round(r.offset / self.run.fps, 4), offline_sync_conf=round(r.confidence, 4),
-                     audio_shift_frames=0, sync_status=self.offline_status(r.offset, r.confidence))
+                     audio_shift_frames=0, sync_status=self.offline_status(r.offset, r.confidence, own.offset))
+            m["own_offset"] = own.offset
             if c["sync_status"] == "out_of_sync" and self.corrected(c, m, r.offset, pad):
                 c.update(audio_shift_frames=-r.offset, sync_status="in_sync")
             self.settle(c, m)
 
-    def offline_status(self, offset: int, confidence: float) -> str:
+    def offline_status(self, offset: int, confidence: float, own_offset: int) -> str:
+        """From the reading pooled over the source, and the clip's own offset: a rejection cannot be undone
+        (rescoring reads kept clips only), so a clip whose own evidence puts it in sync is not rejected on its
+        source's alone; it is unverified."""
         cfg = self.cfg
         if abs(offset) <= cfg.offline_sync_tolerance:
             return "in_sync" if confidence >= cfg.min_sync_evidence else "unverified"
+        if abs(own_offset) <= cfg.offline_sync_tolerance:
+            return "unverified"
         return "out_of_sync" if confidence >= cfg.min_offsync_evidence else "unverified"
 
     def offline_evidence(self, c: Record, pad: int, shift: int = 0) -> dict:
@@ -151,8 +157,8 @@ class SyncStage(Stage):
     def settle(self, c: Record, m: dict) -> None:
         """The decision of the offline path, then the active speaker for clips still kept."""
         cfg, status = self.cfg, c["sync_status"]
-        detail = f"motion_asd offset {c['sync_offset_frames']:+d} frames at {self.run.fps:g} fps, evidence " \
-                 f"{c['offline_sync_conf']:.2f}"
+        detail = f"motion_asd offset {c['sync_offset_frames']:+d} frames at {self.run.fps:g} fps (the clip alone: " \
+                 f"{m['own_offset']:+d}), evidence {c['offline_sync_conf']:.2f}"
         if status == "out_of_sync":
             reject(c, self.name, "sync_offset", f"{detail} >= {cfg.min_offsync_evidence} beyond "
                    f"+-{cfg.offline_sync_tolerance}")
