@@ -67,7 +67,7 @@ def main() -> None:
     names = [n for n in names if n in prints and len(prints[n].video) and len(prints[n].audio)]
     print(f"{'file':36s} " + " ".join(f"{c:>12s}" for c in COPIES) + "   closest other file"
           "\n(picture bit errors / loudness correlation; = marks 'same recording')")
-    missed, fooled = 0, 0
+    missed, fooled, queries = 0, 0, []
     with tempfile.TemporaryDirectory() as tmp:
         for n in [n for n in names if "__" not in n]:  # originals; derived files are compared as others
             cells = []
@@ -75,6 +75,7 @@ def main() -> None:
                 out = os.path.join(tmp, "copy" + (".mkv" if label.startswith("mkv") else ".mp4"))
                 copy_of(os.path.join(a.dir, n), out, args)
                 c = fingerprint_of(out)
+                queries.append((f"{n} {label}", c))
                 missed += not fp.same_recording(prints[n], c)[0]
                 cells.append(measures(prints[n], c))
             score = lambda m: (fp.loudness_correlation(prints[n].audio, prints[m].audio) or -1) - \
@@ -85,6 +86,26 @@ def main() -> None:
     originals = sum("__" not in n for n in names)
     print(f"\n{originals} originals: {missed} of {originals * len(COPIES)} copies missed; "
           f"{fooled} files taken for the same recording as their closest other file")
+    register_against_scan(prints, queries + [(n, prints[n]) for n in names if "__" in n])
+
+
+def register_against_scan(prints: dict, queries: list) -> None:
+    """The run's register (an index of picture hashes) holding the originals, asked about every copy and
+    derived file: it must name the recording a scan over every kept one names."""
+    from pipeline.run.near_duplicates import RecordingRegister
+
+    register, kept = RecordingRegister(), [n for n in prints if "__" not in n]
+    for n in kept:
+        video, audio = prints[n].to_text()
+        register.add({"source_id": n, "source_path": n, "duration_s": prints[n].duration_s,
+                      "video_fingerprint": video, "audio_fingerprint": audio})
+    differ = 0
+    for name, f in queries:
+        found = register.match(f)
+        scan = next((n for n in kept if fp.same_recording(f, prints[n])[0]), None)
+        differ += (found[0] if found else None) != scan
+    print(f"register (picture-hash index) against a scan of every kept recording: {differ} of {len(queries)} "
+          f"decisions differ")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from storage.store import Store
 def shard_members(store: Store, rel: str) -> dict[str, tuple[int, str]]:
     """member name -> (size, sha256), reading the tar once."""
     out = {}
-    with store.open(rel) as f, tarfile.open(fileobj=f) as tar:
+    with store.open_stream(rel) as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for m in tar:
             if m.isfile():
                 data = tar.extractfile(m).read()
@@ -27,7 +27,7 @@ def opens_with_webdataset(store: Store, rel: str) -> str | None:
     import webdataset as wds
 
     try:
-        with store.open(rel) as f:
+        with store.open_stream(rel) as f:
             for _ in wds.tariterators.tar_file_expander([{"stream": f, "url": rel}]):
                 pass
     except Exception as e:  # report, do not stop: the point is to list every problem

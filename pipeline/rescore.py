@@ -75,7 +75,7 @@ class ClipSyncNet:
 
 def read_samples(store: Store, shard_rel: str) -> dict[str, bytes]:
     """Every member of a shard, by name (one read of the tar)."""
-    with store.open(shard_rel) as f, tarfile.open(fileobj=f) as tar:
+    with store.open_stream(shard_rel) as f, tarfile.open(fileobj=f, mode="r|") as tar:
         return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
 
 

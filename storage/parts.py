@@ -53,6 +53,14 @@ def part_stems(store: Store) -> list[str]:
     return sorted(store.relative(i.path)[: -len(PART_SOURCES)] for i in store.files("shards", (PART_SOURCES,)))
 
 
+def unreadable(store: Store, rel: str, e: Exception) -> UnreadablePart:
+    return UnreadablePart(f"manifest part {store.uri_of(rel)} is unreadable ({type(e).__name__}: {str(e)[:200]})")
+
+
+def stop_on(e: UnreadablePart, stem: str) -> SystemExit:
+    return SystemExit(f"{e}\ndelete that part's files ({stem}.*) and run again: its sources are processed again")
+
+
 def read_part(store: Store, stem: str) -> tuple[tuple[int, int], pa.Table, pa.Table]:
     """(order, sources, clips) of one part; UnreadablePart says which file and why."""
     tables = []
@@ -62,8 +70,7 @@ def read_part(store: Store, stem: str) -> tuple[tuple[int, int], pa.Table, pa.Ta
                 table = pq.read_table(f)
             tables.append(table.select(schema.names).cast(schema).replace_schema_metadata(table.schema.metadata))
         except Exception as e:  # noqa: BLE001 - any failure to read is the same news for the user
-            raise UnreadablePart(f"manifest part {store.uri_of(stem + suffix)} is unreadable "
-                                 f"({type(e).__name__}: {str(e)[:200]})") from e
+            raise unreadable(store, stem + suffix, e) from e
     return part_order(tables[0].schema.metadata), tables[0], tables[1]
 
 
@@ -77,8 +84,7 @@ def read_parts(out_dir: str, problems: list[str] | None = None) -> tuple[pa.Tabl
             parts.append((*read_part(store, stem), stem))
         except UnreadablePart as e:
             if problems is None:
-                raise SystemExit(f"{e}\ndelete that part's files ({stem}.*) and run again: its sources are "
-                                 "processed again") from e
+                raise stop_on(e, stem) from e
             problems.append(str(e))
     parts.sort(key=lambda p: (p[0], p[3]))
     s_part = [k for k, p in enumerate(parts) for _ in range(len(p[1]))]
@@ -101,10 +107,33 @@ def next_run(out_dir: str) -> int:
     return max(runs, default=0) + 1
 
 
+def latest_source_rows(out_dir: str, columns: list[str]) -> list[dict]:
+    """`columns` of every source as its latest part has it, reading only those columns of the parts'
+    sources files and the footer of their clips files (a broken part stops the run before any work, as in
+    read_parts): what a rerun needs to start, without the clips' rows or the fingerprints unless asked."""
+    store, found = Store(out_dir), []
+    for stem in part_stems(store):
+        rel = stem + PART_SOURCES
+        try:
+            with store.open(rel) as f:
+                pf = pq.ParquetFile(f)
+                order = part_order(pf.schema_arrow.metadata)
+                rows = pf.read(columns=sorted(set(columns) | {"source_id"})).to_pylist()
+            rel = stem + PART_CLIPS
+            with store.open(rel) as f:
+                pq.read_metadata(f)
+        except Exception as e:  # noqa: BLE001 - the same news as read_parts gives
+            raise stop_on(unreadable(store, rel, e), stem) from e
+        found.append((order, stem, rows))
+    latest = {}
+    for _, _, rows in sorted(found, key=lambda p: (p[0], p[1])):  # later parts overwrite earlier ones
+        latest.update((r["source_id"], r) for r in rows)
+    return list(latest.values())
+
+
 def finished_source_ids(out_dir: str) -> set[str]:
     """Sources a rerun skips: everything with a final decision (failed ones are tried again)."""
-    s, _ = read_parts(out_dir)
-    return {sid for sid, st in zip(s.column("source_id").to_pylist(), s.column("status").to_pylist()) if st != "failed"}
+    return {r["source_id"] for r in latest_source_rows(out_dir, ["status"]) if r["status"] != "failed"}
 
 
 def write_manifests(out_dir: str) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from storage.store import Store
 def read_samples(store: Store, rel: str) -> dict[str, dict[str, bytes]]:
     """WebDataset tar -> {key: {extension: bytes}}."""
     out: dict[str, dict[str, bytes]] = {}
-    with store.open(rel) as f, tarfile.open(fileobj=f) as tar:
+    with store.open_stream(rel) as f, tarfile.open(fileobj=f, mode="r|") as tar:
         for member in tar:
             if member.isfile():
                 key, ext = os.path.basename(member.name).split(".", 1)

@@ -27,6 +27,28 @@ def test_the_latest_run_wins_whatever_the_file_times(tmp_path):
     assert finished_source_ids(str(tmp_path)) == {"s1"}
 
 
+def test_a_rerun_starts_from_the_sources_columns_alone_and_stops_on_a_broken_part(tmp_path):
+    """What a rerun reads to start (each source's latest status) is what the full merge says, read from the
+    sources files' columns; a clips file cut short still stops it, naming the file, before any work."""
+    import pytest
+
+    from storage.parts import latest_source_rows
+
+    store = Store(str(tmp_path))
+    rows = [{"source_id": f"s{i}", "source_path": f"{i}.mp4", "status": st} for i, st in enumerate(["failed", "done"])]
+    write_part(store, "shards/unsharded/000000", rows, [], (1, 1))
+    write_part(store, "shards/clips/000000", [dict(rows[0], status="rejected")], [], (2, 1))
+    merged, _ = read_parts(str(tmp_path))
+    latest = latest_source_rows(str(tmp_path), ["status"])
+    assert sorted((r["source_id"], r["status"]) for r in latest) == \
+        sorted(zip(merged.column("source_id").to_pylist(), merged.column("status").to_pylist()))
+    assert finished_source_ids(str(tmp_path)) == {"s0", "s1"}
+    broken = tmp_path / "shards" / "clips" / "000000.clips.parquet"
+    broken.write_bytes(broken.read_bytes()[:20])
+    with pytest.raises(SystemExit, match="000000.clips.parquet is unreadable"):
+        finished_source_ids(str(tmp_path))
+
+
 def test_a_copied_output_reruns_to_nothing(corpus_run, models_dir, tmp_path):
     copy = str(tmp_path / "copy")
     subprocess.run(["cp", "-r", corpus_run["out"], copy], check=True)  # new file times, in cp's order

@@ -57,3 +57,43 @@ def test_job_reads_and_writes_object_storage(corpus, models_dir, s3_env):
     assert verify.returncode == 0, verify.stdout + verify.stderr
     again = build_shards("s3://media/raw", "s3://media/out", models_dir, "--latents", "off", "--sync-scorer", "mouth_motion", env=s3_env)
     assert "3 already finished, 0 to process" in again.stdout
+
+
+def test_a_tar_on_object_storage_is_read_in_one_request(s3_env):
+    """A 200-member tar read front to back (a staged sample, a shard for verify or rescoring): one GET
+    through the streaming reader; through a seekable S3 file tarfile asks for every block on its own. The
+    requests are counted by moto's request recorder."""
+    import io
+    import json
+    import tarfile
+    import urllib.request
+
+    from storage.store import Store
+
+    url = s3_env["AWS_ENDPOINT_URL"]
+    fs = pafs.S3FileSystem(endpoint_override=url, access_key="test", secret_key="test", region="us-east-1",
+                           allow_bucket_creation=True)
+    fs.create_dir("tars")
+    store, buf, members = Store("s3://tars/run"), io.BytesIO(), {f"k{i:04d}.npy": os.urandom(20_000) for i in range(200)}
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    store.write_bytes("shard.tar", buf.getvalue())
+
+    def recorder(action: str) -> bytes:
+        method = "GET" if action == "download-recording" else "POST"
+        return urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/recorder/{action}", method=method)).read()
+
+    def requests_to_read(opener, mode: str) -> int:
+        recorder("reset-recording")
+        recorder("start-recording")
+        with opener("shard.tar") as f, tarfile.open(fileobj=f, mode=mode) as tar:
+            assert {m.name: tar.extractfile(m).read() for m in tar} == members
+        recorder("stop-recording")
+        return sum(json.loads(line)["method"] == "GET" for line in recorder("download-recording").decode().splitlines()
+                   if line.strip())
+
+    assert requests_to_read(store.open_stream, "r|") == 1
+    assert requests_to_read(store.open, "r:") > 100  # what tarfile over a seekable S3 file costs

@@ -2,7 +2,7 @@
 active-speaker check of every scorer but the model-free one, and an offset search of its own.
 
 Light-ASD says, frame by frame, whether the face speaks the audio. At the clip's own alignment, the share
-of its speech frames in which the tracked face speaks is the active-speaker score (an off-screen narrator
+of its speech frames in which the tracked face does not look silent is the active-speaker score (an off-screen narrator
 over a listening face scores low). Its score follows the audio's content (loud speech scores high against
 almost any face), so sliding the audio alone mostly finds the loudest stretch; the offset search therefore
 reads the part of the score that needs the moving face: at every shift, the score against the real face
@@ -23,8 +23,8 @@ from pipeline.checks.lip_sync import syncnet_mfcc
 FPS = 25.0  # Light-ASD's video rate (4 MFCC frames per video frame)
 MIN_FRAMES = 10  # frames left after the widest shift for a meaningful mean
 # A frame counts as silent at odds of e:1 or more. Between -1 and 0 Light-ASD is unsure rather than sure of
-# silence: an in-sync MEAD speaker with a surprised face reads -0.5 on every frame, while still faces under a
-# voice, off-screen narrators and a mouth-only crop read -1.4 to -6 (benchmarks/real_footage.py).
+# silence: an in-sync MEAD speaker with a surprised face reads -0.5 on every frame, while a crowd, faces over
+# music and a mouth-only crop average -1.2 to -6 (benchmarks/real_footage.py, 49-frame clips).
 SILENT_LOGIT = -1.0
 
 

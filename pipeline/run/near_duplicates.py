@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.checks.fingerprint import Fingerprint, same_recording
+from pipeline.run.recording_index import KeyIndex, candidates, picture_keys
 from pipeline.stages.base import reject
 
 
@@ -19,17 +20,40 @@ def fingerprint_of(src: dict) -> Fingerprint | None:
                                 src.get("video_fingerprint"), src.get("audio_fingerprint"))
 
 
+class Growing:
+    """A float array appended to one value at a time (amortised O(1), unlike np.append)."""
+
+    def __init__(self) -> None:
+        self.data, self.n = np.zeros(1024), 0
+
+    def append(self, v: float) -> None:
+        if self.n == len(self.data):
+            self.data = np.concatenate([self.data, np.zeros(len(self.data))])
+        self.data[self.n] = v
+        self.n += 1
+
+    def view(self) -> np.ndarray:
+        return self.data[:self.n]
+
+
 class RecordingRegister:
+    """Kept recordings, found again through an index of their picture hashes (`recording_index.py`); a
+    recording without picture is found by its duration among all kept ones."""
+
     def __init__(self) -> None:
         self.kept: list[tuple[str, str, Fingerprint]] = []  # source_id, source_path, fingerprint
-        self.durations = np.zeros(0)
+        self.durations = Growing()
+        self.pictures = KeyIndex()
+        self.soundonly_rows: list[int] = []  # kept recordings without picture hashes
+        self.soundonly_durations = Growing()
 
     def load(self, out_dir: str) -> "RecordingRegister":
         """Register the recordings kept by earlier runs over `out_dir`."""
-        from storage.parts import read_parts
+        from storage.parts import latest_source_rows
 
-        sources, _ = read_parts(out_dir)
-        for row in sources.to_pylist():
+        columns = ["source_path", "status", "clips_accepted", "duration_s", "decoded_seconds", "video_fingerprint",
+                   "audio_fingerprint"]
+        for row in latest_source_rows(out_dir, columns):
             if row["status"] == "done" and row["clips_accepted"]:
                 self.add(row)
         return self
@@ -37,13 +61,28 @@ class RecordingRegister:
     def add(self, src: dict) -> None:
         fp = fingerprint_of(src)
         if fp is not None:
+            row = len(self.kept)
             self.kept.append((src["source_id"], src["source_path"], fp))
-            self.durations = np.append(self.durations, fp.duration_s)
+            self.durations.append(fp.duration_s)
+            if len(fp.video):
+                self.pictures.add(picture_keys(fp.video), row)
+            else:
+                self.soundonly_rows.append(row)
+                self.soundonly_durations.append(fp.duration_s)
+
+    def candidate_rows(self, fp: Fingerprint) -> np.ndarray:
+        """Rows worth comparing in full, in the order they were kept: with a picture, those sharing an index
+        key and the kept recordings without picture of about its duration; without, every kept recording of
+        about its duration."""
+        near = lambda durations: np.abs(durations - fp.duration_s) <= max(1.0, 0.02 * fp.duration_s)
+        if not len(fp.video):
+            return np.flatnonzero(near(self.durations.view()))
+        sound = np.asarray(self.soundonly_rows, np.int64)[near(self.soundonly_durations.view())]
+        return np.union1d(candidates(self.pictures, fp.video), sound)
 
     def match(self, fp: Fingerprint) -> tuple[str, str, str] | None:
         """(source_id, source_path, what agreed) of a kept recording that `fp` repeats."""
-        near = np.flatnonzero(np.abs(self.durations - fp.duration_s) <= max(1.0, 0.02 * fp.duration_s))
-        for k in near:
+        for k in self.candidate_rows(fp):
             sid, path, other = self.kept[k]
             same, said = same_recording(fp, other)
             if same:

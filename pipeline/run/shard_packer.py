@@ -45,7 +45,7 @@ class ShardPacker:
         if staged and any(c["status"] == "accepted" for c in clips):
             if self.tar is None:
                 self.tar = tarfile.open(os.path.join(self.local, self.name + ".tar"), "w", format=tarfile.USTAR_FORMAT)
-            with self.store.open(staged) as f, tarfile.open(fileobj=f) as part:
+            with self.store.open_stream(staged) as f, tarfile.open(fileobj=f, mode="r|") as part:
                 for member in part:
                     self.tar.addfile(member, part.extractfile(member))
                     self.size += member.size
