@@ -53,6 +53,7 @@ def test_a_bad_argument_is_one_line_before_any_work(flags, tmp_path, capsys):
     assert ": error: " in last and BAD_ARGS[flags] in last
 
 
+@pytest.mark.integration
 def test_bad_paths_and_missing_models_stop_the_script_before_any_work(tmp_path):
     """End to end through the script: an --input that is a file, an --output inside --input, and a run
     without the Whisper model each exit with one line and create no output folder."""

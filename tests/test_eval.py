@@ -118,6 +118,7 @@ def test_shards_and_bad_files_give_rows_and_a_report_that_renders(corpus_run, mo
     assert f'data-thumbs-loaded="{len(videos)}"' in dom
 
 
+@pytest.mark.integration
 def test_syncnet_reports_sync_c_and_sync_d_when_its_weights_are_present(corpus, models_dir, tmp_path):
     """With syncnet_v2.model in the models folder (seeded random weights in the official format: the real
     ones cannot be had here) the offset, Sync-C and Sync-D are SyncNet's; the offline scores stay beside them."""

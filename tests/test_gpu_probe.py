@@ -8,9 +8,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
+@pytest.mark.integration
 def test_gpu_probe_cpu_smoke_runs_every_part():
     proc = subprocess.run([sys.executable, os.path.join("benchmarks", "gpu_probe.py"), "--cpu-smoke"], cwd=REPO,
                           capture_output=True, text=True, timeout=600)

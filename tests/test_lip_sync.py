@@ -64,6 +64,7 @@ def test_offset_confidence_and_min_distance_follow_syncnet_python():
     assert s.confidence == pytest.approx(np.sort(brute)[(len(brute) - 1) // 2] - brute.min())
 
 
+@pytest.mark.integration
 def test_syncnet_scorer_runs_on_a_clip_with_debug_weights(tmp_path):
     save_debug_weights(str(tmp_path))
     frames = np.random.default_rng(0).integers(0, 255, (60, 120, 160, 3), dtype=np.uint8)
@@ -103,6 +104,7 @@ def test_mouth_motion_scorer_finds_a_known_shift(lag_frames):
     assert s.offset == -lag_frames and s.confidence > 0.5
 
 
+@pytest.mark.integration
 def test_sync_stage_uses_syncnet_when_its_weights_are_present(tmp_path):
     """The stage path with the model: decoded frames on disk, a face track, SyncNet at 25 fps."""
     from pipeline.config import PipelineConfig
@@ -136,6 +138,7 @@ def test_sync_stage_uses_syncnet_when_its_weights_are_present(tmp_path):
         assert (clip["status"] == "rejected") == (clip["asd_speaking"] < 0.5)
 
 
+@pytest.mark.integration
 def test_a_real_run_without_syncnet_weights_stops_before_any_work(corpus, tmp_path):
     """No --debug-models, no SyncNet file, no --sync-scorer: the run names the file and the fetch command
     and writes nothing; choosing a scorer explicitly lets the same run through the check."""

@@ -31,20 +31,20 @@ def row(i: int, fp: Fingerprint) -> dict:
 
 def test_the_index_names_what_a_scan_names_and_compares_few():
     rng = np.random.default_rng(0)
-    kept = [recording(rng, float(rng.uniform(3, 40))) for _ in range(300)]
+    kept = [recording(rng, float(rng.uniform(3, 40))) for _ in range(200)]
     register = RecordingRegister()
     for i, fp in enumerate(kept):
         register.add(row(i, fp))
-    queries = [copy_of(rng, kept[i], float(rng.uniform(0.0, 0.1))) for i in rng.choice(300, 80, replace=False)]
-    queries += [recording(rng, float(rng.uniform(3, 40))) for _ in range(80)]  # repeats nothing
+    queries = [copy_of(rng, kept[i], float(rng.uniform(0.0, 0.1))) for i in rng.choice(200, 50, replace=False)]
+    queries += [recording(rng, float(rng.uniform(3, 40))) for _ in range(50)]  # repeats nothing
     compared = []
     for q in queries:
         scan = next((f"s{i}" for i, fp in enumerate(kept) if same_recording(q, fp)[0]), None)
         found = register.match(q)
         assert (found[0] if found else None) == scan
         compared.append(len(register.candidate_rows(q)))
-    assert sum(register.match(q) is not None for q in queries[:80]) == 80
-    assert np.mean(compared[80:]) < 0.1 and max(compared[:80]) <= 2  # not a scan in disguise
+    assert sum(register.match(q) is not None for q in queries[:50]) == 50
+    assert np.mean(compared[50:]) < 0.1 and max(compared[:50]) <= 2  # not a scan in disguise
 
 
 def test_a_recording_without_picture_is_compared_by_duration():

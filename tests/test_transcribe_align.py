@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 
+import pytest
 
 from pipeline.config import PipelineConfig
 from pipeline.stages.transcribe import TranscribeStage
@@ -35,6 +36,7 @@ def save_tiny_aligner(path: str) -> None:
     Wav2Vec2ForCTC(config).save_pretrained(path)
 
 
+@pytest.mark.integration
 def test_alignment_model_is_used_when_present(models_dir, tmp_path):
     models = tmp_path / "models"
     for sub in ("whisper-base", "nltk_data"):
@@ -54,6 +56,7 @@ def test_alignment_model_is_used_when_present(models_dir, tmp_path):
     assert clip["seconds_transcribe"] > 0
 
 
+@pytest.mark.integration
 def test_neighbouring_clips_share_one_whisper_window_and_keep_their_own_words(models_dir):
     """Two clips back to back, each speaking its own sentence: Whisper hears them in one 30 s window (its
     encoder costs the same for 3 s as for 30 s), and each clip gets the words said inside it, timed

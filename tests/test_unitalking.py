@@ -62,6 +62,7 @@ def test_initial_weights_follow_the_seed_alone():
     assert abs(m.std().item() * DEBUG.dim ** 0.5 - 1) < 0.2  # Wan's N(0, 1/dim)
 
 
+@pytest.mark.integration
 def test_debug_model_overfits_one_batch():
     torch.manual_seed(0)
     model = UniTalking(DEBUG)

@@ -11,6 +11,7 @@ import tarfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from tests.conftest import REPO, build_shards
 
@@ -51,6 +52,7 @@ def test_verify_names_a_member_whose_row_was_deleted(corpus_run, tmp_path):
     assert f"{gone['clip_id']}.mp4 has no accepted manifest row" in proc.stdout
 
 
+@pytest.mark.integration
 def test_diff_reports_a_decision_flipped_by_a_threshold(corpus, models_dir, tmp_path):
     corpus_dir, _ = corpus
     subset = tmp_path / "in"

@@ -19,6 +19,7 @@ def test_full_size_layout_matches_official(config, key):
     assert {k: list(v.shape) for k, v in vae.state_dict().items()} == reference_layout(key)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("config,latent", [(WAN22, (1, 48, 31, 44, 44)), (WAN21, (1, 16, 31, 88, 88))])
 def test_full_size_shapes_of_a_121_frame_704px_clip(config, latent):
     with torch.device("meta"):  # shapes only: the full network propagates meta tensors in seconds

@@ -1,10 +1,11 @@
 """Light-ASD's face encoder for CPU workers: the same function as `model.light_asd.VisualEncoder`, laid out
 frame by frame with its batch norms folded into the convolutions and run by ONNX Runtime.
 
-Every clip the offline sync scorer reads goes through this encoder, frame by frame at 25 fps; in PyTorch's
-eager mode it cost 13.8 ms a frame on one core of the development machine, under ONNX Runtime 7-8 ms
-(`benchmarks/throughput.py`). The network itself stays in `model/light_asd.py`, loaded strictly from the
-official checkpoint; this module only rewrites what that network computes, and is built from it at setup.
+Every clip the offline sync scorer reads goes through this encoder, frame by frame at 25 fps; on a 76-frame
+track and one core of the development machine, PyTorch's eager mode took 13.8 ms a frame, ONNX Runtime 7-8
+(the sync stage before and after: README, `benchmarks/throughput.py`). The network itself stays in
+`model/light_asd.py`, loaded strictly from the official checkpoint; this module only rewrites what that
+network computes, and is built from it at setup.
 """
 from __future__ import annotations
 
