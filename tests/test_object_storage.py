@@ -59,7 +59,7 @@ def test_job_reads_and_writes_object_storage(corpus, models_dir, s3_env):
     assert "3 already finished, 0 to process" in again.stdout
 
 
-def test_a_tar_on_object_storage_is_read_in_one_request(s3_env):
+def test_a_tar_on_object_storage_is_read_in_one_request(s3_env, tmp_path, monkeypatch):
     """A 200-member tar read front to back (a staged sample, a shard for verify or rescoring): one GET
     through the streaming reader; through a seekable S3 file tarfile asks for every block on its own. The
     requests are counted by moto's request recorder."""
@@ -68,7 +68,12 @@ def test_a_tar_on_object_storage_is_read_in_one_request(s3_env):
     import tarfile
     import urllib.request
 
+    from moto.moto_api import recorder as moto_recorder
+
     from storage.store import Store
+
+    # the in-process server's recorder logs to ./moto_recording unless told otherwise (read once, at import)
+    monkeypatch.setattr(moto_recorder, "_location", str(tmp_path / "moto_recording"))
 
     url = s3_env["AWS_ENDPOINT_URL"]
     fs = pafs.S3FileSystem(endpoint_override=url, access_key="test", secret_key="test", region="us-east-1",

@@ -2,8 +2,8 @@
 active-speaker check of every scorer but the model-free one, and an offset search of its own.
 
 Light-ASD says, frame by frame, whether the face speaks the audio. At the clip's own alignment, the share
-of its speech frames in which the tracked face does not look silent is the active-speaker score (an off-screen narrator
-over a listening face scores low). Its score follows the audio's content (loud speech scores high against
+of its speech frames in which the tracked face does not look silent is the active-speaker score (an
+off-screen narrator over a listening face scores low). Its score follows the audio's content (loud speech scores high against
 almost any face), so sliding the audio alone mostly finds the loudest stretch; the offset search therefore
 reads the part of the score that needs the moving face: at every shift, the score against the real face
 sequence minus the score against a still face (the clip's mean face embedding) over the same audio. On

@@ -101,10 +101,9 @@ class SyncStage(Stage):
             c.update(sync_scorer="motion_asd", sync_offset_frames=r.offset, sync_fps=self.run.fps,
                      sync_offset_s=round(r.offset / self.run.fps, 4), offline_sync_conf=round(r.confidence, 4),
                      audio_shift_frames=0, sync_status=self.offline_status(r.offset, r.confidence, own.offset))
-            m["own_offset"] = own.offset
             if c["sync_status"] == "out_of_sync" and self.corrected(c, m, r.offset, pad):
                 c.update(audio_shift_frames=-r.offset, sync_status="in_sync")
-            self.settle(c, m)
+            self.settle(c, m, own.offset)
 
     def offline_status(self, offset: int, confidence: float, own_offset: int) -> str:
         """From the reading pooled over the source, and the clip's own offset: a rejection cannot be undone
@@ -154,11 +153,11 @@ class SyncStage(Stage):
             return True
         return False
 
-    def settle(self, c: Record, m: dict) -> None:
+    def settle(self, c: Record, m: dict, own_offset: int) -> None:
         """The decision of the offline path, then the active speaker for clips still kept."""
         cfg, status = self.cfg, c["sync_status"]
         detail = f"motion_asd offset {c['sync_offset_frames']:+d} frames at {self.run.fps:g} fps (the clip alone: " \
-                 f"{m['own_offset']:+d}), evidence {c['offline_sync_conf']:.2f}"
+                 f"{own_offset:+d}), evidence {c['offline_sync_conf']:.2f}"
         if status == "out_of_sync":
             reject(c, self.name, "sync_offset", f"{detail} >= {cfg.min_offsync_evidence} beyond "
                    f"+-{cfg.offline_sync_tolerance}")
