@@ -67,6 +67,8 @@ def make_processor(models_dir: str, out_dir: str, sync_scorer: str, language: st
 def measure(paths: list[str], *settings, warm_up: str = "") -> tuple[dict, float, float, list, float]:
     """Per-stage CPU seconds over all paths, seconds of video, bare-decode CPU seconds, per-file results,
     and the CPU seconds of `warm_up`, a file run once first outside the totals."""
+    from pipeline.run.scheduler import source_tasks
+
     totals: dict[str, float] = defaultdict(float)
     with tempfile.TemporaryDirectory() as out:
         proc = make_processor(*settings[:1], out, *settings[1:])
@@ -78,12 +80,15 @@ def measure(paths: list[str], *settings, warm_up: str = "") -> tuple[dict, float
         proc.source_stages = [Timed(s.name, s, totals) for s in proc.source_stages]
         proc.clip_stages = [Timed(s.name, s, totals) for s in proc.clip_stages]
         proc.stage_samples = Timed("package", proc.stage_samples, totals)
-        video_s, bare, rows = 0.0, 0.0, []
-        for path in paths:
+        video_s, bare, rows, results = 0.0, 0.0, [], []
+        cfg = proc.cfg
+        for task in source_tasks([(p, os.path.basename(p), os.path.getsize(p)) for p in paths], cfg.group_sources,
+                                 cfg.group_mb):  # the worker tasks the scheduler would send
             t0 = cpu_seconds()
-            result = json.loads(proc.run(path, os.path.basename(path)))
-            src = result["source"]
+            results += json.loads(proc.run_group(json.dumps(task)))
             totals["total"] += cpu_seconds() - t0
+        for path, result in zip(paths, results):
+            src = result["source"]
             video_s += src.get("duration_s") or 0.0
             bare += bare_decode_cpu(path)
             reasons = sorted({f"{c['reject_stage']}:{c['reject_reason']}" for c in result["clips"]
@@ -109,9 +114,9 @@ def parse_settings(pairs: list[str]) -> dict:
     """FIELD=VALUE pairs as PipelineConfig keyword arguments, each value cast to its field's type."""
     from dataclasses import fields
 
-    from pipeline.config import PipelineConfig
+    from pipeline.config_sections import SECTIONS
 
-    types = {f.name: type(f.default) for f in fields(PipelineConfig)}
+    types = {f.name: type(f.default) for section in SECTIONS.values() for f in fields(section)}
     out = {}
     for pair in pairs:
         name, _, value = pair.partition("=")

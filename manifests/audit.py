@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from storage.parts import read_manifest
+import pyarrow.compute as pc
+
+from records.schema import CLIPS, SOURCES
+from storage.parts import manifest_batches
 
 CLIP_STAGES = ("audio", "face", "visual", "sync", "text", "transcribe", "encode")  # the order clips meet them
 SCORES = {  # column -> label
@@ -24,43 +27,104 @@ SCORES = {  # column -> label
 }
 
 
+SHEET = 12  # rows kept per contact sheet (accepted, and each stage and reason)
+SKIP = {"video_fingerprint", "audio_fingerprint", "scene_cuts_s"}  # large, and no report reads them
+
+
 @dataclass
 class Audit:
-    sources: list[dict]
-    clips: list[dict]
+    """What the report shows, gathered a batch at a time: counts, the distributions of the scores, and a
+    few rows per outcome; never every row."""
+    sources: int = 0
+    clips: int = 0
+    accepted: int = 0
+    source_status: Counter = field(default_factory=Counter)
+    hours_in: float = 0.0
+    hours_out: float = 0.0
     funnel: list[tuple[str, int]] = field(default_factory=list)  # (after stage, clips still in)
     reasons: Counter = field(default_factory=Counter)  # (stage, reason) -> clips or sources
     languages: Counter = field(default_factory=Counter)
     distributions: dict[str, np.ndarray] = field(default_factory=dict)
     stage_seconds: dict[str, tuple[float, float, int]] = field(default_factory=dict)  # mean, max, count
+    sheets: dict[str, list[dict]] = field(default_factory=dict)  # outcome -> its first SHEET rows
+    outcomes: Counter = field(default_factory=Counter)  # outcome -> rows
+    sheet_sources: dict[str, dict] = field(default_factory=dict)  # source rows of the clips in the sheets
 
-    @property
-    def hours_in(self) -> float:
-        return sum(s["duration_s"] or 0.0 for s in self.sources) / 3600
 
-    @property
-    def hours_out(self) -> float:
-        return sum(c["end_s"] - c["start_s"] for c in self.clips if c["status"] == "accepted") / 3600
+def outcome(status: str, stage: str, reason: str, is_clip: bool) -> str:
+    """The contact sheet a row belongs on."""
+    if is_clip:
+        return "accepted" if status == "accepted" else f"rejected at {stage}: {reason}"
+    return f"source rejected at {stage}: {reason}"
+
+
+class Tally:
+    """Running sums of the seconds_* columns and the score values, batch by batch."""
+
+    def __init__(self):
+        self.seconds: dict[str, list[float]] = {}  # column -> [sum, max, n]
+        self.scores: dict[str, list[np.ndarray]] = {k: [] for k in SCORES}
+
+    def add_seconds(self, batch) -> None:
+        for col in batch.schema.names:
+            if col.startswith("seconds_") and col != "seconds_total":
+                v = batch.column(col).drop_null().to_numpy(zero_copy_only=False).astype(float)
+                if len(v):
+                    t = self.seconds.setdefault(col[len("seconds_"):], [0.0, -np.inf, 0])
+                    t[0], t[1], t[2] = t[0] + v.sum(), max(t[1], v.max()), t[2] + len(v)
+
+    def add_scores(self, batch) -> None:
+        for col in SCORES:
+            if col == "clip_seconds":
+                v = pc.subtract(batch.column("end_s"), batch.column("start_s"))
+            elif col in batch.schema.names:
+                v = batch.column(col)
+            else:
+                continue
+            self.scores[col].append(v.drop_null().to_numpy(zero_copy_only=False).astype(float))
 
 
 def load(out_dir: str) -> Audit:
-    a = Audit(read_manifest(out_dir, "sources"), read_manifest(out_dir, "clips"))
-    alive = len(a.clips)
+    a, tally, gone = Audit(), Tally(), Counter()
+    for b in manifest_batches(out_dir, "clips", [f.name for f in CLIPS if f.name not in SKIP]):
+        status, stage, reason = (b.column(k).to_pylist() for k in ("status", "reject_stage", "reject_reason"))
+        a.clips += b.num_rows
+        gone.update(stage)
+        a.reasons.update((st, r) for s, st, r in zip(status, stage, reason) if s in ("rejected", "failed"))
+        accepted = pc.equal(b.column("status"), "accepted")
+        a.accepted += pc.sum(accepted).as_py() or 0
+        a.languages.update(x or "unknown" for x in b.filter(accepted).column("language").to_pylist())
+        kept = b.filter(accepted)
+        a.hours_out += (pc.sum(pc.subtract(kept.column("end_s"), kept.column("start_s"))).as_py() or 0.0) / 3600
+        tally.add_seconds(b)
+        tally.add_scores(b)
+        for i, key in enumerate(outcome(s, st, r, True) for s, st, r in zip(status, stage, reason)):
+            a.outcomes[key] += 1
+            if a.outcomes[key] <= SHEET:
+                a.sheets.setdefault(key, []).append(b.slice(i, 1).to_pylist()[0])
+    wanted = {r["source_id"] for rows in a.sheets.values() for r in rows}
+    for b in manifest_batches(out_dir, "sources", [f.name for f in SOURCES if f.name not in SKIP]):
+        status, stage, reason = (b.column(k).to_pylist() for k in ("status", "reject_stage", "reject_reason"))
+        a.sources += b.num_rows
+        a.source_status.update(status)
+        a.reasons.update((st, r) for s, st, r in zip(status, stage, reason) if s in ("rejected", "failed"))
+        a.hours_in += (pc.sum(b.column("duration_s")).as_py() or 0.0) / 3600
+        tally.add_seconds(b)
+        for i, (sid, s, st, r) in enumerate(zip(b.column("source_id").to_pylist(), status, stage, reason)):
+            key = outcome(s, st, r, False)
+            if sid in wanted:
+                a.sheet_sources[sid] = b.slice(i, 1).to_pylist()[0]
+            if s == "rejected":  # sources rejected whole (at the probe, say) have no clip rows
+                a.outcomes[key] += 1
+                if a.outcomes[key] <= SHEET:
+                    a.sheets.setdefault(key, []).append(b.slice(i, 1).to_pylist()[0])
+    alive = a.clips
     a.funnel.append(("candidates", alive))
     for stage in CLIP_STAGES:
-        alive -= sum(c["reject_stage"] == stage for c in a.clips)
+        alive -= gone[stage]
         a.funnel.append((stage, alive))
-    a.reasons = Counter((r["reject_stage"], r["reject_reason"]) for r in a.sources + a.clips
-                        if r["status"] in ("rejected", "failed"))
-    a.languages = Counter(c["language"] or "unknown" for c in a.clips if c["status"] == "accepted")
-    for col in SCORES:
-        values = [c["end_s"] - c["start_s"] if col == "clip_seconds" else c.get(col) for c in a.clips]
-        a.distributions[col] = np.array([v for v in values if v is not None], dtype=float)
-    for rows in (a.sources, a.clips):
-        for col in {k for r in rows for k in r if k.startswith("seconds_") and k != "seconds_total"}:
-            v = np.array([r[col] for r in rows if r.get(col) is not None], dtype=float)
-            if len(v):
-                a.stage_seconds[col[len("seconds_"):]] = (float(v.mean()), float(v.max()), len(v))
+    a.distributions = {k: np.concatenate(v) if v else np.zeros(0) for k, v in tally.scores.items()}
+    a.stage_seconds = {k: (t[0] / t[2], float(t[1]), t[2]) for k, t in tally.seconds.items()}
     return a
 
 
@@ -72,11 +136,9 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 
 def text_report(a: Audit) -> str:
-    status = Counter(s["status"] for s in a.sources)
-    accepted = sum(c["status"] == "accepted" for c in a.clips)
     parts = [
-        f"sources {len(a.sources)} ({', '.join(f'{k} {v}' for k, v in sorted(status.items()))}); "
-        f"clips {len(a.clips)} (accepted {accepted}); hours in {a.hours_in:.3f}, out {a.hours_out:.3f}",
+        f"sources {a.sources} ({', '.join(f'{k} {v}' for k, v in sorted(a.source_status.items()))}); "
+        f"clips {a.clips} (accepted {a.accepted}); hours in {a.hours_in:.3f}, out {a.hours_out:.3f}",
         "funnel\n" + table(["after", "clips", "share"], [[s, n, n / max(1, a.funnel[0][1])] for s, n in a.funnel]),
         "rejections\n" + table(["stage", "reason", "count"],
                                [[s, r, n] for (s, r), n in sorted(a.reasons.items(), key=lambda x: -x[1])]),

@@ -15,7 +15,6 @@ from manifests.audit import SCORES, Audit
 from storage.store import Store
 
 THUMB_WIDTH = 192
-PER_GROUP = 12
 STYLE = """body{font:14px system-ui,sans-serif;margin:24px;color:#222} h2{margin-top:32px}
 table{border-collapse:collapse} td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}
 .sheet{display:flex;flex-wrap:wrap;gap:8px} .sheet figure{margin:0;width:192px;font-size:11px}
@@ -97,36 +96,31 @@ def figure(uri: str | None, caption: str, anchor: str) -> str:
 
 def contact_sheets(a: Audit, out_dir: str) -> str:
     """Accepted clips, then rejected clips and sources, one sheet per stage and reason."""
-    sources = {s["source_id"]: s for s in a.sources}
-    groups: dict[str, list[dict]] = {}
-    for c in a.clips:
-        key = "accepted" if c["status"] == "accepted" else f"rejected at {c['reject_stage']}: {c['reject_reason']}"
-        groups.setdefault(key, []).append(c)
-    for s in a.sources:  # sources rejected whole (at the probe, say) have no clip rows
-        if s["status"] == "rejected":
-            groups.setdefault(f"source rejected at {s['reject_stage']}: {s['reject_reason']}", []).append(s)
     parts = []
-    for key in sorted(groups, key=lambda k: (k != "accepted", k)):
+    for key in sorted(a.sheets, key=lambda k: (k != "accepted", k)):
         figures = []
-        for r in groups[key][:PER_GROUP]:
+        for r in a.sheets[key]:
             if "clip_id" in r:
                 caption = html.escape(f"{r['source_path']} {r['start_s']:.1f}-{r['end_s']:.1f}s")
-                figures.append(figure(thumbnail(out_dir, r, sources.get(r["source_id"], {})), caption, f"clip-{r['clip_id']}"))
+                figures.append(figure(thumbnail(out_dir, r, a.sheet_sources.get(r["source_id"], {})), caption,
+                                      f"clip-{r['clip_id']}"))
             else:
                 caption = html.escape(f"{r['source_path']}: {r.get('reject_detail') or ''}")
                 figures.append(figure(source_thumbnail(r), caption, "funnel"))
-        parts.append(f"<h3>{html.escape(key)} ({len(groups[key])})</h3><div class=\"sheet\">{''.join(figures)}</div>")
+        parts.append(f"<h3>{html.escape(key)} ({a.outcomes[key]})</h3><div class=\"sheet\">{''.join(figures)}</div>")
     return "".join(parts)
 
 
 def rows_table(a: Audit) -> str:
+    """The rows of the clips on the contact sheets (the manifest holds every row)."""
     cols = ["source_path", "start_s", "end_s", "status", "reject_stage", "reject_reason", "reject_detail",
             "face_width_px", "sync_scorer", "sync_offset_frames", "syncnet_conf", "motion_conf",
             "asd_speaking", "loudness_db", "transcript", "shard"]
+    clips = [r for key in sorted(a.sheets, key=lambda k: (k != "accepted", k)) for r in a.sheets[key] if "clip_id" in r]
     head = "".join(f"<th>{c}</th>" for c in cols)
     body = "".join(f'<tr id="clip-{c["clip_id"]}">' + "".join(f"<td>{html.escape(str(c.get(k) if c.get(k) is not None else ''))}</td>"
-                                                               for k in cols) + "</tr>" for c in a.clips)
-    return f"<table><tr>{head}</tr>{body}</table>"
+                                                               for k in cols) + "</tr>" for c in clips)
+    return f"<p>{len(clips)} of {a.clips} clip rows: those on the contact sheets.</p><table><tr>{head}</tr>{body}</table>"
 
 
 def html_report(a: Audit, out_dir: str) -> str:
@@ -135,13 +129,12 @@ def html_report(a: Audit, out_dir: str) -> str:
     hists = "".join(svg_histogram(v, SCORES[k]) for k, v in a.distributions.items() if len(v))
     slow = svg_bars([(s, round(m, 3)) for s, (m, _, _) in sorted(a.stage_seconds.items(), key=lambda kv: -kv[1][0])], unit=" s")
     langs = ", ".join(f"{html.escape(k)}: {v}" for k, v in a.languages.most_common()) or "none"
-    accepted = sum(c["status"] == "accepted" for c in a.clips)
     script = ("window.addEventListener('load',()=>{const t=[...document.querySelectorAll('img.thumb')];"
               "document.body.dataset.thumbsLoaded=t.filter(i=>i.complete&&i.naturalWidth>0).length;});")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Pipeline audit</title>
 <style>{STYLE}</style></head><body>
 <h1>Pipeline audit: {html.escape(out_dir)}</h1>
-<p>{len(a.sources)} sources, {a.hours_in:.3f} h in; {len(a.clips)} candidate clips, {accepted} accepted, {a.hours_out:.3f} h out.
+<p>{a.sources} sources, {a.hours_in:.3f} h in; {a.clips} candidate clips, {a.accepted} accepted, {a.hours_out:.3f} h out.
 Languages: {langs}.</p>
 <h2>Funnel</h2><div id="funnel">{funnel}</div>
 <h2>Rejections by stage and reason</h2>{reasons}

@@ -4,25 +4,34 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from storage.parts import read_manifest
+import pyarrow.compute as pc
+
+from storage.parts import manifest_batches
 
 
 def summary_counts(out_dir: str) -> dict:
-    s, c = read_manifest(out_dir, "sources"), read_manifest(out_dir, "clips")
-    accepted = [r for r in c if r["status"] == "accepted"]
-    return {
-        "sources": len(s),
-        "sources_by_status": dict(Counter(r["status"] for r in s)),
-        "source_rejections": dict(Counter(f"{r['reject_stage']}:{r['reject_reason']}" for r in s
-                                          if r["status"] != "done")),
-        "clips": len(c),
-        "clips_accepted": len(accepted),
-        "clip_rejections": dict(Counter(f"{r['reject_stage']}:{r['reject_reason']}" for r in c
-                                        if r["status"] == "rejected")),
-        "hours_in": sum(r["duration_s"] or 0.0 for r in s) / 3600,
-        "hours_out": sum(r["end_s"] - r["start_s"] for r in accepted) / 3600,
-        "shards": sorted({r["shard"] for r in accepted}),
-    }
+    """Counts over the manifests, read a batch of a few columns at a time."""
+    k = {"sources": 0, "sources_by_status": Counter(), "source_rejections": Counter(), "clips": 0, "clips_accepted": 0,
+         "clip_rejections": Counter(), "hours_in": 0.0, "hours_out": 0.0, "shards": set()}
+    for b in manifest_batches(out_dir, "sources", ["status", "reject_stage", "reject_reason", "duration_s"]):
+        status = b.column("status").to_pylist()
+        k["sources"] += len(status)
+        k["sources_by_status"].update(status)
+        k["source_rejections"].update(f"{st}:{r}" for s, st, r in zip(status, b.column("reject_stage").to_pylist(),
+                                                                       b.column("reject_reason").to_pylist()) if s != "done")
+        k["hours_in"] += (pc.sum(b.column("duration_s")).as_py() or 0.0) / 3600
+    for b in manifest_batches(out_dir, "clips", ["status", "reject_stage", "reject_reason", "start_s", "end_s", "shard"]):
+        accepted = pc.equal(b.column("status"), "accepted")
+        k["clips"] += b.num_rows
+        k["clips_accepted"] += pc.sum(accepted).as_py() or 0
+        k["clip_rejections"].update(f"{st}:{r}" for s, st, r in zip(
+            b.column("status").to_pylist(), b.column("reject_stage").to_pylist(), b.column("reject_reason").to_pylist())
+            if s == "rejected")
+        kept = b.filter(accepted)
+        k["hours_out"] += (pc.sum(pc.subtract(kept.column("end_s"), kept.column("start_s"))).as_py() or 0.0) / 3600
+        k["shards"].update(kept.column("shard").to_pylist())
+    return {**k, "sources_by_status": dict(k["sources_by_status"]), "source_rejections": dict(k["source_rejections"]),
+            "clip_rejections": dict(k["clip_rejections"]), "shards": sorted(k["shards"])}
 
 
 def summary_text(out_dir: str, k: dict) -> str:

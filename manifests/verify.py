@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import tarfile
 
-from storage.parts import read_manifest, read_parts
+import pyarrow.compute as pc
+
+from storage.parts import manifest_columns, read_parts
 from storage.store import Store
 
 
@@ -35,52 +37,85 @@ def opens_with_webdataset(store: Store, rel: str) -> str | None:
     return None
 
 
+def compare_with_parts(out_dir: str, problems: list[str]) -> None:
+    """The merged clips manifest against the parts' rows, by clip id and status (two columns of each)."""
+    _, parts = read_parts(out_dir, problems, ["clip_id", "status"])
+    merged = manifest_columns(out_dir, "clips", ["clip_id", "status"])
+    both = merged.rename_columns(["clip_id", "merged"]).join(
+        parts.select(["clip_id", "status"]).rename_columns(["clip_id", "part"]), "clip_id", join_type="full outer")
+    odd = both.filter(pc.invert(pc.fill_null(pc.equal(both.column("merged"), both.column("part")), False)))
+    for cid, m, p in sorted(zip(*(odd.column(k).to_pylist() for k in ("clip_id", "merged", "part")))):
+        if m is None or p is None:
+            where = "the parts but not manifests/clips.parquet" if m is None else "manifests/clips.parquet but no part"
+            problems.append(f"clip {cid}: in {where} (build_shards on the same output rewrites the manifests)")
+        else:
+            problems.append(f"clip {cid}: {m} in manifests/clips.parquet, {p} in its part")
+
+
+def expected_by_shard(out_dir: str, problems: list[str]):
+    """(shard, {member: (size, sha256, clip id)}) for each shard the accepted rows name, one shard at a time."""
+    cols = ["clip_id", "source_path", "status", "shard", "members"]
+    table = manifest_columns(out_dir, "clips", cols)
+    accepted = table.filter(pc.equal(table.column("status"), "accepted"))
+    del table
+    if not accepted.num_rows:
+        return
+    bare = pc.or_(pc.is_null(accepted.column("shard")), pc.equal(pc.fill_null(pc.list_value_length(
+        accepted.column("members")), 0), 0))
+    for c in accepted.filter(bare).to_pylist():
+        problems.append(f"clip {c['clip_id']} ({c['source_path']}): accepted but names no shard or members")
+    named = accepted.filter(pc.invert(bare)).sort_by("shard")
+    shards = named.column("shard").to_pylist()
+    start = 0
+    while start < len(shards):
+        end = start
+        while end < len(shards) and shards[end] == shards[start]:
+            end += 1
+        members = {}
+        for c in named.slice(start, end - start).select(["clip_id", "members"]).to_pylist():
+            for m in c["members"]:
+                members[m["name"]] = (m["bytes"], m["sha256"], c["clip_id"])
+        yield shards[start], members
+        start = end
+
+
+def check_shard(store: Store, shard: str, want: dict, problems: list[str]) -> None:
+    rel = f"shards/{shard}"
+    try:
+        found = shard_members(store, rel)
+    except (tarfile.TarError, OSError) as e:
+        problems.append(f"shard {shard}: unreadable tar ({e})")
+        return
+    error = opens_with_webdataset(store, rel)
+    if error:
+        problems.append(f"shard {shard}: webdataset cannot read it ({error})")
+    for name, (size, sha, clip) in sorted(want.items()):
+        if name not in found:
+            problems.append(f"shard {shard}: member {name} of clip {clip} is missing")
+        elif found[name][0] != size:
+            problems.append(f"shard {shard}: member {name} has {found[name][0]} bytes, manifest says {size}")
+        elif found[name][1] != sha:
+            problems.append(f"shard {shard}: member {name} has sha256 {found[name][1][:12]}..., "
+                            f"manifest says {sha[:12]}...")
+    for name in sorted(set(found) - set(want)):
+        problems.append(f"shard {shard}: member {name} has no accepted manifest row")
+
+
 def verify(out_dir: str) -> list[str]:
-    """Human-readable problems; empty when everything agrees."""
+    """Human-readable problems; empty when everything agrees. Reads the manifests a few columns and the
+    shards one at a time: its memory is the accepted rows' member lists, not whole rows."""
     problems: list[str] = []
     store = Store(out_dir)
-    clips = read_manifest(out_dir, "clips")
-    _, from_parts = read_parts(out_dir, problems)
-    merged = {c["clip_id"]: c["status"] for c in clips}
-    in_parts = dict(zip(from_parts.column("clip_id").to_pylist(), from_parts.column("status").to_pylist()))
-    for cid in sorted(set(merged) ^ set(in_parts)):
-        where = "the parts but not manifests/clips.parquet" if cid in in_parts else "manifests/clips.parquet but no part"
-        problems.append(f"clip {cid}: in {where} (build_shards on the same output rewrites the manifests)")
-    for cid in sorted(c for c in set(merged) & set(in_parts) if merged[c] != in_parts[c]):
-        problems.append(f"clip {cid}: {merged[cid]} in manifests/clips.parquet, {in_parts[cid]} in its part")
-    expected: dict[str, dict[str, tuple[int, str, str]]] = {}  # shard -> member -> (size, sha, clip id)
-    for c in clips:
-        if c["status"] != "accepted":
-            continue
-        if not c["shard"] or not c["members"]:
-            problems.append(f"clip {c['clip_id']} ({c['source_path']}): accepted but names no shard or members")
-            continue
-        for m in c["members"]:
-            expected.setdefault(c["shard"], {})[m["name"]] = (m["bytes"], m["sha256"], c["clip_id"])
+    compare_with_parts(out_dir, problems)
     on_disk = {store.relative(i.path)[len("shards/"):] for i in store.files("shards", (".tar",))
                if "/.staging/" not in i.path}
-    for shard in sorted(set(expected) | on_disk):
-        rel = f"shards/{shard}"
+    named = set()
+    for shard, want in expected_by_shard(out_dir, problems):
+        named.add(shard)
         if shard not in on_disk:
             problems.append(f"shard {shard}: named by the manifest but missing")
-            continue
-        try:
-            found = shard_members(store, rel)
-        except (tarfile.TarError, OSError) as e:
-            problems.append(f"shard {shard}: unreadable tar ({e})")
-            continue
-        error = opens_with_webdataset(store, rel)
-        if error:
-            problems.append(f"shard {shard}: webdataset cannot read it ({error})")
-        want = expected.get(shard, {})
-        for name, (size, sha, clip) in sorted(want.items()):
-            if name not in found:
-                problems.append(f"shard {shard}: member {name} of clip {clip} is missing")
-            elif found[name][0] != size:
-                problems.append(f"shard {shard}: member {name} has {found[name][0]} bytes, manifest says {size}")
-            elif found[name][1] != sha:
-                problems.append(f"shard {shard}: member {name} has sha256 {found[name][1][:12]}..., "
-                                f"manifest says {sha[:12]}...")
-        for name in sorted(set(found) - set(want)):
-            problems.append(f"shard {shard}: member {name} has no accepted manifest row")
+        else:
+            check_shard(store, shard, want, problems)
+    for shard in sorted(on_disk - named):
+        check_shard(store, shard, {}, problems)
     return problems

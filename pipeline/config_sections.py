@@ -37,6 +37,10 @@ class RunConfig:
     shard_target_mb: float = opt(256.0, "Close a shard once it holds this many MiB (whole sources only).")
     workers: int = opt(0, "Source workers (Ray actors); 0 means one per available CPU.")
     worker_cpus: float = opt(0.0, "CPUs each source worker reserves; 0 takes the most any stage declares.")
+    group_sources: int = opt(16, "Most sources one worker task holds: sources under --group-mb go to a worker "
+                                "together, where (with --language) they share Whisper's 30 s windows; a worker "
+                                "that dies retries its whole group. 1: one source per task.")
+    group_mb: float = opt(32.0, "Sources smaller than this (MiB) are grouped, up to this much per task.")
     ray_address: str = opt("", "Ray cluster address, or 'local' for a private cluster on this machine; empty uses "
                                "RAY_ADDRESS, else a cluster `ray start` left running here (the run says so), "
                                "else starts a local one.")

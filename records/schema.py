@@ -52,6 +52,7 @@ CLIPS = pa.schema([
     ("language", STR), ("language_prob", F64), ("transcript", STR), ("segments_json", STR), ("words_json", STR), ("num_words", I32),
     ("words_per_s", F64), ("word_timing_source", STR), ("transcript_conf", F64), ("transcript_avg_logprob", F64),
     ("transcriber", STR),
+    ("whisper_window_pieces", I32),  # how many clip runs (of this and other sources) shared its Whisper window
     ("seconds_audio", F64), ("seconds_face", F64), ("seconds_visual", F64), ("seconds_sync", F64),
     ("seconds_text", F64), ("seconds_transcribe", F64),
     ("shard", STR), ("members", pa.list_(MEMBER)), ("video_width", I32), ("video_height", I32),

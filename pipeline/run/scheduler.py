@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
 
 from pipeline.config import PipelineConfig
 from pipeline.run.encode_worker import reject_encoding
@@ -39,6 +40,9 @@ def actor_classes(cfg: PipelineConfig, cluster: dict[str, float]):
         def run(self, *args: str) -> str:
             return self.processor.run(*args)
 
+        def run_group(self, items_json: str) -> str:
+            return self.processor.run_group(items_json)
+
     SourceWorker = ray.remote(max_restarts=0)(type("SourceWorker", (Worker,), {"kind": "source"}))
     EncodeWorker = ray.remote(max_restarts=0)(type("EncodeWorker", (Worker,), {"kind": "encode"}))
     need = worker_resources()
@@ -61,6 +65,24 @@ def worker_counts(cfg: PipelineConfig, cpus: float, gpus: float) -> tuple[int, i
     return cfg.workers or max(1, int(left // per_source)), encoders
 
 
+def source_tasks(todo: list[tuple[str, str, int]], most: int, group_mb: float) -> list[list[tuple[str, str, int]]]:
+    """Sources in worker tasks: a source under `group_mb` MiB joins the task before it while that holds fewer
+    than `most` sources and `group_mb` MiB in all (short sources share Whisper windows there); a larger one
+    goes alone."""
+    tasks: list[list[tuple[str, str, int]]] = []
+    held = 0
+    limit = group_mb * 2**20
+    for item in todo:
+        size = item[2] or 0
+        if tasks and size < limit and len(tasks[-1]) < most and held + size <= limit:
+            tasks[-1].append(item)
+            held += size
+        else:
+            tasks.append([item])
+            held = size if size < limit else limit + 1
+    return tasks
+
+
 def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str, int]], packers, progress,
                 encode_only: list[dict] = (), register: RecordingRegister | None = None) -> None:
     """`todo`: (path or URI, relative path, size) of sources to cut; `encode_only`: results of an earlier run whose
@@ -71,46 +93,50 @@ each source with accepted clips is compared (None keeps near duplicates)."""
     from storage.store import Store
 
     cluster = ray.cluster_resources()
+    tasks = source_tasks(list(todo), cfg.group_sources, cfg.group_mb)
     n_src, n_enc = worker_counts(cfg, cluster.get("CPU", 1), cluster.get("GPU", 0))
     new_worker = dict(zip(("source", "encode"), actor_classes(cfg, cluster)))
-    idle = {"source": [new_worker["source"]() for _ in range(min(n_src, len(todo)))],
+    idle = {"source": [new_worker["source"]() for _ in range(min(n_src, len(tasks)))],
             "encode": [new_worker["encode"]() for _ in range(n_enc)]}
-    queue = {"source": list(todo), "encode": list(encode_only)}
+    queue = {"source": deque(tasks), "encode": deque(encode_only)}
     pending, tries = {}, {}
     while queue["source"] or queue["encode"] or pending:
         for kind in ("source", "encode"):
             while idle[kind] and queue[kind]:
-                actor, payload = idle[kind].pop(), queue[kind].pop(0)
-                args = payload if kind == "source" else (payload["staged"], json.dumps(payload))
-                pending[actor.run.remote(*args)] = (kind, actor, payload)
+                actor, payload = idle[kind].pop(), queue[kind].popleft()
+                ref = (actor.run_group.remote(json.dumps(payload)) if kind == "source"
+                       else actor.run.remote(payload["staged"], json.dumps(payload)))
+                pending[ref] = (kind, actor, payload)
         (ref,), _ = ray.wait(list(pending), num_returns=1)
         kind, actor, payload = pending.pop(ref)
         try:
-            result = json.loads(ray.get(ref))
+            results = json.loads(ray.get(ref))
             idle[kind].append(actor)
         except ray.exceptions.RayError as e:
             # the worker died (killed, out of memory) or raised: a fresh worker takes its place, and the
             # work it held is tried once more before it is recorded as failed
             ray.kill(actor, no_restart=True)
             idle[kind].append(new_worker[kind]())
-            key = (kind, payload[1] if kind == "source" else payload["source"]["source_id"])
+            key = (kind, tuple(rel for _, rel, _ in payload) if kind == "source" else payload["source"]["source_id"])
             tries[key] = tries.get(key, 0) + 1
             if tries[key] < 2:
-                print(f"a {kind} worker died on {key[1]}; retrying it on a new worker", flush=True)
-                queue[kind].insert(0, payload)
+                print(f"a {kind} worker died on {', '.join(key[1]) if kind == 'source' else key[1]}; "
+                      f"retrying it on a new worker", flush=True)
+                queue[kind].appendleft(payload)
                 continue
-            result = (failed_result(*payload, str(e)) if kind == "source"
-                      else reject_encoding(payload, "encode_worker_died", str(e)))
-        if kind == "source" and register is not None and register.claim(result):
-            Store(cfg.output).remove(staging_path(result["source"]["source_id"]))
-        if kind == "source" and result["source"]["clips_accepted"]:
-            result["staged"] = staging_path(result["source"]["source_id"])
-            if cfg.latents == "on":
-                queue["encode"].append(result)
-                continue
-            result["bucket"] = "clips"
-        packers.add(result)
-        progress(result)
+            results = ([failed_result(*item, str(e)) for item in payload] if kind == "source"
+                       else reject_encoding(payload, "encode_worker_died", str(e)))
+        for result in (results if kind == "source" else [results]):
+            if kind == "source" and register is not None and register.claim(result):
+                Store(cfg.output).remove(staging_path(result["source"]["source_id"]))
+            if kind == "source" and result["source"]["clips_accepted"]:
+                result["staged"] = staging_path(result["source"]["source_id"])
+                if cfg.latents == "on":
+                    queue["encode"].append(result)
+                    continue
+                result["bucket"] = "clips"
+            packers.add(result)
+            progress(result)
 
 
 def check_models(cfg: PipelineConfig) -> None:

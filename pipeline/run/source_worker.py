@@ -111,40 +111,80 @@ class SourceProcessor:
             stage.setup()
 
     def run(self, path: str, rel: str, size: int | None = None) -> str:
+        """One source: its JSON document (the source row and its clip rows)."""
+        return json.dumps(self.process_group([(path, rel, size)])[0])
+
+    def run_group(self, items_json: str) -> str:
+        """Several sources, [[path, rel, size], ...]: a JSON list of their documents. Short sources come in
+        groups so that stages which share work between sources (Whisper's windows) can."""
+        return json.dumps(self.process_group([tuple(item) for item in json.loads(items_json)]))
+
+    def process_group(self, items: list[tuple]) -> list[dict]:
+        """Each source through the stages that work per source; then the clips of every source still
+        standing through those that share work between sources (`Stage.across_sources`) at once."""
+        split = next((k for k, s in enumerate(self.clip_stages) if s.across_sources), len(self.clip_stages))
+        begun = [self.begin(*item, self.clip_stages[:split]) for item in items]
+        live = [(src, clips) for src, clips, _ in begun if src["status"] != "failed"]
+        t0 = time.perf_counter()
+        try:
+            for stage in self.clip_stages[split:]:
+                stage([c for _, clips in live for c in clips])
+                release_freed_memory()
+        except Exception as e:  # they shared the stage's call: each of them carries its error
+            for src, _ in live:
+                self.fail(src, e)
+        shared = (time.perf_counter() - t0) / max(1, len(live))
+        return [self.finish(src, clips, seconds + shared) for src, clips, seconds in begun]
+
+    def begin(self, path: str, rel: str, size: int | None, clip_stages: list) -> tuple[Record, list[Record], float]:
+        """A source through the source stages and `clip_stages`: (its row, its clips, seconds taken). Its
+        decoded frames are gone when this returns; its audio stays in memory for the stages after."""
         t0 = time.perf_counter()
         src = new_source_record(path, rel, size)
-        clips: list[Record] = []
-        local_copy = None
         try:
             if is_remote(path):  # ffmpeg reads local files: object-storage sources come to scratch first
-                local_copy = scratch.make_file("download", os.path.splitext(rel)[1], self.cfg.scratch_dir)
-                src.scratch.path = download_file(path, local_copy)
+                src.scratch.local_copy = scratch.make_file("download", os.path.splitext(rel)[1], self.cfg.scratch_dir)
+                src.scratch.path = download_file(path, src.scratch.local_copy)
             for stage in self.source_stages:
                 stage([src])
                 release_freed_memory()
-            clips = src.scratch.clips
-            for stage in self.clip_stages:
-                stage(clips)
+            for stage in clip_stages:
+                stage(src.scratch.clips)
                 release_freed_memory()
-            for c in clips:
-                if c["status"] != "rejected":
-                    c["status"] = "accepted"
-            self.stage_samples(src, [c for c in clips if c["status"] == "accepted"])
-            if src["status"] != "rejected":
-                src["status"] = "done"
         except Exception as e:  # one bad source never stops the job; its row carries the error
-            src.update(status="failed", reject_stage=src.get("reject_stage") or "worker",
-                       reject_reason="exception", error=f"{type(e).__name__}: {e}\n{traceback.format_exc()[-2000:]}")
-            clips = []
+            self.fail(src, e)
         finally:
             cleanup(src)
-            if local_copy:
-                os.remove(local_copy)
+        return src, src.scratch.clips, time.perf_counter() - t0
+
+    @staticmethod
+    def fail(src: Record, e: Exception) -> None:
+        src.update(status="failed", reject_stage=src.get("reject_stage") or "worker",
+                   reject_reason="exception", error=f"{type(e).__name__}: {e}\n{traceback.format_exc()[-2000:]}")
+
+    def finish(self, src: Record, clips: list[Record], seconds: float) -> dict:
+        """Stage the source's accepted samples and count its clips: its JSON document."""
+        t0 = time.perf_counter()
+        try:
+            if src["status"] != "failed":
+                for c in clips:
+                    if c["status"] != "rejected":
+                        c["status"] = "accepted"
+                self.stage_samples(src, [c for c in clips if c["status"] == "accepted"])
+                if src["status"] != "rejected":
+                    src["status"] = "done"
+        except Exception as e:
+            self.fail(src, e)
+        finally:
+            if src.scratch.local_copy:
+                os.remove(src.scratch.local_copy)
+        if src["status"] == "failed":
+            clips = []
         src["clips_total"] = len(clips)
         src["clips_accepted"] = sum(c["status"] == "accepted" for c in clips)
         src["clips_rejected"] = src["clips_total"] - src["clips_accepted"]
-        src["seconds_total"] = round(time.perf_counter() - t0, 3)
-        return json.dumps({"source": src, "clips": clips})
+        src["seconds_total"] = round(seconds + time.perf_counter() - t0, 3)
+        return {"source": src, "clips": clips}
 
     def stage_samples(self, src: Record, accepted: list[Record]) -> None:
         """Write the accepted clips' samples to this source's staging tar (complete or absent)."""

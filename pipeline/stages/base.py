@@ -38,6 +38,7 @@ class Stage:
     name = "stage"
     section = ""  # the config section it reads (pipeline/config_sections.py); none: the run's settings only
     resources = Resources()
+    across_sources = False  # runs once on the clips of a worker's whole group of sources (work they can share)
 
     def __init__(self, cfg):
         """`cfg`: the PipelineConfig; the stage keeps its own section (`self.cfg`) and the run's (`self.run`).

@@ -6,64 +6,20 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
 from model.loading.offline_models import whisper_dir
 from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage, reject
+from pipeline.stages.whisper_windows import Piece, clip_segments, hand_back, lay_out, pack_pieces, pack_windows
 from pipeline.stages.worker_state import clip_pcm
-
-WINDOW_S = 30.0  # what Whisper's encoder hears at once
-SEGMENT_TIME_STEP_S = 0.02  # Whisper's timestamp resolution
-
-
-def pack_windows(clips: list[Record]) -> list[list[Record]]:
-    """Clips (sorted by start) in runs whose span, first start to last end, fits one Whisper window."""
-    windows: list[list[Record]] = []
-    for c in clips:
-        if windows and c["end_s"] - windows[-1][0]["start_s"] <= WINDOW_S:
-            windows[-1].append(c)
-        else:
-            windows.append([c])
-    return windows
-
-
-@dataclass
-class ClipSegment:
-    """A Whisper segment cut to one clip: the words whose middle lies in the clip, and their text."""
-    start: float
-    end: float
-    text: str
-    words: list
-    avg_logprob: float
-
-
-def clip_segments(segments: list, c: Record) -> list[ClipSegment]:
-    """The parts of a window's segments that belong to clip `c`: a word belongs to the clip that holds its
-    middle, a segment without words to each clip it overlaps by more than Whisper's 20 ms time step; a
-    segment whose words all belong to `c` is kept as Whisper gave it."""
-    lo, hi = c["start_s"], c["end_s"]
-    out = []
-    for s in segments:
-        words = [w for w in (s.words or []) if lo <= (w.start + w.end) / 2 < hi]
-        if s.words and len(words) == len(s.words):
-            out.append(s)
-        elif s.words:
-            if not words:
-                continue
-            text = "".join(w.word for w in words).strip()
-            out.append(ClipSegment(max(s.start, words[0].start), min(s.end, words[-1].end), text, words, s.avg_logprob))
-        elif min(s.end, hi) - max(s.start, lo) > SEGMENT_TIME_STEP_S:
-            out.append(ClipSegment(max(s.start, lo), min(s.end, hi), s.text.strip(), [], s.avg_logprob))
-    return out
-
 
 class TranscribeStage(Stage):
     name = "transcribe"
     section = "transcribe"
     resources = Resources(cpus=1.0, gpus=0.0, memory_gb=2.0)
+    across_sources = True  # short sources share Whisper windows
 
     def __init__(self, cfg: PipelineConfig):
         super().__init__(cfg)
@@ -103,43 +59,49 @@ class TranscribeStage(Stage):
         return self.aligners[language]
 
     def process(self, records: list[Record]) -> None:
+        """Clips of one source or (a worker's group of short sources) of several; with a language named,
+        the sources share Whisper windows (whisper_windows.py), else each source's clips are heard alone."""
         by_source: dict[int, list[Record]] = {}
         for c in records:
-            by_source.setdefault(id(c.scratch.source), []).append(c)
-        for clips in by_source.values():
-            self.transcribe_source(clips)
+            if c.scratch.provided_transcript:
+                self.record_provided(c)
+            else:
+                by_source.setdefault(id(c.scratch.source), []).append(c)
+        sources = [sorted(clips, key=lambda c: c["start_s"]) for clips in by_source.values()]
+        for group in ([sources] if self.cfg.language else [[s] for s in sources]):
+            pieces = [Piece(w, w[0].scratch.source.scratch.pcm, self.run.sample_rate)
+                      for clips in group if clips for w in pack_windows(clips)]
+            if pieces:
+                self.transcribe_pieces(pieces)
 
-    def transcribe_source(self, clips: list[Record]) -> None:
-        """One batched Whisper call for all clips of a source. Whisper hears 30 s at a time whatever it is
-        given (a 3 s clip costs its encoder what 30 s do), so neighbouring clips share a window: each
-        window's words go to the clip that holds their middle."""
-        given = [c for c in clips if c.scratch.provided_transcript]
-        clips = sorted((c for c in clips if not c.scratch.provided_transcript), key=lambda c: c["start_s"])
-        for c in given:
-            self.record_provided(c)
-        if not clips:
-            return
-        cfg, pcm = self.cfg, clips[0].scratch.source.scratch.pcm
-        windows = pack_windows(clips)
-        spans = [{"start": w[0]["start_s"], "end": w[-1]["end_s"]} for w in windows]
-        segments, info = self.batched.transcribe(
-            pcm, language=cfg.language or None, clip_timestamps=spans, batch_size=self.batch_size,
-            word_timestamps=True, beam_size=5)
-        segments = list(segments)
-        # window times come back rounded to Whisper's 20 ms steps: a segment belongs to the window it overlaps most
-        overlap = lambda s, w: min(s.end, w["end"]) - max(s.start, w["start"])
-        owner = [max(range(len(spans)), key=lambda k: overlap(s, spans[k])) for s in segments]
-        for k, window in enumerate(windows):
-            heard = [s for s, o in zip(segments, owner) if o == k]
-            for c in window:
-                self.record(c, clip_segments(heard, c), info.language, float(info.language_probability))
-        for c in clips:
+    def transcribe_pieces(self, pieces: list[Piece]) -> None:
+        """One batched Whisper call for every piece; a piece whose words it cannot trust after sharing a
+        window is heard again alone. Each window's words go to the clip that holds their middle."""
+        info = self.hear(pack_pieces(pieces, share=len(pieces) > 1))
+        again = hand_back(*info[1:])
+        if again:
+            hand_back(*self.hear(pack_pieces(again, share=False))[1:])
+        info = info[0]
+        for p in pieces:
+            for c in p.clips:
+                self.record(c, clip_segments(p.segments, c), info.language, float(info.language_probability))
+                c["whisper_window_pieces"] = p.shared_with
+        cfg = self.cfg
+        for c in (c for p in pieces for c in p.clips):
             doubted = max(c["language_prob"], c.get("transcript_conf") or 0.0) < cfg.min_language_prob
             if c["status"] != "rejected" and not cfg.language and doubted:
                 guesses = ", ".join(f"{lang} {p:.2f}" for lang, p in (info.all_language_probs or [])[:3])
                 reject(c, self.name, "language_uncertain", f"Whisper is unsure of the language ({guesses}) and "
                        f"of the words (mean probability {c.get('transcript_conf') or 0.0:.2f}) < "
                        f"{cfg.min_language_prob}; --language forces one")
+
+    def hear(self, windows: list[list[Piece]]):
+        """(Whisper's info, its segments, where each piece lies in what it heard)."""
+        audio, spans, places = lay_out(windows, self.run.sample_rate)
+        segments, info = self.batched.transcribe(
+            audio, language=self.cfg.language or None, clip_timestamps=spans, batch_size=self.batch_size,
+            word_timestamps=True, beam_size=5)
+        return info, list(segments), places
 
     def record(self, c: Record, segments: list, language: str, language_prob: float) -> None:
         cfg = self.cfg

@@ -13,6 +13,8 @@ from records.rows import ClipRow, SourceRow
 class SourceScratch:
     path: str
     """The local file ffmpeg reads (a download on scratch, for a source in object storage)."""
+    local_copy: str | None = None
+    """The download on scratch, removed once the source's samples are staged (None: read where it lies)."""
     still_image: bool = False
     """A picture, not footage (the probe's reading of its codec and container)."""
     workdir: str | None = None
