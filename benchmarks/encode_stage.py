@@ -27,6 +27,7 @@ from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.stages.worker_state import EncodeScratch  # noqa: E402
 from records.rows import ClipRow  # noqa: E402
 from sample_corpus import media as cm  # noqa: E402
+from records.sample import SampleMeta  # noqa: E402
 from sample_corpus.build import SENTENCES  # noqa: E402
 
 
@@ -40,7 +41,7 @@ def synthetic_clips(n: int, workdir: str) -> list[dict]:
         cm.write_video(path, cm.talking_frames(face, audio, 24, 121, k), 24, audio, extra_args=("-movflags", "+faststart"))
         wav = io.BytesIO()
         wavfile.write(wav, 16000, (audio * 32767).astype(np.int16))
-        meta = {"width": 512, "height": 512, "num_frames": 121, "transcript": SENTENCES[k % len(SENTENCES)]}
+        meta = SampleMeta(f"clip{k}", width=512, height=512, num_frames=121, transcript=SENTENCES[k % len(SENTENCES)])
         clips.append(ClipRow({"clip_id": f"clip{k}", "start_frame": 121 * k, "crop_box": [0.2, 0.05, 0.8, 0.65],
                               "status": "accepted"},
                              scratch=EncodeScratch(open(path, "rb").read(), wav.getvalue(), audio, meta)))

@@ -6,7 +6,8 @@
 The run is written through the project's own writers (`storage.parts.write_part`, `write_manifests`): parts
 of 1000 clips (5 per source, 70% accepted, each with a transcript, timed words and six shard members), and a
 shard per part holding a small member for each accepted clip's six (verify hashes every one). Each tool runs
-in a fresh process; its peak resident memory (ru_maxrss) and CPU seconds are printed, with the rows read."""
+in a fresh process; its peak resident memory (VmHWM: ru_maxrss would carry the builder's peak
+across exec) and CPU seconds are printed, with the rows read."""
 from __future__ import annotations
 
 import argparse
@@ -85,7 +86,8 @@ def build(out: str, total: int, per_part: int = 1000) -> None:
 def measure(out: str, repo: str, tool: str) -> tuple[float, float, str]:
     code = (f"import resource, sys; sys.path.insert(0, {repo!r}); OUT = {out!r}\n{TOOLS[tool]}\n"
             "r = resource.getrusage(resource.RUSAGE_SELF)\n"
-            "print('PEAK', r.ru_maxrss / 1024, r.ru_utime + r.ru_stime)")
+            "hwm = next(int(ln.split()[1]) for ln in open('/proc/self/status') if ln.startswith('VmHWM'))\n"
+            "print('PEAK', hwm / 1024, r.ru_utime + r.ru_stime)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo)
     if proc.returncode:
         return float("nan"), float("nan"), proc.stderr.strip().splitlines()[-1][:80]
@@ -99,13 +101,14 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=1_000_000)
     p.add_argument("--work", required=True, help="where the synthetic run is built (kept for reruns)")
     p.add_argument("--repo", default=REPO, help="the checkout whose tools are measured")
+    p.add_argument("--tools", default=",".join(TOOLS), help="which of summary, audit, verify to run")
     a = p.parse_args()
     out = os.path.join(a.work, f"run_{a.clips}")
     if not os.path.exists(os.path.join(out, "manifests", "clips.parquet")):
         sys.path.insert(0, REPO)
         build(out, a.clips)
     print(f"| tool | peak memory (MiB) | CPU s | said |\n|---|---|---|---|")
-    for tool in TOOLS:
+    for tool in a.tools.split(","):
         mib, cpu, said = measure(out, a.repo, tool)
         print(f"| {tool} | {mib:.0f} | {cpu:.1f} | {said} |", flush=True)
 

@@ -54,6 +54,7 @@ def folder_items(root: str, transcripts: dict, references: dict) -> list[Item]:
 
 
 def shard_items(tars: list[str], base: str, transcripts: dict) -> list[Item]:
+    from records.sample import META, MP4, WAV, SampleMeta
     from storage.samples import read_samples
     from storage.store import Store
 
@@ -63,13 +64,13 @@ def shard_items(tars: list[str], base: str, transcripts: dict) -> list[Item]:
             samples[key] = (os.path.relpath(t, base), members)
     items = []
     for key, (tar, m) in sorted(samples.items()):
-        meta = json.loads(m["json"]) if "json" in m else {}
+        meta = SampleMeta.from_json(m[META]) if META in m else SampleMeta(key, transcript=None)
         name = f"{tar}/{key}"
-        media, kind = (m["mp4"], "video") if "mp4" in m else (m.get("wav"), "audio")
+        media, kind = (m[MP4], "video") if MP4 in m else (m.get(WAV), "audio")
         if media is None:
             continue
-        ref = samples.get(meta.get("ref_voice_clip_id") or "", (None, {}))[1].get("wav")
-        items.append(Item(name, media, kind, transcripts.get(name, transcripts.get(key, meta.get("transcript"))), ref,
+        ref = samples.get(meta.ref_voice_clip_id or "", (None, {}))[1].get(WAV)
+        items.append(Item(name, media, kind, transcripts.get(name, transcripts.get(key, meta.transcript)), ref,
                           {"clip_id": key}))
     return items
 

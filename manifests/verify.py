@@ -53,26 +53,26 @@ def compare_with_parts(out_dir: str, problems: list[str]) -> None:
 
 
 def expected_by_shard(out_dir: str, problems: list[str]):
-    """(shard, {member: (size, sha256, clip id)}) for each shard the accepted rows name, one shard at a time."""
-    cols = ["clip_id", "source_path", "status", "shard", "members"]
-    table = manifest_columns(out_dir, "clips", cols)
-    accepted = table.filter(pc.equal(table.column("status"), "accepted"))
-    del table
-    if not accepted.num_rows:
-        return
-    bare = pc.or_(pc.is_null(accepted.column("shard")), pc.equal(pc.fill_null(pc.list_value_length(
-        accepted.column("members")), 0), 0))
-    for c in accepted.filter(bare).to_pylist():
+    """(shard, {member: (size, sha256, clip id)}) for each shard the accepted rows name, one shard at a time:
+    the four columns it needs are read once, and each shard's rows taken from them by index (sorting or
+    filtering the member lists would copy them)."""
+    table = manifest_columns(out_dir, "clips", ["clip_id", "source_path", "status", "shard", "members"])
+    accepted = pc.equal(table.column("status"), "accepted")
+    bare = pc.and_(accepted, pc.or_(pc.is_null(table.column("shard")),
+                                    pc.equal(pc.fill_null(pc.list_value_length(table.column("members")), 0), 0)))
+    for c in table.filter(bare).select(["clip_id", "source_path"]).to_pylist():
         problems.append(f"clip {c['clip_id']} ({c['source_path']}): accepted but names no shard or members")
-    named = accepted.filter(pc.invert(bare)).sort_by("shard")
-    shards = named.column("shard").to_pylist()
+    rows = pc.indices_nonzero(pc.and_(accepted, pc.invert(bare)))
+    shards = pc.take(table.column("shard"), rows)
+    order = pc.sort_indices(shards)
+    rows, shards = pc.take(rows, order).to_numpy(), pc.take(shards, order).to_pylist()
     start = 0
     while start < len(shards):
         end = start
         while end < len(shards) and shards[end] == shards[start]:
             end += 1
         members = {}
-        for c in named.slice(start, end - start).select(["clip_id", "members"]).to_pylist():
+        for c in table.take(rows[start:end]).select(["clip_id", "members"]).to_pylist():
             for m in c["members"]:
                 members[m["name"]] = (m["bytes"], m["sha256"], c["clip_id"])
         yield shards[start], members

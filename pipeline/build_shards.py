@@ -80,7 +80,7 @@ def run(cfg: PipelineConfig) -> dict:
     scratch.remove_orphans()  # the open shards of a killed run on this machine
     Store(cfg.output).makedirs("")
     Store(cfg.output).remove_dir(STAGING)  # leftovers of a killed run
-    packers = Packers(cfg.output, cfg.shard_target_mb, next_run(cfg.output))
+    packers = Packers(cfg.output, cfg.shard_target_mb, next_run(cfg.output), cfg.part_max_sources, cfg.part_max_wait_s)
     for row in bad:
         packers.add(row)
     if pending:

@@ -35,6 +35,10 @@ class RunConfig:
                                             "(a re-encode or rescaled copy); by default it is rejected as "
                                             "near_duplicate and its clips are not encoded.")
     shard_target_mb: float = opt(256.0, "Close a shard once it holds this many MiB (whole sources only).")
+    part_max_sources: int = opt(1000, "Close a shard, and write its manifest part, once it holds this many sources "
+                                      "(sources without an accepted clip too: their rows are not held to the end).")
+    part_max_wait_s: float = opt(600.0, "Close a shard once its first source has waited this long (what a crash "
+                                        "of the driver can cost, in seconds of finished work).")
     workers: int = opt(0, "Source workers (Ray actors); 0 means one per available CPU.")
     worker_cpus: float = opt(0.0, "CPUs each source worker reserves; 0 takes the most any stage declares.")
     group_sources: int = opt(16, "Most sources one worker task holds: sources under --group-mb go to a worker "

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import json
 import os
 import sys
 import tarfile
@@ -26,6 +25,7 @@ import tempfile
 
 import numpy as np
 
+from records.sample import META, MP4, WAV, SampleMeta
 from storage.parts import part_stems, read_manifest, read_part, write_manifests, write_part, write_table
 from storage.store import Store
 
@@ -105,12 +105,12 @@ def rescore_part(store: Store, stem: str, score: ClipSyncNet) -> dict[str, int]:
     moved = False
     for c in kept:
         names = {m["name"].rsplit(".", 1)[1]: m["name"] for m in c["members"]}
-        if "mp4" not in names or names["mp4"] not in members:  # audio-only, or dropped by an interrupted rescore
+        if MP4 not in names or names[MP4] not in members:  # audio-only, or dropped by an interrupted rescore
             continue
-        rate, wav = wavfile.read(io.BytesIO(members[names["wav"]]))
+        rate, wav = wavfile.read(io.BytesIO(members[names[WAV]]))
         if rate != 16000:
             raise SystemExit(f"{c['clip_id']}: SyncNet hears 16 kHz audio; this run's clips are at {rate} Hz")
-        new = score(members[names["mp4"]], wav.astype(np.float32) / 32768)
+        new = score(members[names[MP4]], wav.astype(np.float32) / 32768)
         before = c.get("sync_status")
         c.update({k: v for k, v in new.items() if not k.startswith("reject_")})
         counts["rescored"] += 1
@@ -124,12 +124,12 @@ def rescore_part(store: Store, stem: str, score: ClipSyncNet) -> dict[str, int]:
             c.update(status="rejected", reject_stage="sync", reject_reason=new["reject_reason"],
                      reject_detail=new["reject_detail"], shard=None, members=None)
         else:  # still kept, with a new status: its metadata member says so
-            meta = json.loads(members[names["json"]])
-            meta["sync"] = {**(meta.get("sync") or {}), **{k: c.get(k) for k in new if not k.startswith("reject_")}}
-            data = json.dumps(meta, ensure_ascii=False).encode()
-            members[names["json"]] = data
+            meta = SampleMeta.from_json(members[names[META]])
+            meta.sync = {**(meta.sync or {}), **{k: c.get(k) for k in new if not k.startswith("reject_")}}
+            data = meta.to_json()
+            members[names[META]] = data
             c["members"] = [{**m, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-                            if m["name"] == names["json"] else m for m in c["members"]]
+                            if m["name"] == names[META] else m for m in c["members"]]
     if moved:
         write_shard(store, shard_rel, members)
         counts["shards_rewritten"] += 1

@@ -49,6 +49,32 @@ def test_a_rerun_starts_from_the_sources_columns_alone_and_stops_on_a_broken_par
         finished_source_ids(str(tmp_path))
 
 
+def test_sources_without_samples_reach_a_part_by_count_and_by_time_not_at_the_end(tmp_path, monkeypatch):
+    """The driver holds the rows of sources with no accepted clip only until `max_sources` of them are in,
+    or the first has waited `max_wait_s`: a crash then loses at most that much finished work."""
+    from pipeline.run import shard_packer
+    from pipeline.run.shard_packer import Packers
+
+    out = str(tmp_path)
+    result = lambda i: {"source": {"source_id": f"s{i}", "source_path": f"{i}.mp4", "status": "rejected"}, "clips": []}
+    packers = Packers(out, 256, 1, max_sources=3, max_wait_s=60)
+    for i in range(7):
+        packers.add(result(i))
+    assert finished_source_ids(out) == {f"s{i}" for i in range(6)}  # two parts of three, before any flush
+    now = [1000.0]
+    monkeypatch.setattr(shard_packer.time, "monotonic", lambda: now[0])
+    packers = Packers(out, 256, 2, max_sources=100, max_wait_s=60)
+    packers.add(result(7))
+    now[0] += 30
+    packers.add(result(8))
+    assert "s7" not in finished_source_ids(out)
+    now[0] += 31
+    packers.add(result(9))
+    assert {"s7", "s8", "s9"} <= finished_source_ids(out)
+    sources, _ = read_parts(out)
+    assert sorted(sources.column("source_id").to_pylist()) == sorted(f"s{i}" for i in range(10) if i != 6)
+
+
 def test_a_copied_output_reruns_to_nothing(corpus_run, models_dir, tmp_path):
     copy = str(tmp_path / "copy")
     subprocess.run(["cp", "-r", corpus_run["out"], copy], check=True)  # new file times, in cp's order

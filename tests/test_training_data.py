@@ -150,3 +150,40 @@ def test_config_from_yaml_with_command_line_overrides(tmp_path):
         load_config(recipe, ["--data.dirs", "a", "--optim.lrr", "1"])
     with pytest.raises(ValueError, match="data.dirs is empty"):
         load_config(recipe, [])
+
+
+def test_the_pipelines_samples_read_back_through_the_sample_contract(corpus_run):
+    """Pipeline writer to trainer reader: every sample the corpus run shipped has the members
+    records/sample.py names, its json member parses into SampleMeta and writes back byte for byte, and the
+    trainer's reader decodes it with the manifest's transcript, frame rate and sync status."""
+    import tarfile
+
+    import pyarrow.parquet as pq
+
+    from records.sample import LATENTS, MEDIA, META, SampleMeta, latent_member
+    from train.data import read_shard
+
+    rows = {r["clip_id"]: r for r in pq.read_table(os.path.join(corpus_run["out"], "manifests", "clips.parquet"))
+            .to_pylist() if r["status"] == "accepted"}
+    seen, shards = 0, list_shards([shard_dir(corpus_run)], 2)
+    for path in shards:
+        with tarfile.open(path) as tar:
+            members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+        keys = list(dict.fromkeys(name.split(".", 1)[0] for name in members))  # in file order
+        for key in keys:
+            mine = {name.split(".", 1)[1] for name in members if name.startswith(key + ".")}
+            assert {META, *MEDIA} <= mine and mine - {META, *MEDIA} <= {latent_member(n) for n in LATENTS}, mine
+            meta = SampleMeta.from_json(members[f"{key}.{META}"])
+            assert meta.to_json() == members[f"{key}.{META}"] and not meta.extra
+            assert (meta.clip_id, meta.transcript, meta.sync_status) == \
+                (key, rows[key]["transcript"], rows[key]["sync_status"])
+            assert meta.latent_bucket == rows[key]["latent_bucket"] and meta.num_frames == rows[key]["num_frames"]
+        bad: dict = {}
+        decoded = read_shard(path, 2, bad)
+        assert not bad and [d["key"] for d in decoded] == keys
+        for d in decoded:
+            assert d["transcript"] == rows[d["key"]]["transcript"] and d["fps"] == rows[d["key"]]["fps"]
+            assert d["video"].ndim == 4 and d["audio"].ndim == 2
+        seen += len(keys)
+    listed = {os.path.relpath(p, shard_dir(corpus_run)) for p in shards}
+    assert seen == sum(r["shard"] in listed for r in rows.values()) > 0

@@ -22,6 +22,7 @@ import tarfile
 
 import numpy as np
 
+from records.sample import latent_member
 from train.data import list_shards
 
 CHANNELS = 20  # MMAudio's latent channels
@@ -43,7 +44,7 @@ def partial_sums(paths: list[str], channels: int = CHANNELS) -> np.ndarray:
         try:
             with tarfile.open(path) as tar:
                 for member in tar:
-                    if not member.name.endswith(".audio_mean.npy"):
+                    if not member.name.endswith("." + latent_member("audio_mean")):
                         continue
                     try:
                         a = np.load(io.BytesIO(tar.extractfile(member).read()), allow_pickle=False).astype(np.float64)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from records.sample import MEDIA, META, SampleMeta, latent_member
+
 AUDIO_BUCKET = "audio"  # the pipeline's audio-only shards (stage 1)
 NOT_LATENT = {"clips", ".staging"}  # shard folders without latents
 
@@ -64,21 +66,20 @@ def decode(sample: dict, stage: int, sync_status: tuple[str, ...] | None = None)
     """Raw tar members -> arrays (never unpickled); raises on anything missing or malformed, and `Unwanted` on
     a clip whose lip-sync status is not in `sync_status` (None, or a sample without a status: no filter)."""
     def array(name: str) -> np.ndarray:
-        a = np.load(io.BytesIO(sample[f"{name}.npy"]), allow_pickle=False)
+        a = np.load(io.BytesIO(sample[latent_member(name)]), allow_pickle=False)
         if not np.isfinite(a).all():
             raise ValueError(f"{name} has non-finite values")
         return a.astype(np.float32)
 
-    meta = json.loads(sample["json"])
-    status = (meta.get("sync") or {}).get("sync_status")
+    meta = SampleMeta.from_json(sample[META])
+    status = meta.sync_status
     if sync_status is not None and status is not None and status not in sync_status:
         raise Unwanted(f"sync_status:{status}")
     out = {"key": sample["__key__"], "audio": array("audio_mean"), "text": array("text"),
-           "fps": float(meta.get("fps") or 24.0), "transcript": str(meta.get("transcript") or "")}
-    if "audio_logvar.npy" in sample:
-        out["audio_logvar"] = array("audio_logvar")
-    if "ref_voice.npy" in sample:
-        out["ref_voice"] = array("ref_voice")
+           "fps": float(meta.fps or 24.0), "transcript": str(meta.transcript or "")}
+    for name in ("audio_logvar", "ref_voice"):
+        if latent_member(name) in sample:
+            out[name] = array(name)
     if stage == 2:
         out["video"] = array("video_mean")
     if out["audio"].ndim != 2 or out["text"].ndim != 2:
@@ -94,14 +95,14 @@ def read_shard(path: str, stage: int, bad: dict[str, str], sync_status: tuple[st
     however often the shard is drawn."""
     import webdataset as wds
 
-    wanted = lambda name: not name.endswith((".mp4", ".wav"))  # the media are not training inputs
+    wanted = lambda name: not name.endswith(tuple(f".{m}" for m in MEDIA))  # the media are not training inputs
     out, left_out = [], {}
     try:
         with open(path, "rb") as f:
             members = ({**m, "__url__": path} for m in wds.tariterators.tar_file_iterator(f, select_files=wanted))
             for sample in wds.tariterators.group_by_keys(members):
                 try:
-                    if stage == 2 and "video_mean.npy" not in sample:
+                    if stage == 2 and latent_member("video_mean") not in sample:
                         raise KeyError("no video latent (audio-only sample)")
                     out.append(decode(sample, stage, sync_status))
                 except Unwanted as e:

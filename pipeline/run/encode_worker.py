@@ -4,7 +4,7 @@ complete training samples (clip mp4, wav, json and one .npy per latent) for the 
 Takes and returns JSON text; samples travel as tar files on the output file system, never pickled."""
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import io
 import json
 import os
@@ -20,6 +20,7 @@ from pipeline.stages.base import reject
 from pipeline.stages.encode import EncodeStage
 from pipeline.stages.worker_state import EncodeScratch
 from records.rows import ClipRow
+from records.sample import META, MP4, WAV, SampleMeta, latent_member, member_rows
 from storage.samples import read_samples, write_samples
 from storage.store import Store
 
@@ -31,11 +32,6 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()
-
-
-def member_rows(key: str, members: dict[str, bytes]) -> list[dict]:
-    return [{"name": f"{key}.{ext}", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-            for ext, data in members.items()]
 
 
 def reject_encoding(result: dict, reason: str, error: str) -> dict:
@@ -92,19 +88,20 @@ class EncodeProcessor:
         records = []
         for c in accepted:
             s = samples[c["clip_id"]]
-            rate, pcm = wavfile.read(io.BytesIO(s["wav"]))
-            records.append(ClipRow(c, scratch=EncodeScratch(s.get("mp4"), s["wav"], pcm.astype(np.float32) / 32768.0,
-                                                            json.loads(s["json"]))))
+            rate, pcm = wavfile.read(io.BytesIO(s[WAV]))
+            records.append(ClipRow(c, scratch=EncodeScratch(s.get(MP4), s[WAV], pcm.astype(np.float32) / 32768.0,
+                                                            SampleMeta.from_json(s[META]))))
         return records
 
     @staticmethod
     def sample(r: ClipRow) -> dict[str, bytes]:
-        meta = dict(r.scratch.meta, prompt=r["prompt"], latent_bucket=r["latent_bucket"],
-                    latent_shapes=json.loads(r["latent_shapes"]), latent_dtype=r["latent_dtype"],
-                    reference_clip_id=r["reference_clip_id"], ref_image_clip_id=r["ref_image_clip_id"],
-                    ref_voice_clip_id=r["ref_voice_clip_id"],
-                    models={k: r.get(f"{k}_version") for k in ("video_vae", "audio_vae", "text_encoder")})
-        out = {"mp4": r.scratch.mp4} if r.scratch.mp4 is not None else {}
-        out.update(wav=r.scratch.wav, json=json.dumps(meta, ensure_ascii=False).encode())
-        out.update({f"{name}.npy": npy_bytes(array) for name, array in r.scratch.latents.items()})
+        meta = dataclasses.replace(
+            r.scratch.meta, prompt=r["prompt"], latent_bucket=r["latent_bucket"],
+            latent_shapes=json.loads(r["latent_shapes"]), latent_dtype=r["latent_dtype"],
+            reference_clip_id=r["reference_clip_id"], ref_image_clip_id=r["ref_image_clip_id"],
+            ref_voice_clip_id=r["ref_voice_clip_id"],
+            models={k: r.get(f"{k}_version") for k in ("video_vae", "audio_vae", "text_encoder")})
+        out = {MP4: r.scratch.mp4} if r.scratch.mp4 is not None else {}
+        out.update({WAV: r.scratch.wav, META: meta.to_json()})
+        out.update({latent_member(name): npy_bytes(array) for name, array in r.scratch.latents.items()})
         return out

@@ -8,10 +8,11 @@ import tarfile
 import tempfile
 
 from pipeline.run.source_worker import staging_path
+from records.sample import META, MP4, WAV
 from storage.parts import read_manifest
 from storage.store import Store
 
-CLIP_MEMBERS = ("mp4", "wav", "json")  # what a clip needs to be encoded again
+CLIP_MEMBERS = (MP4, WAV, META)  # what a clip needs to be encoded again
 
 
 def previous_results(old_out: str) -> list[dict]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+import time
 
 from pipeline import scratch
 from storage.parts import write_part
@@ -18,8 +19,13 @@ UNSHARDED = "unsharded"
 
 
 class ShardPacker:
-    def __init__(self, out_dir: str, bucket: str, target_mb: float, order):
+    def __init__(self, out_dir: str, bucket: str, target_mb: float, order, max_sources: int = 1000,
+                 max_wait_s: float = 600.0):
+        """A shard closes at `target_mb`, or when it holds `max_sources` sources, or when its first source
+        has waited `max_wait_s`: what the driver holds, and what a crash costs, stays bounded even for
+        sources with no sample (the 'unsharded' bucket, which never fills) and for slow buckets."""
         self.store, self.bucket, self.target = Store(out_dir), bucket, int(target_mb * 2 ** 20)
+        self.max_sources, self.max_wait_s, self.opened = max_sources, max_wait_s, 0.0
         self.order = order  # () -> (run, sequence) of the next part written
         self.dir = f"shards/{bucket}"
         for stale in self.store.files(self.dir, (".tmp",)):
@@ -54,9 +60,17 @@ class ShardPacker:
         src["part"] = f"{self.bucket}/{self.name}"
         for c in clips:
             c["shard"] = shard if c["status"] == "accepted" else None
+        if not self.sources:
+            self.opened = time.monotonic()
         self.sources.append(src)
         self.clips += clips
-        if self.size >= self.target:
+        if self.size >= self.target or len(self.sources) >= self.max_sources:
+            self.flush()
+        else:
+            self.flush_if_old()
+
+    def flush_if_old(self) -> None:
+        if self.sources and time.monotonic() - self.opened >= self.max_wait_s:
             self.flush()
 
     def flush(self) -> None:
@@ -79,8 +93,8 @@ class ShardPacker:
 class Packers:
     """One ShardPacker per bucket, made on first use."""
 
-    def __init__(self, out_dir: str, target_mb: float, run: int):
-        self.out_dir, self.target_mb = out_dir, target_mb
+    def __init__(self, out_dir: str, target_mb: float, run: int, max_sources: int = 1000, max_wait_s: float = 600.0):
+        self.out_dir, self.target_mb, self.max_sources, self.max_wait_s = out_dir, target_mb, max_sources, max_wait_s
         self.by_bucket: dict[str, ShardPacker] = {}
         self.run, self.written = run, 0
 
@@ -91,8 +105,11 @@ class Packers:
     def add(self, result: dict) -> None:
         bucket = result.get("bucket") if result.get("staged") else UNSHARDED
         if bucket not in self.by_bucket:
-            self.by_bucket[bucket] = ShardPacker(self.out_dir, bucket, self.target_mb, self.next_order)
+            self.by_bucket[bucket] = ShardPacker(self.out_dir, bucket, self.target_mb, self.next_order,
+                                                 self.max_sources, self.max_wait_s)
         self.by_bucket[bucket].add(result)
+        for packer in self.by_bucket.values():  # a bucket that stopped getting sources closes in time too
+            packer.flush_if_old()
 
     def flush(self) -> None:
         """The run's end: every open shard written, and the local folders the shards grew in removed."""

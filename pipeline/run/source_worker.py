@@ -5,7 +5,6 @@ Returns a JSON document (the source row and its clip rows); accepted samples are
 output file system for the shard packer. Nothing pickled crosses the process boundary."""
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -30,6 +29,7 @@ from pipeline.stages.transcribe import TranscribeStage
 from pipeline.stages.visual import VisualStage
 from pipeline.stages.worker_state import SourceScratch, clip_pcm
 from records.rows import SourceRow
+from records.sample import META, MP4, WAV, SampleMeta, member_rows
 from storage.store import Store, download_file, is_remote
 
 PIPELINE_VERSION = "clips-v1"
@@ -197,8 +197,7 @@ class SourceProcessor:
             with wds.TarWriter(local) as tar:
                 for c in accepted:
                     sample = self.sample(src, c, tmp)
-                    c["members"] = [{"name": f"{c['clip_id']}.{ext}", "bytes": len(data),
-                                     "sha256": hashlib.sha256(data).hexdigest()} for ext, data in sample.items()]
+                    c["members"] = member_rows(c["clip_id"], sample)
                     tar.write({"__key__": c["clip_id"], **sample})
             Store(self.cfg.output).upload(local, staging_path(src["source_id"]))
 
@@ -211,24 +210,22 @@ class SourceProcessor:
             media.cut_clip(src.scratch.path, pcm, cfg.sample_rate, c["start_frame"], c["num_frames"], cfg.fps,
                            (src["normalized_width"], src["normalized_height"]), cfg.crf, mp4, self.threads)
             with open(mp4, "rb") as f:
-                out["mp4"] = f.read()
+                out[MP4] = f.read()
             c.update(video_width=src["normalized_width"], video_height=src["normalized_height"])
         wav = io.BytesIO()
         wavfile.write(wav, cfg.sample_rate, (np.clip(pcm, -1, 1) * 32767).astype(np.int16))
         c.update(sample_rate=cfg.sample_rate, audio_samples=len(pcm))
-        meta = {
-            "clip_id": c["clip_id"], "source_id": src["source_id"], "source_path": src["source_path"],
-            "source_span_s": [c["start_s"], c["end_s"]], "start_frame": c["start_frame"],
-            "fps": c["fps"], "num_frames": c["num_frames"], "sample_rate": cfg.sample_rate, "audio_samples": len(pcm),
-            "width": src.get("normalized_width"), "height": src.get("normalized_height"), "audio_only": cfg.audio_only,
-            "transcript": c["transcript"], "segments": json.loads(c["segments_json"]),
-            "words": json.loads(c["words_json"]), "language": c["language"],
-            "word_timing_source": c["word_timing_source"], "face_box": c.get("face_box"), "crop_box": c.get("crop_box"),
-            "sync": {k: c.get(k) for k in ("sync_scorer", "sync_status", "sync_offset_frames", "sync_fps", "syncnet_conf",
-                                           "syncnet_dist", "offline_sync_conf", "audio_shift_frames", "motion_conf",
-                                           "asd_speaking", "asd_sync_gain")},
-            "loudness_db": c["loudness_db"], "speech_ratio": c["speech_ratio"], "reference_clip_id": None,
-            "pipeline_version": PIPELINE_VERSION,
-        }
-        out.update(wav=wav.getvalue(), json=json.dumps(meta, ensure_ascii=False).encode())
+        meta = SampleMeta(
+            clip_id=c["clip_id"], source_id=src["source_id"], source_path=src["source_path"],
+            source_span_s=[c["start_s"], c["end_s"]], start_frame=c["start_frame"], fps=c["fps"],
+            num_frames=c["num_frames"], sample_rate=cfg.sample_rate, audio_samples=len(pcm),
+            width=src.get("normalized_width"), height=src.get("normalized_height"), audio_only=cfg.audio_only,
+            transcript=c["transcript"], segments=json.loads(c["segments_json"]), words=json.loads(c["words_json"]),
+            language=c["language"], word_timing_source=c["word_timing_source"], face_box=c.get("face_box"),
+            crop_box=c.get("crop_box"),
+            sync={k: c.get(k) for k in ("sync_scorer", "sync_status", "sync_offset_frames", "sync_fps", "syncnet_conf",
+                                        "syncnet_dist", "offline_sync_conf", "audio_shift_frames", "motion_conf",
+                                        "asd_speaking", "asd_sync_gain")},
+            loudness_db=c["loudness_db"], speech_ratio=c["speech_ratio"], pipeline_version=PIPELINE_VERSION)
+        out.update({WAV: wav.getvalue(), META: meta.to_json()})
         return out

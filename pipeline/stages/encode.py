@@ -87,14 +87,14 @@ class EncodeStage(Stage):
         for r in records:
             meta = r.scratch.meta
             x0, y0, x1, y1 = r["crop_box"]
-            cw, ch = (x1 - x0) * meta["width"], (y1 - y0) * meta["height"]
+            cw, ch = (x1 - x0) * meta.width, (y1 - y0) * meta.height
             r.scratch.size = choose_bucket(self.buckets, cw, ch)
-            r.scratch.crop = (int(round(x0 * meta["width"])), int(round(y0 * meta["height"])), int(round(cw)), int(round(ch)))
+            r.scratch.crop = (int(round(x0 * meta.width)), int(round(y0 * meta.height)), int(round(cw)), int(round(ch)))
         with torch.no_grad():
             for i in range(0, len(records), cfg.encode_batch):  # frames of one batch in memory at a time
                 batch = records[i:i + cfg.encode_batch]
                 for r in batch:
-                    frames = decode_crop(r.scratch.mp4, r.scratch.crop, r.scratch.size, r.scratch.meta["num_frames"])
+                    frames = decode_crop(r.scratch.mp4, r.scratch.crop, r.scratch.size, r.scratch.meta.num_frames)
                     r.scratch.frames, r.scratch.first, r.scratch.middle = frames, frames[0].copy(), frames[len(frames) // 2].copy()
                 self.encode_video(batch, store)
                 for r in batch:
@@ -108,7 +108,7 @@ class EncodeStage(Stage):
         for r in records:
             lat, ref = r.scratch.latents, r.scratch.ref
             video = bucket is None
-            r.update(latent_bucket=bucket or f"{r.scratch.size[0]}x{r.scratch.size[1]}x{r.scratch.meta['num_frames']}",
+            r.update(latent_bucket=bucket or f"{r.scratch.size[0]}x{r.scratch.size[1]}x{r.scratch.meta.num_frames}",
                      latent_shapes=json.dumps({k: list(v.shape) for k, v in lat.items()}),
                      latent_dtype=str(store), reference_clip_id=ref["clip_id"] if ref else None,
                      ref_image_clip_id=(ref or r)["clip_id"] if video else None,
@@ -147,7 +147,7 @@ class EncodeStage(Stage):
         voices = dict(zip(voiced, self.encode_audio([records[k].scratch.voice_ref.scratch.pcm[:voice_len] for k in voiced])))
         from model.text_encoder import speech_prompt
 
-        prompts = [speech_prompt(r.scratch.meta["transcript"], r.get("caption")) for r in records]
+        prompts = [speech_prompt(r.scratch.meta.transcript, r.get("caption")) for r in records]
         texts = m.text.encode(prompts)
         for k, r in enumerate(records):
             lat = r.scratch.latents

@@ -7,6 +7,7 @@ import numpy as np
 
 from pipeline.media import DecodeResult
 from records.rows import ClipRow, SourceRow
+from records.sample import SampleMeta
 
 
 @dataclass
@@ -49,7 +50,7 @@ class EncodeScratch:
     wav: bytes
     pcm: np.ndarray
     """The clip's audio, float mono at the pipeline's rate."""
-    meta: dict
+    meta: SampleMeta
     """The sample's JSON member."""
     latents: dict[str, np.ndarray] = field(default_factory=dict)
     ref: ClipRow | None = None
