@@ -79,6 +79,7 @@ class TranscribeStage(Stage):
         window is heard again alone. Each window's words go to the clip that holds their middle."""
         info = self.hear(pack_pieces(pieces, share=len(pieces) > 1))
         again = hand_back(*info[1:])
+        again += [p for p in pieces if p.shared_with > 1 and p not in again and not self.plausible(p)]
         if again:
             hand_back(*self.hear(pack_pieces(again, share=False))[1:])
         info = info[0]
@@ -103,12 +104,25 @@ class TranscribeStage(Stage):
             word_timestamps=True, beam_size=5)
         return info, list(segments), places
 
+    def plausible(self, p: Piece) -> bool:
+        """Whether each clip of a piece heard in a shared window got a speech rate the filters accept: one
+        that did not is heard again alone before it is rejected for it. Whisper now and then drops a phrase
+        it has just heard from another piece (the same voice in two sources of a group), or runs words of
+        one piece into the next."""
+        cfg = self.cfg
+        return all(cfg.min_words_per_s <= sum(len(s.words or []) for s in clip_segments(p.segments, c)) /
+                   max(self.speech_seconds(c), 1e-3) <= cfg.max_words_per_s for c in p.clips)
+
+    def speech_seconds(self, c: Record) -> float:
+        """Seconds of VAD speech inside the clip."""
+        duration, t0 = len(clip_pcm(c, self.run.sample_rate)) / self.run.sample_rate, c["start_s"]
+        return sum(min(duration, b - t0) - max(0.0, a - t0) for a, b in c.scratch.source.scratch.speech
+                   if b > t0 and a < c["end_s"])
+
     def record(self, c: Record, segments: list, language: str, language_prob: float) -> None:
         cfg = self.cfg
         pcm = clip_pcm(c, self.run.sample_rate)
         duration, t0 = len(pcm) / self.run.sample_rate, c["start_s"]
-        speech = [(max(0.0, a - t0), min(duration, b - t0)) for a, b in c.scratch.source.scratch.speech
-                  if b > t0 and a < c["end_s"]]
         c["language"], c["language_prob"] = language, round(language_prob, 4)
         text = " ".join(s.text.strip() for s in segments).strip()
         words = [{"word": w.word.strip(), "start": w.start - t0, "end": w.end - t0, "prob": w.probability}
@@ -129,7 +143,7 @@ class TranscribeStage(Stage):
                 row[k] = None if row[k] is None else round(float(min(max(row[k], 0.0), duration)), 3)
         for w in words:
             w["prob"] = None if w["prob"] is None else round(float(w["prob"]), 4)
-        speech_s = max(sum(b - a for a, b in speech), 1e-3)
+        speech_s = max(self.speech_seconds(c), 1e-3)
         probs = [w["prob"] for w in words if w["prob"] is not None]
         c.update(transcript=text, words_json=json.dumps(words, ensure_ascii=False), num_words=len(words),
                  segments_json=json.dumps(seg_rows, ensure_ascii=False),
