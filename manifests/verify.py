@@ -10,7 +10,7 @@ import tarfile
 
 import pyarrow.compute as pc
 
-from storage.parts import manifest_columns, read_parts
+from storage.parts import UnreadablePart, manifest_columns, part_stems, read_part, read_parts
 from storage.store import Store
 
 
@@ -53,30 +53,37 @@ def compare_with_parts(out_dir: str, problems: list[str]) -> None:
 
 
 def expected_by_shard(out_dir: str, problems: list[str]):
-    """(shard, {member: (size, sha256, clip id)}) for each shard the accepted rows name, one shard at a time:
-    the four columns it needs are read once, and each shard's rows taken from them by index (sorting or
-    filtering the member lists would copy them)."""
-    table = manifest_columns(out_dir, "clips", ["clip_id", "source_path", "status", "shard", "members"])
-    accepted = pc.equal(table.column("status"), "accepted")
-    bare = pc.and_(accepted, pc.or_(pc.is_null(table.column("shard")),
-                                    pc.equal(pc.fill_null(pc.list_value_length(table.column("members")), 0), 0)))
-    for c in table.filter(bare).select(["clip_id", "source_path"]).to_pylist():
-        problems.append(f"clip {c['clip_id']} ({c['source_path']}): accepted but names no shard or members")
-    rows = pc.indices_nonzero(pc.and_(accepted, pc.invert(bare)))
-    shards = pc.take(table.column("shard"), rows)
-    order = pc.sort_indices(shards)
-    rows, shards = pc.take(rows, order).to_numpy(), pc.take(shards, order).to_pylist()
-    start = 0
-    while start < len(shards):
-        end = start
-        while end < len(shards) and shards[end] == shards[start]:
-            end += 1
-        members = {}
-        for c in table.take(rows[start:end]).select(["clip_id", "members"]).to_pylist():
+    """(shard, {member: (size, sha256, clip id)}) for each shard the accepted rows name, a manifest part at a
+    time (a part is one shard's rows): memory is one part's, whatever the run's size. A source written by
+    several parts counts in its latest, as in the merged manifests."""
+    store = Store(out_dir)
+    stems = part_stems(store)
+    found = []
+    for stem in stems:
+        try:
+            order, sources, _ = read_part(store, stem, ["source_id"])
+        except UnreadablePart:  # compare_with_parts has named it
+            continue
+        found.append((order, stem, sources.column("source_id").to_pylist()))
+    latest = {sid: stem for _, stem, ids in sorted(found) for sid in ids}  # later parts overwrite earlier ones
+    del found
+    cols = ["clip_id", "source_id", "source_path", "status", "shard", "members"]
+    by_shard: dict[str, dict] = {}
+    for stem in stems:
+        try:
+            _, _, clips = read_part(store, stem, cols)
+        except UnreadablePart:
+            continue
+        for c in clips.filter(pc.equal(clips.column("status"), "accepted")).to_pylist():
+            if latest.get(c["source_id"]) != stem:
+                continue
+            if not c["shard"] or not c["members"]:
+                problems.append(f"clip {c['clip_id']} ({c['source_path']}): accepted but names no shard or members")
+                continue
             for m in c["members"]:
-                members[m["name"]] = (m["bytes"], m["sha256"], c["clip_id"])
-        yield shards[start], members
-        start = end
+                by_shard.setdefault(c["shard"], {})[m["name"]] = (m["bytes"], m["sha256"], c["clip_id"])
+        yield from sorted(by_shard.items())
+        by_shard.clear()
 
 
 def check_shard(store: Store, shard: str, want: dict, problems: list[str]) -> None:

@@ -42,11 +42,21 @@ def test_verify_names_a_changed_byte(corpus_run, tmp_path):
 
 
 def test_verify_names_a_member_whose_row_was_deleted(corpus_run, tmp_path):
+    """The row deleted from its manifest part (the parts are the dataset; verify checks each shard against
+    its part) and from the merged manifest: the shard's members are named; deleted from the merged
+    manifest alone, the clip is named as missing there."""
     out = shutil.copytree(corpus_run["out"], tmp_path / "run")
     path = os.path.join(out, "manifests", "clips.parquet")
     rows = pq.read_table(path).to_pylist()
     gone = next(r for r in rows if r["status"] == "accepted")
     pq.write_table(pa.Table.from_pylist([r for r in rows if r is not gone], schema=pq.read_schema(path)), path)
+    proc = manifests_cli("verify", str(out))
+    assert proc.returncode == 1
+    assert f"clip {gone['clip_id']}: in the parts but not manifests/clips.parquet" in proc.stdout
+    part = os.path.join(out, "shards", gone["shard"][:-len(".tar")] + ".clips.parquet")
+    table = pq.read_table(part)
+    kept = table.filter(pa.array([cid != gone["clip_id"] for cid in table.column("clip_id").to_pylist()]))
+    pq.write_table(kept.replace_schema_metadata(table.schema.metadata), part)
     proc = manifests_cli("verify", str(out))
     assert proc.returncode == 1
     assert f"{gone['clip_id']}.mp4 has no accepted manifest row" in proc.stdout

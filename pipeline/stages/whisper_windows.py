@@ -3,9 +3,9 @@
 Whisper's encoder always hears 30 s: a 3 s clip costs it what 30 s do. Neighbouring clips of a source
 share a window (`pack_windows`). With a language named for the run, windows of several short sources share
 one too, laid end to end with a short silence between them, as faster-whisper's own VAD filter joins speech
-regions. On the 53 clips of 49 frames of both real-footage collections that reached Whisper, 11 windows
+regions. On the 53 clips of 49 frames of both real-footage collections that reached Whisper, 12 windows
 were heard instead of 32; against the labelled transcripts (16 clips) the word error rate was 0.246 either
-way; 19 of the 53 transcripts differ, mostly by a word cut at the clip's edge. A language detected per
+way; 18 of the 53 transcripts differ, mostly by a word cut at the clip's edge. A language detected per
 window would be one window's, so without --language every source keeps its own windows."""
 from __future__ import annotations
 
