@@ -9,7 +9,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-
 import pyarrow.compute as pc
 
 from records.schema import CLIPS, SOURCES
@@ -93,8 +92,8 @@ def load(out_dir: str) -> Audit:
         a.reasons.update((st, r) for s, st, r in zip(status, stage, reason) if s in ("rejected", "failed"))
         accepted = pc.equal(b.column("status"), "accepted")
         a.accepted += pc.sum(accepted).as_py() or 0
-        a.languages.update(x or "unknown" for x in b.filter(accepted).column("language").to_pylist())
         kept = b.filter(accepted)
+        a.languages.update(x or "unknown" for x in kept.column("language").to_pylist())
         a.hours_out += (pc.sum(pc.subtract(kept.column("end_s"), kept.column("start_s"))).as_py() or 0.0) / 3600
         tally.add_seconds(b)
         tally.add_scores(b)
