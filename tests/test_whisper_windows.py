@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from pipeline.run.scheduler import source_tasks
-from pipeline.stages.whisper_windows import GAP_S, WINDOW_S, Piece, hand_back, lay_out, pack_pieces
+from pipeline.stages.whisper_windows import Piece, hand_back, lay_out, pack_pieces
 from pipeline.stages.worker_state import SourceScratch, new_clip
 from records.rows import SourceRow
 
@@ -33,13 +33,11 @@ def test_pieces_fill_windows_in_order_with_gaps_and_keep_their_own_samples():
     pieces = [piece(1.0, 4.0), piece(10.0, 9.0), piece(0.0, 12.0), piece(5.0, 6.0)]
     windows = pack_pieces(pieces, share=True)
     assert [len(w) for w in windows] == [3, 1]  # 4 + 9 + 12 + 2 gaps fit 30 s; the 6 s piece does not
-    assert all(sum(len(p.audio) for p in w) / SR + GAP_S * (len(w) - 1) <= WINDOW_S for w in windows)
     audio, spans, places = lay_out(windows, SR)
     for p, a, b in places:  # each piece's place in what Whisper hears holds that piece's samples
         np.testing.assert_array_equal(audio[int(round(a * SR)):int(round(b * SR))], p.audio)
         assert p.audio[0] == p.start * SR
     assert spans[0]["start"] == 0.0 and spans[1]["start"] == spans[0]["end"]
-    assert [p.shared_with for p in pieces] == [3, 3, 3, 1]
     assert [len(w) for w in pack_pieces(pieces, share=False)] == [1, 1, 1, 1]
 
 

@@ -126,7 +126,7 @@ each source with accepted clips is compared (None keeps near duplicates)."""
                 continue
             results = ([failed_result(*item, str(e)) for item in payload] if kind == "source"
                        else reject_encoding(payload, "encode_worker_died", str(e)))
-        for result in (results if kind == "source" else [results]):
+        for result in (results if kind == "source" else [results]):  # a source task returns a list
             if kind == "source" and register is not None and register.claim(result):
                 Store(cfg.output).remove(staging_path(result["source"]["source_id"]))
             if kind == "source" and result["source"]["clips_accepted"]:

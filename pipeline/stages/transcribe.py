@@ -69,20 +69,18 @@ class TranscribeStage(Stage):
                 by_source.setdefault(id(c.scratch.source), []).append(c)
         sources = [sorted(clips, key=lambda c: c["start_s"]) for clips in by_source.values()]
         for group in ([sources] if self.cfg.language else [[s] for s in sources]):
-            pieces = [Piece(w, w[0].scratch.source.scratch.pcm, self.run.sample_rate)
-                      for clips in group if clips for w in pack_windows(clips)]
-            if pieces:
-                self.transcribe_pieces(pieces)
+            self.transcribe_pieces([Piece(w, w[0].scratch.source.scratch.pcm, self.run.sample_rate)
+                                    for clips in group for w in pack_windows(clips)])
 
     def transcribe_pieces(self, pieces: list[Piece]) -> None:
         """One batched Whisper call for every piece; a piece whose words it cannot trust after sharing a
         window is heard again alone. Each window's words go to the clip that holds their middle."""
-        info = self.hear(pack_pieces(pieces, share=len(pieces) > 1))
-        again = hand_back(*info[1:])
+        info, segments, places = self.hear(pack_pieces(pieces, share=len(pieces) > 1))
+        again = hand_back(segments, places)
         again += [p for p in pieces if p.shared_with > 1 and p not in again and not self.plausible(p)]
         if again:
-            hand_back(*self.hear(pack_pieces(again, share=False))[1:])
-        info = info[0]
+            _, segments, places = self.hear(pack_pieces(again, share=False))
+            hand_back(segments, places)
         for p in pieces:
             for c in p.clips:
                 self.record(c, clip_segments(p.segments, c), info.language, float(info.language_probability))
