@@ -41,15 +41,18 @@ def connect_ray(cfg: PipelineConfig) -> None:
 
 
 def run(cfg: PipelineConfig) -> dict:
+    import itertools
+
     from tqdm import tqdm
 
     from pipeline import scratch
-    from pipeline.run.near_duplicates import RecordingRegister
-    from pipeline.run.scheduler import check_models, run_sources
-    from pipeline.run.shard_packer import Packers
-    from pipeline.run.source_worker import STAGING, new_source_record
-    from storage.parts import finished_source_ids, next_run, write_manifests
-
+    from pipeline.run.row_parts import RowParts
+    from pipeline.run.scheduler import check_models, register_actor, run_sources, source_tasks
+    from pipeline.run.source_worker import new_source_record
+    from records.messages import SourceTask
+    from storage.layout import STAGING, task_name
+    from storage.ledger import LedgerWriter, finished_lines, next_run, remove_unfinished
+    from storage.parts import write_manifests
     from storage.store import Store, is_remote
 
     if not Store(cfg.input).exists(""):
@@ -57,8 +60,12 @@ def run(cfg: PipelineConfig) -> dict:
     cfg.input = cfg.input if is_remote(cfg.input) else os.path.abspath(cfg.input)
     cfg.output = cfg.output if is_remote(cfg.output) else os.path.abspath(cfg.output)
     cfg.models_dir = os.path.abspath(cfg.models_dir)
-    finished = finished_source_ids(cfg.output)
-    todo, encode_only, pending, bad = [], [], [], []
+    lines = finished_lines(cfg.output)
+    finished = {r["source_id"] for r in lines if r["status"] != "failed"}
+    run_no, numbers = next_run(cfg.output, lines), itertools.count(1)
+    del lines
+    order = lambda: (run_no, next(numbers))
+    todo, pending, bad = [], [], []
     if cfg.from_clips:
         from pipeline.run.from_clips import previous_results
 
@@ -77,32 +84,34 @@ def run(cfg: PipelineConfig) -> dict:
         total, skipped = len(sources), len(sources) - len(fresh)
     if todo or pending:
         check_models(cfg)  # nothing is written before the models are known to be there
-    scratch.remove_orphans()  # the open shards of a killed run on this machine
+    scratch.remove_orphans()  # what killed workers of an earlier run on this machine left
     Store(cfg.output).makedirs("")
     Store(cfg.output).remove_dir(STAGING)  # leftovers of a killed run
-    packers = Packers(cfg.output, cfg.shard_target_mb, next_run(cfg.output), cfg.part_max_sources, cfg.part_max_wait_s)
-    for row in bad:
-        packers.add(row)
+    remove_unfinished(cfg.output)
+    tasks = [SourceTask(task_name(*o), o, group) for group in source_tasks(todo, cfg.group_sources, cfg.group_mb)
+             for o in [order()]]
+    ledger = LedgerWriter(cfg.output, run_no, cfg.part_max_sources, cfg.part_max_wait_s)
+    encode_only, untouched = [], []
     if pending:
         from pipeline.run.from_clips import restage
 
-        restage(cfg.input, cfg.output, pending)
-        encode_only = [r for r in pending if r.get("staged")]
-        for r in pending:
-            if not r.get("staged"):  # nothing to encode: the rows stay as they were
-                packers.add(r)
-    left = len(todo) + len(encode_only)
+        encode_only, untouched = restage(cfg.input, cfg, pending, order)
+    rows = RowParts(cfg.output, ledger, order, cfg.part_max_sources, cfg.part_max_wait_s)
+    for row in bad + untouched:  # nothing to do for them: their rows stay as they were
+        rows.add(row)
+    left = len(todo) + sum(len(t.sources) for t in encode_only)
     print(f"{total} sources, {skipped} already finished, {left} to process", flush=True)
-    if todo or encode_only:
+    if tasks or encode_only:
         connect_ray(cfg)
         with tqdm(total=left, unit="source", desc="build_shards") as bar:
-            def progress(result: dict) -> None:
-                bar.set_postfix_str(f"{result['source']['source_path'][:30]} {result['source']['status']}")
+            def progress(line) -> None:
+                bar.set_postfix_str(f"{line.source_path[:30]} {line.status}")
                 bar.update()
 
-            register = None if cfg.keep_near_duplicates or cfg.audio_only else RecordingRegister().load(cfg.output)
-            run_sources(cfg, todo, packers, progress, encode_only, register)
-    packers.flush()
+            register = None if cfg.keep_near_duplicates or cfg.audio_only else register_actor(cfg)
+            run_sources(cfg, tasks, rows, ledger, progress, encode_only, register)
+    rows.flush()
+    ledger.flush()
     paths = write_manifests(cfg.output)
     return summarize(cfg.output, paths)
 

@@ -11,10 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from records.schema import CLIPS, SOURCES, to_table
+from storage.layout import PART_CLIPS, PART_SOURCES
 from storage.store import Store
-
-PART_SOURCES, PART_CLIPS = ".sources.parquet", ".clips.parquet"
-
 
 def write_table(store: Store, table: pa.Table, rel: str) -> None:
     buf = io.BytesIO()
@@ -105,43 +103,11 @@ def read_parts(out_dir: str, problems: list[str] | None = None,
     return s.filter(pa.array(keep_s, pa.bool_())), c.filter(pa.array(keep_c, pa.bool_()))
 
 
-def next_run(out_dir: str) -> int:
-    """The sequence number of a new run over `out_dir`: one after the latest part's."""
-    store = Store(out_dir)
-    runs = []
-    for stem in part_stems(store):  # footers only
-        with store.open(stem + PART_SOURCES) as f:
-            runs.append(part_order(pq.read_schema(f).metadata)[0])
-    return max(runs, default=0) + 1
-
-
-def latest_source_rows(out_dir: str, columns: list[str]) -> list[dict]:
-    """`columns` of every source as its latest part has it, reading only those columns of the parts'
-    sources files and the footer of their clips files (a broken part stops the run before any work, as in
-    read_parts): what a rerun needs to start, without the clips' rows or the fingerprints unless asked."""
-    store, found = Store(out_dir), []
-    for stem in part_stems(store):
-        rel = stem + PART_SOURCES
-        try:
-            with store.open(rel) as f:
-                pf = pq.ParquetFile(f)
-                order = part_order(pf.schema_arrow.metadata)
-                rows = pf.read(columns=sorted(set(columns) | {"source_id"})).to_pylist()
-            rel = stem + PART_CLIPS
-            with store.open(rel) as f:
-                pq.read_metadata(f)
-        except Exception as e:  # noqa: BLE001 - the same news as read_parts gives
-            raise stop_on(unreadable(store, rel, e), stem) from e
-        found.append((order, stem, rows))
-    latest = {}
-    for _, _, rows in sorted(found, key=lambda p: (p[0], p[1])):  # later parts overwrite earlier ones
-        latest.update((r["source_id"], r) for r in rows)
-    return list(latest.values())
-
-
 def finished_source_ids(out_dir: str) -> set[str]:
     """Sources a rerun skips: everything with a final decision (failed ones are tried again)."""
-    return {r["source_id"] for r in latest_source_rows(out_dir, ["status"]) if r["status"] != "failed"}
+    from storage.ledger import finished_lines
+
+    return {r["source_id"] for r in finished_lines(out_dir) if r["status"] != "failed"}
 
 
 def write_manifests(out_dir: str) -> tuple[str, str]:

@@ -29,3 +29,12 @@ def write_samples(path: str, samples: list[tuple[str, dict[str, bytes]]]) -> Non
                 info.size, info.mode, info.mtime = len(data), 0o444, 0
                 tar.addfile(info, io.BytesIO(data))
     os.replace(tmp, path)
+
+
+def concatenate(out_path: str, tar_paths: list[str]) -> None:
+    """One local tar holding the members of `tar_paths`, in order."""
+    with tarfile.open(out_path, "w", format=tarfile.USTAR_FORMAT) as out:
+        for path in tar_paths:
+            with tarfile.open(path, "r|") as part:
+                for member in part:
+                    out.addfile(member, part.extractfile(member))

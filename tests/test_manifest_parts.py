@@ -32,14 +32,14 @@ def test_a_rerun_starts_from_the_sources_columns_alone_and_stops_on_a_broken_par
     sources files' columns; a clips file cut short still stops it, naming the file, before any work."""
     import pytest
 
-    from storage.parts import latest_source_rows
+    from storage.ledger import finished_lines
 
     store = Store(str(tmp_path))
     rows = [{"source_id": f"s{i}", "source_path": f"{i}.mp4", "status": st} for i, st in enumerate(["failed", "done"])]
     write_part(store, "shards/unsharded/000000", rows, [], (1, 1))
     write_part(store, "shards/clips/000000", [dict(rows[0], status="rejected")], [], (2, 1))
     merged, _ = read_parts(str(tmp_path))
-    latest = latest_source_rows(str(tmp_path), ["status"])
+    latest = finished_lines(str(tmp_path))
     assert sorted((r["source_id"], r["status"]) for r in latest) == \
         sorted(zip(merged.column("source_id").to_pylist(), merged.column("status").to_pylist()))
     assert finished_source_ids(str(tmp_path)) == {"s0", "s1"}

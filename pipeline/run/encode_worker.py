@@ -1,14 +1,15 @@
-"""Encodes the accepted clips of one source: reads its staged clip samples, runs the encode stage, stages
-complete training samples (clip mp4, wav, json and one .npy per latent) for the shard packer.
+"""Encodes the accepted clips of a source worker's task: reads its staged rows and samples, runs the encode
+stage on all its clips together (batches across sources), and writes the task's shards, one bucket (latent
+shape) per source, with their manifest parts (pipeline/run/task_output.py).
 
-Takes and returns JSON text; samples travel as tar files on the output file system, never pickled."""
+Takes and returns small JSON messages (records/messages.py); samples travel as tar files on the output
+file system, never pickled, never through the driver."""
 from __future__ import annotations
 
 import dataclasses
 import io
 import json
 import os
-import tempfile
 import traceback
 
 import numpy as np
@@ -21,6 +22,9 @@ from pipeline.stages.encode import EncodeStage
 from pipeline.stages.worker_state import EncodeScratch
 from records.rows import ClipRow
 from records.sample import META, MP4, WAV, SampleMeta, latent_member, member_rows
+from records.messages import TaskDone
+from pipeline.run.task_output import write_task
+from storage.layout import staged_rows, staged_samples
 from storage.samples import read_samples, write_samples
 from storage.store import Store
 
@@ -45,7 +49,6 @@ def reject_encoding(result: dict, reason: str, error: str) -> dict:
     src = result["source"]
     src.update(error=error[-2000:], clips_accepted=0, clips_rejected=src["clips_total"], status="failed",
                reject_stage="encode", reject_reason=reason)
-    result["staged"], result["bucket"] = None, None
     return result
 
 
@@ -58,33 +61,72 @@ class EncodeProcessor:
         scratch.remove_orphans(self.cfg.scratch_dir)
         self.stage.setup()
 
-    def run(self, staged_path: str, result_json: str) -> str:
-        """`staged_path`: the source's staged clips, relative to the output."""
-        result = json.loads(result_json)
-        accepted = sorted((c for c in result["clips"] if c["status"] == "accepted"), key=lambda c: c["start_frame"])
+    def run_task(self, done_json: str) -> str:
+        """A source worker's TaskDone (staged): the task's shards and parts written; its TaskDone."""
+        done = TaskDone.from_json(done_json)
         store = Store(self.cfg.output)
+        results = json.loads(store.read_bytes(staged_rows(done.name)))
+        tars: dict[str, str] = {}
         try:
-            records = self.records(store, staged_path, accepted)
-            self.stage(records)
-            bucket = records[0]["latent_bucket"]
-            samples = [(r["clip_id"], self.sample(r)) for r in records]
-            out = f"{staged_path.rsplit('/', 1)[0]}/{result['source']['source_id']}.{bucket}.tar"
-            with tempfile.TemporaryDirectory(prefix=scratch.owner_tag() + "stage-", dir=self.cfg.scratch_dir or None) as tmp:
-                write_samples(os.path.join(tmp, "samples.tar"), samples)
-                store.upload(os.path.join(tmp, "samples.tar"), out)
-        except Exception:  # the source's clips are rejected with the reason; the job goes on
-            return json.dumps(reject_encoding(result, "encode_error", traceback.format_exc()))
-        by_id, members = {r["clip_id"]: r for r in records}, dict(samples)
-        for c in accepted:
-            c.update({k: by_id[c["clip_id"]].get(k) for k in PUBLIC_LATENT_COLUMNS})
-            c["members"] = member_rows(c["clip_id"], members[c["clip_id"]])
-        store.remove(staged_path)
-        result["staged"], result["bucket"] = out, bucket
-        return json.dumps(result)
+            encoded = self.encode(store, done.name, results)
+            tars, buckets = {}, {}
+            for sid, (bucket, samples) in encoded.items():
+                tars[sid], buckets[sid] = scratch.make_file("samples", ".tar", self.cfg.scratch_dir), bucket
+                write_samples(tars[sid], samples)
+            lines = write_task(store, done.name, done.order, results, tars, buckets, self.cfg.shard_target_mb,
+                               self.cfg.scratch_dir)
+        finally:
+            for path in tars.values():
+                if os.path.exists(path):
+                    os.remove(path)
+        store.remove(staged_samples(done.name))
+        store.remove(staged_rows(done.name))
+        return TaskDone(done.name, done.order, lines).to_json()
+
+    def encode(self, store: Store, task: str, results: list[dict]) -> dict[str, tuple[str, list]]:
+        """{source id: (bucket, [(clip id, members)])} of the sources whose clips were encoded; all the task's
+        clips in one stage call, or, when that fails, source by source, each failing one rejected with why."""
+        accepted = {r["source"]["source_id"]: sorted((c for c in r["clips"] if c["status"] == "accepted"),
+                                                     key=lambda c: c["start_frame"]) for r in results}
+        accepted = {sid: clips for sid, clips in accepted.items() if clips}
+        if not accepted:
+            return {}
+        try:
+            samples = read_samples(store, staged_samples(task))
+        except Exception:  # noqa: BLE001 - storage failed a read: every source is left to the next run
+            for r in results:
+                if r["source"]["source_id"] in accepted:
+                    reject_encoding(r, "encode_error", traceback.format_exc())
+            return {}
+        try:
+            return self.encode_sources(accepted, samples)
+        except Exception:  # noqa: BLE001 - a source at a time finds which of them it was
+            pass
+        out = {}
+        for r in results:
+            sid = r["source"]["source_id"]
+            try:
+                if sid in accepted:
+                    out.update(self.encode_sources({sid: accepted[sid]}, samples))
+            except Exception:  # noqa: BLE001 - the source's clips are rejected with the reason; the job goes on
+                reject_encoding(r, "encode_error", traceback.format_exc())
+        return out
+
+    def encode_sources(self, accepted: dict[str, list[dict]], samples: dict[str, dict[str, bytes]]) -> dict:
+        records = {sid: self.records(clips, samples) for sid, clips in accepted.items()}
+        self.stage([r for rs in records.values() for r in rs])
+        out = {}
+        for sid, clips in accepted.items():
+            by_id = {r["clip_id"]: r for r in records[sid]}
+            made = [(r["clip_id"], self.sample(r)) for r in records[sid]]
+            for c in clips:
+                c.update({k: by_id[c["clip_id"]].get(k) for k in PUBLIC_LATENT_COLUMNS})
+                c["members"] = member_rows(c["clip_id"], dict(made)[c["clip_id"]])
+            out[sid] = (records[sid][0]["latent_bucket"], made)
+        return out
 
     @staticmethod
-    def records(store: Store, staged_path: str, accepted: list[dict]) -> list[ClipRow]:
-        samples = read_samples(store, staged_path)
+    def records(accepted: list[dict], samples: dict[str, dict[str, bytes]]) -> list[ClipRow]:
         records = []
         for c in accepted:
             s = samples[c["clip_id"]]

@@ -3,12 +3,14 @@ VAE) without cutting and filtering again. The earlier run's manifest rows are ke
 latent columns, members and shard placement change."""
 from __future__ import annotations
 
+import json
 import os
 import tarfile
 import tempfile
 
-from pipeline.run.source_worker import staging_path
+from records.messages import Finished, TaskDone
 from records.sample import META, MP4, WAV
+from storage.layout import staged_rows, staged_samples, task_name
 from storage.parts import read_manifest
 from storage.store import Store
 
@@ -27,32 +29,29 @@ def previous_results(old_out: str) -> list[dict]:
     return list(results.values())
 
 
-def restage(old_out: str, new_out: str, results: list[dict]) -> None:
-    """Copy each source's clip members out of the old shards into a staging tar of the new run."""
-    old, new = Store(old_out), Store(new_out)
-    owner = {c["clip_id"]: r["source"]["source_id"] for r in results for c in r["clips"] if c["status"] == "accepted"}
-    shards = sorted({c["shard"] for r in results for c in r["clips"] if c["status"] == "accepted" and c["shard"]})
-    with tempfile.TemporaryDirectory() as tmp:
-        current, out = None, None
-
-        def close() -> None:
-            if out is not None:
-                out.close()
-                new.upload(os.path.join(tmp, "staged.tar"), staging_path(current))
-
-        for shard in shards:
-            with old.open(f"shards/{shard}") as f, tarfile.open(fileobj=f) as tar:
-                for member in tar:
-                    key, ext = os.path.basename(member.name).split(".", 1)
-                    if ext not in CLIP_MEMBERS or key not in owner:
-                        continue
-                    if owner[key] != current:  # the packer keeps a source's samples together
-                        close()
-                        current = owner[key]
-                        out = tarfile.open(os.path.join(tmp, "staged.tar"), "w", format=tarfile.USTAR_FORMAT)
-                    out.addfile(member, tar.extractfile(member))
-        close()
-    staged = set(owner.values())
-    for r in results:
-        if r["source"]["source_id"] in staged:
-            r["staged"] = staging_path(r["source"]["source_id"])
+def restage(old_out: str, cfg, results: list[dict], order) -> tuple[list[TaskDone], list[dict]]:
+    """Stage the sources with accepted clips as encode tasks of `cfg.group_sources` sources (their rows, and
+    their clip members copied out of the old shards), numbered by `order`; (those tasks, the results with
+    nothing to encode)."""
+    old, new = Store(old_out), Store(cfg.output)
+    has_samples = lambda r: any(c["status"] == "accepted" and c.get("shard") for c in r["clips"])
+    work = sorted((r for r in results if has_samples(r)), key=lambda r: min(c["shard"] for c in r["clips"] if c.get("shard")))
+    tasks = []
+    for i in range(0, len(work), cfg.group_sources):
+        group, o = work[i:i + cfg.group_sources], order()
+        name = task_name(*o)
+        wanted = {c["clip_id"] for r in group for c in r["clips"] if c["status"] == "accepted"}
+        shards = sorted({c["shard"] for r in group for c in r["clips"] if c["clip_id"] in wanted and c.get("shard")})
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, "staged.tar")
+            with tarfile.open(local, "w", format=tarfile.USTAR_FORMAT) as out:
+                for shard in shards:
+                    with old.open_stream(f"shards/{shard}") as f, tarfile.open(fileobj=f, mode="r|") as tar:
+                        for member in tar:
+                            key, ext = os.path.basename(member.name).split(".", 1)
+                            if ext in CLIP_MEMBERS and key in wanted:
+                                out.addfile(member, tar.extractfile(member))
+            new.upload(local, staged_samples(name))
+        new.write_bytes(staged_rows(name), json.dumps(group).encode())
+        tasks.append(TaskDone(name, o, [Finished.of(r["source"], None) for r in group], staged=True))
+    return tasks, [r for r in results if not has_samples(r)]

@@ -48,12 +48,10 @@ class RecordingRegister:
         self.soundonly_durations = Growing()
 
     def load(self, out_dir: str) -> "RecordingRegister":
-        """Register the recordings kept by earlier runs over `out_dir`."""
-        from storage.parts import latest_source_rows
+        """Register the recordings kept by earlier runs over `out_dir` (from the ledger)."""
+        from storage.ledger import finished_lines
 
-        columns = ["source_path", "status", "clips_accepted", "duration_s", "decoded_seconds", "video_fingerprint",
-                   "audio_fingerprint"]
-        for row in latest_source_rows(out_dir, columns):
+        for row in finished_lines(out_dir):
             if row["status"] == "done" and row["clips_accepted"]:
                 self.add(row)
         return self
@@ -80,32 +78,45 @@ class RecordingRegister:
         sound = np.asarray(self.soundonly_rows, np.int64)[near(self.soundonly_durations.view())]
         return np.union1d(candidates(self.pictures, fp.video), sound)
 
-    def match(self, fp: Fingerprint) -> tuple[str, str, str] | None:
-        """(source_id, source_path, what agreed) of a kept recording that `fp` repeats."""
+    def match(self, fp: Fingerprint, own_id: str = "") -> tuple[str, str, str] | None:
+        """(source_id, source_path, what agreed) of a kept recording other than `own_id` that `fp` repeats
+        (a source tried again after its worker died finds itself kept)."""
         for k in self.candidate_rows(fp):
             sid, path, other = self.kept[k]
+            if sid == own_id:
+                continue
             same, said = same_recording(fp, other)
             if same:
                 return sid, path, said
         return None
 
+    def keep_or_match(self, src: dict) -> tuple[str, str, str] | None:
+        """Keep the recording of source row `src` (with accepted clips), or say which kept one it repeats."""
+        fp = fingerprint_of(src)
+        if not src.get("clips_accepted") or fp is None:
+            return None
+        found = self.match(fp, src["source_id"])
+        if found is None:
+            self.add(src)
+        return found
+
     def claim(self, result: dict) -> bool:
         """Register the source of `result`, or reject it and its clips when it repeats a kept recording;
         True when it was rejected."""
-        src = result["source"]
-        fp = fingerprint_of(src)
-        if not src.get("clips_accepted") or fp is None:
-            return False
-        found = self.match(fp)
-        if found is None:
-            self.add(src)
-            return False
-        sid, path, said = found
-        detail = f"the same recording as {path} ({said})"
-        for c in result["clips"]:
-            if c["status"] == "accepted":
-                reject(c, "dedup", "near_duplicate", detail)
-                c["members"] = None
-        reject(src, "dedup", "near_duplicate", detail)
-        src.update(duplicate_of=sid, clips_accepted=0, clips_rejected=src["clips_total"])
-        return True
+        found = self.keep_or_match(result["source"])
+        if found is not None:
+            reject_duplicate(result, found)
+        return found is not None
+
+
+def reject_duplicate(result: dict, found: tuple[str, str, str]) -> None:
+    """Reject the source of `result` and its accepted clips as a repeat of the kept recording `found`."""
+    src = result["source"]
+    sid, path, said = found
+    detail = f"the same recording as {path} ({said})"
+    for c in result["clips"]:
+        if c["status"] == "accepted":
+            reject(c, "dedup", "near_duplicate", detail)
+            c["members"] = None
+    reject(src, "dedup", "near_duplicate", detail)
+    src.update(duplicate_of=sid, clips_accepted=0, clips_rejected=src["clips_total"])

@@ -1,6 +1,8 @@
-"""Drives the Ray workers: sources through CPU source workers, then (with latents on) each source's
-accepted clips through encode workers that take a GPU where the cluster has one. A source reaches the
-packers as soon as its last step is done; a worker that dies costs only the source it held."""
+"""Drives the Ray workers: tasks of a few sources through CPU source workers, then (with latents on) each
+task's accepted clips through encode workers that take a GPU where the cluster has one. Workers write the
+shards and manifest parts themselves; the driver passes small typed messages (records/messages.py), keeps
+the ledger, and writes only the rows of sources no worker could finish. A worker that dies costs only the
+task it held, which a fresh worker runs again under the same names."""
 from __future__ import annotations
 
 import json
@@ -10,8 +12,11 @@ from collections import deque
 from pipeline.config import PipelineConfig
 from pipeline.run.encode_worker import reject_encoding
 from pipeline.run.near_duplicates import RecordingRegister
-from pipeline.run.source_worker import new_source_record, staging_path, worker_resources
+from pipeline.run.row_parts import RowParts
+from pipeline.run.source_worker import new_source_record, worker_resources
 from pipeline.stages.encode import EncodeStage
+from records.messages import FINGERPRINT, Finished, SourceTask, TaskDone
+from storage.ledger import LedgerWriter
 
 
 def failed_result(path: str, rel: str, size: int, error: str) -> dict:
@@ -21,7 +26,38 @@ def failed_result(path: str, rel: str, size: int, error: str) -> dict:
     return {"source": src, "clips": []}
 
 
-def actor_classes(cfg: PipelineConfig, cluster: dict[str, float]):
+CLAIM_FIELDS = ("source_id", "source_path", "clips_accepted") + FINGERPRINT
+
+
+def register_actor(cfg: PipelineConfig):
+    """The near-duplicate register as an actor that source workers ask before writing a source's samples:
+    claims stay out of the driver's loop, and cost the same at 1M kept recordings as at 1k. Restarted by Ray
+    if it dies, it reloads the kept recordings from the ledger."""
+    import ray
+
+    @ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)
+    class Register:
+        def __init__(self, out_dir: str):
+            self.register = RecordingRegister().load(out_dir)
+
+        def keep_or_match(self, fields_json: str) -> str:
+            return json.dumps(self.register.keep_or_match(json.loads(fields_json)))
+
+    return Register.remote(cfg.output)
+
+
+def asking(register):
+    """A source worker's `claim`: the register actor's answer for a source row."""
+    import ray
+
+    def claim(src: dict):
+        found = json.loads(ray.get(register.keep_or_match.remote(json.dumps({k: src.get(k) for k in CLAIM_FIELDS}))))
+        return tuple(found) if found else None
+
+    return claim
+
+
+def actor_classes(cfg: PipelineConfig, cluster: dict[str, float], register=None):
     """Makers of source and encode workers: an actor class per kind (so a process says what it runs), placed
     by the resources its stages declare. Ray never restarts them: the scheduler replaces a dead one."""
     import ray
@@ -29,19 +65,18 @@ def actor_classes(cfg: PipelineConfig, cluster: dict[str, float]):
     class Worker:
         kind = ""
 
-        def __init__(self, cfg: PipelineConfig):
+        def __init__(self, cfg: PipelineConfig, register=None):
             if self.kind == "source":
                 from pipeline.run.source_worker import SourceProcessor as Processor
             else:
                 from pipeline.run.encode_worker import EncodeProcessor as Processor
             self.processor = Processor(cfg)
+            if register is not None:
+                self.processor.claim = asking(register)
             self.processor.setup()
 
-        def run(self, *args: str) -> str:
-            return self.processor.run(*args)
-
-        def run_group(self, items_json: str) -> str:
-            return self.processor.run_group(items_json)
+        def run_task(self, message: str) -> str:
+            return self.processor.run_task(message)
 
     SourceWorker = ray.remote(max_restarts=0)(type("SourceWorker", (Worker,), {"kind": "source"}))
     EncodeWorker = ray.remote(max_restarts=0)(type("EncodeWorker", (Worker,), {"kind": "encode"}))
@@ -49,7 +84,7 @@ def actor_classes(cfg: PipelineConfig, cluster: dict[str, float]):
     # node labels of ray_cluster.yaml: CPU stages on CPU workers, encoders on GPU workers, where they exist
     on = lambda label: {"resources": {label: 0.001}} if label in cluster else {}
     source = lambda: SourceWorker.options(num_cpus=cfg.worker_cpus or need.cpus, num_gpus=need.gpus,
-                                          memory=int(need.memory_gb * 2**30), **on("cpu_node")).remote(cfg)
+                                          memory=int(need.memory_gb * 2**30), **on("cpu_node")).remote(cfg, register)
     encode = lambda: EncodeWorker.options(num_cpus=EncodeStage.resources.cpus,
                                           num_gpus=cfg.encode_gpus if cluster.get("GPU") else 0,
                                           **on("gpu_node")).remote(cfg)
@@ -83,60 +118,74 @@ def source_tasks(todo: list[tuple[str, str, int]], most: int, group_mb: float) -
     return tasks
 
 
-def run_sources(cfg: PipelineConfig, todo: list[tuple[str, str, int]], packers, progress,
-                encode_only: list[dict] = (), register: RecordingRegister | None = None) -> None:
-    """`todo`: (path or URI, relative path, size) of sources to cut; `encode_only`: results of an earlier run whose
-    staged clips only need latents (build_shards --from-clips); `register`: recordings already kept, to which
-each source with accepted clips is compared (None keeps near duplicates)."""
+ENCODE_BACKLOG = 2  # staged tasks waiting per encode worker before source workers get no new task
+
+
+def run_sources(cfg: PipelineConfig, tasks: list[SourceTask], rows: RowParts, ledger: LedgerWriter, progress,
+                encode_only: list[TaskDone] = (), register=None) -> None:
+    """`tasks`: sources to cut; `encode_only`: staged tasks of an earlier run's clips that only need latents
+    (build_shards --from-clips); `register`: the near-duplicate register actor (None keeps near duplicates).
+    `progress` sees each source's line once it is in a part."""
     import ray
 
-    from storage.store import Store
-
     cluster = ray.cluster_resources()
-    tasks = source_tasks(list(todo), cfg.group_sources, cfg.group_mb)
     n_src, n_enc = worker_counts(cfg, cluster.get("CPU", 1), cluster.get("GPU", 0))
-    new_worker = dict(zip(("source", "encode"), actor_classes(cfg, cluster)))
+    new_worker = dict(zip(("source", "encode"), actor_classes(cfg, cluster, register)))
     idle = {"source": [new_worker["source"]() for _ in range(min(n_src, len(tasks)))],
             "encode": [new_worker["encode"]() for _ in range(n_enc)]}
     queue = {"source": deque(tasks), "encode": deque(encode_only)}
     pending, tries = {}, {}
     while queue["source"] or queue["encode"] or pending:
         for kind in ("source", "encode"):
-            while idle[kind] and queue[kind]:
-                actor, payload = idle[kind].pop(), queue[kind].popleft()
-                ref = (actor.run_group.remote(json.dumps(payload)) if kind == "source"
-                       else actor.run.remote(payload["staged"], json.dumps(payload)))
-                pending[ref] = (kind, actor, payload)
-        (ref,), _ = ray.wait(list(pending), num_returns=1)
-        kind, actor, payload = pending.pop(ref)
+            # backpressure: staged work waits on storage, not in memory, and never more than the encoders take
+            held = len(queue["encode"]) + sum(k == "encode" for k, _, _ in pending.values())
+            while idle[kind] and queue[kind] and (kind == "encode" or not n_enc or held < ENCODE_BACKLOG * n_enc + n_enc):
+                actor, message = idle[kind].pop(), queue[kind].popleft()
+                pending[actor.run_task.remote(message.to_json())] = (kind, actor, message)
+                held += kind == "source"
+        rows.flush_if_old()
+        (ref,), _ = ray.wait(list(pending), num_returns=1, timeout=None)
+        kind, actor, message = pending.pop(ref)
         try:
-            results = json.loads(ray.get(ref))
+            done = TaskDone.from_json(ray.get(ref))
             idle[kind].append(actor)
         except ray.exceptions.RayError as e:
             # the worker died (killed, out of memory) or raised: a fresh worker takes its place, and the
-            # work it held is tried once more before it is recorded as failed
+            # task it held is tried once more, under the same names, before its sources are recorded as failed
             ray.kill(actor, no_restart=True)
             idle[kind].append(new_worker[kind]())
-            key = (kind, tuple(rel for _, rel, _ in payload) if kind == "source" else payload["source"]["source_id"])
-            tries[key] = tries.get(key, 0) + 1
-            if tries[key] < 2:
-                print(f"a {kind} worker died on {', '.join(key[1]) if kind == 'source' else key[1]}; "
-                      f"retrying it on a new worker", flush=True)
-                queue[kind].appendleft(payload)
+            tries[(kind, message.name)] = tries.get((kind, message.name), 0) + 1
+            if tries[(kind, message.name)] < 2:
+                print(f"a {kind} worker died on task {message.name}; retrying it on a new worker", flush=True)
+                queue[kind].appendleft(message)
                 continue
-            results = ([failed_result(*item, str(e)) for item in payload] if kind == "source"
-                       else reject_encoding(payload, "encode_worker_died", str(e)))
-        for result in (results if kind == "source" else [results]):  # a source task returns a list
-            if kind == "source" and register is not None and register.claim(result):
-                Store(cfg.output).remove(staging_path(result["source"]["source_id"]))
-            if kind == "source" and result["source"]["clips_accepted"]:
-                result["staged"] = staging_path(result["source"]["source_id"])
-                if cfg.latents == "on":
-                    queue["encode"].append(result)
-                    continue
-                result["bucket"] = "clips"
-            packers.add(result)
-            progress(result)
+            for result in given_up(cfg, kind, message, str(e)):
+                rows.add(result)
+                progress(Finished.of(result["source"], None))
+            continue
+        if done.staged:
+            queue["encode"].append(done)
+            continue
+        ledger.add(done.sources, done.order)
+        for line in done.sources:
+            progress(line)
+
+
+def given_up(cfg: PipelineConfig, kind: str, message, error: str) -> list[dict]:
+    """The rows of a task whose worker died twice: every source failed (a rerun tries it again)."""
+    from storage.layout import staged_rows, staged_samples
+    from storage.store import Store
+
+    if kind == "source":
+        return [failed_result(*item, error) for item in message.sources]
+    store = Store(cfg.output)
+    results = json.loads(store.read_bytes(staged_rows(message.name)))
+    for r in results:
+        if r["source"]["clips_accepted"]:
+            reject_encoding(r, "encode_worker_died", error)
+    store.remove(staged_samples(message.name))
+    store.remove(staged_rows(message.name))
+    return results
 
 
 def check_models(cfg: PipelineConfig) -> None:

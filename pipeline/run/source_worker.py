@@ -1,8 +1,10 @@
 """Runs every CPU stage on one source, end to end, inside one worker: the decoded frames stay on that
 worker's local scratch disk and every stage reads them from there.
 
-Returns a JSON document (the source row and its clip rows); accepted samples are staged as a tar on the
-output file system for the shard packer. Nothing pickled crosses the process boundary."""
+A task (a few sources, records.messages.SourceTask) ends with its shards and manifest parts written by
+the worker itself (pipeline/run/task_output.py), or, with latents on, its samples and rows staged on the
+output file system for an encode worker; the driver hears a line per source. Nothing pickled crosses the
+process boundary."""
 from __future__ import annotations
 
 import io
@@ -17,6 +19,8 @@ from scipy.io import wavfile
 
 from pipeline import media, scratch
 from pipeline.config import PipelineConfig
+from pipeline.run.near_duplicates import reject_duplicate
+from pipeline.run.task_output import write_task
 from pipeline.stages.audio import AudioStage
 from pipeline.stages.base import Record, Resources, source_id
 from pipeline.stages.decode import DecodeStage, cleanup
@@ -29,16 +33,14 @@ from pipeline.stages.transcribe import TranscribeStage
 from pipeline.stages.visual import VisualStage
 from pipeline.stages.worker_state import SourceScratch, clip_pcm
 from records.rows import SourceRow
+from records.messages import Finished, SourceTask, TaskDone
 from records.sample import META, MP4, WAV, SampleMeta, member_rows
+from storage.layout import staged_rows, staged_samples
+from storage.samples import concatenate
 from storage.store import Store, download_file, is_remote
 
 PIPELINE_VERSION = "clips-v1"
-STAGING = "shards/.staging"  # inside the output: samples waiting for the packer (shared by every node)
-
-
-def staging_path(sid: str) -> str:
-    """Where a source's samples wait, relative to the output."""
-    return f"{STAGING}/{sid}.tar"
+UNENCODED_BUCKET = "clips"  # the shards of a run without latents
 
 
 def new_source_record(path: str, rel: str, size: int | None = None) -> SourceRow:
@@ -83,10 +85,19 @@ def release_freed_memory() -> None:
         LIBC.malloc_trim(0)
 
 
+def count_clips(src: Record, clips: list[Record]) -> None:
+    src["clips_total"] = len(clips)
+    src["clips_accepted"] = sum(c["status"] == "accepted" for c in clips)
+    src["clips_rejected"] = src["clips_total"] - src["clips_accepted"]
+
+
 class SourceProcessor:
     def __init__(self, cfg: PipelineConfig):
         self.cfg = cfg
         self.threads = 1  # setup() sets the CPUs the worker reserved
+        self.claim = None
+        """source row -> None (kept) or (source_id, path, why) of the kept recording it repeats; None: keep all."""
+        self.sample_tars: dict[str, str] = {}  # source id -> local tar of its accepted samples
         if cfg.audio_only:
             from pipeline.stages.audio_only import AudioChunkStage, AudioDecodeStage
 
@@ -111,13 +122,52 @@ class SourceProcessor:
             stage.setup()
 
     def run(self, path: str, rel: str, size: int | None = None) -> str:
-        """One source: its JSON document (the source row and its clip rows)."""
-        return json.dumps(self.process_group([(path, rel, size)])[0])
+        """One source: its JSON document (the source row and its clip rows); nothing is written."""
+        return json.dumps(self.run_group(json.dumps([(path, rel, size)]))[0])
 
-    def run_group(self, items_json: str) -> str:
-        """Several sources, [[path, rel, size], ...]: a JSON list of their documents. Short sources come in
-        groups so that stages which share work between sources (Whisper's windows) can."""
-        return json.dumps(self.process_group([tuple(item) for item in json.loads(items_json)]))
+    def run_group(self, items_json: str) -> list[dict]:
+        """Several sources, [[path, rel, size], ...]: their documents; nothing is written (benchmarks)."""
+        try:
+            return self.process_group([tuple(item) for item in json.loads(items_json)])
+        finally:
+            self.drop_samples()
+
+    def run_task(self, task_json: str) -> str:
+        """A SourceTask: its shards and parts written (or, with latents, its samples and rows staged); a
+        TaskDone. Short sources come in groups so that stages which share work between sources (Whisper's
+        windows) can."""
+        task = SourceTask.from_json(task_json)
+        store = Store(self.cfg.output)
+        try:
+            results = self.process_group(task.sources)
+            if self.cfg.latents == "on":
+                self.stage_for_encoding(store, task.name, results)
+                return TaskDone(task.name, task.order, [Finished.of(r["source"], None) for r in results],
+                                staged=True).to_json()
+            lines = write_task(store, task.name, task.order, results, self.sample_tars,
+                               dict.fromkeys(self.sample_tars, UNENCODED_BUCKET), self.cfg.shard_target_mb,
+                               self.cfg.scratch_dir)
+            return TaskDone(task.name, task.order, lines).to_json()
+        finally:
+            self.drop_samples()
+
+    def stage_for_encoding(self, store: Store, task: str, results: list[dict]) -> None:
+        """The task's accepted samples as one tar and all its rows as JSON, for an encode worker on any node."""
+        if self.sample_tars:
+            local = scratch.make_file("stage", ".tar", self.cfg.scratch_dir)
+            try:
+                concatenate(local, [self.sample_tars[r["source"]["source_id"]] for r in results
+                                    if r["source"]["source_id"] in self.sample_tars])
+                store.upload(local, staged_samples(task))
+            finally:
+                os.remove(local)
+        store.write_bytes(staged_rows(task), json.dumps(results).encode())
+
+    def drop_samples(self) -> None:
+        for path in self.sample_tars.values():
+            if os.path.exists(path):
+                os.remove(path)
+        self.sample_tars = {}
 
     def process_group(self, items: list[tuple]) -> list[dict]:
         """Each source through the stages that work per source; then the clips of every source still
@@ -163,16 +213,22 @@ class SourceProcessor:
                    reject_reason="exception", error=f"{type(e).__name__}: {e}\n{traceback.format_exc()[-2000:]}")
 
     def finish(self, src: Record, clips: list[Record], seconds: float) -> dict:
-        """Stage the source's accepted samples and count its clips: its JSON document."""
+        """Decide the source and its clips, compare it with the kept recordings (`claim`), write its accepted
+        samples to a local tar: its JSON document."""
         t0 = time.perf_counter()
         try:
             if src["status"] != "failed":
                 for c in clips:
                     if c["status"] != "rejected":
                         c["status"] = "accepted"
-                self.stage_samples(src, [c for c in clips if c["status"] == "accepted"])
                 if src["status"] != "rejected":
                     src["status"] = "done"
+                count_clips(src, clips)
+                found = self.claim(src) if self.claim and src["status"] == "done" and src["clips_accepted"] else None
+                if found:  # a repeat of a kept recording: nothing of it is cut or written
+                    reject_duplicate({"source": src, "clips": clips}, found)
+                else:
+                    self.stage_samples(src, [c for c in clips if c["status"] == "accepted"])
         except Exception as e:
             self.fail(src, e)
         finally:
@@ -180,26 +236,25 @@ class SourceProcessor:
                 os.remove(src.scratch.local_copy)
         if src["status"] == "failed":
             clips = []
-        src["clips_total"] = len(clips)
-        src["clips_accepted"] = sum(c["status"] == "accepted" for c in clips)
-        src["clips_rejected"] = src["clips_total"] - src["clips_accepted"]
+            self.sample_tars.pop(src["source_id"], None)
+        count_clips(src, clips)
         src["seconds_total"] = round(seconds + time.perf_counter() - t0, 3)
         return {"source": src, "clips": clips}
 
     def stage_samples(self, src: Record, accepted: list[Record]) -> None:
-        """Write the accepted clips' samples to this source's staging tar (complete or absent)."""
+        """Write the accepted clips' samples to a local tar of this source (complete or absent)."""
         import webdataset as wds
 
         if not accepted:
             return
         with tempfile.TemporaryDirectory(prefix=scratch.owner_tag() + "stage-", dir=self.cfg.scratch_dir or None) as tmp:
-            local = os.path.join(tmp, "staged.tar")
+            local = scratch.make_file("samples", ".tar", self.cfg.scratch_dir)
+            self.sample_tars[src["source_id"]] = local
             with wds.TarWriter(local) as tar:
                 for c in accepted:
                     sample = self.sample(src, c, tmp)
                     c["members"] = member_rows(c["clip_id"], sample)
                     tar.write({"__key__": c["clip_id"], **sample})
-            Store(self.cfg.output).upload(local, staging_path(src["source_id"]))
 
     def sample(self, src: Record, c: Record, tmp: str) -> dict[str, bytes]:
         cfg = self.cfg

@@ -1,4 +1,4 @@
-"""Stage 8: latents for the accepted clips of one source, batched (bf16 on a GPU, float32 on a CPU).
+"""Stage 8: latents for the accepted clips of a worker task's sources, batched (bf16 on a GPU, float32 on a CPU).
 
 Video: the clip's fixed face crop, resized into a resolution bucket, through the Wan VAE. Audio: the
 clip's 16 kHz audio (sample-exact to its frames) through the MMAudio mel front end and VAE. Text: umT5
@@ -72,13 +72,18 @@ class EncodeStage(Stage):
         self.buckets = parse_buckets(self.cfg.buckets, self.cfg.video_vae)
 
     def process(self, records: list[Record]) -> None:
-        """All accepted clips of one source, in time order."""
+        """The accepted clips of one or more sources (a worker task's: the VAE's batches span sources), each
+        source's in time order; references come from the clip's own source."""
         cfg = self.cfg
         store = np.dtype(cfg.latent_dtype)
-        voiced = [r for r in records if len(r.scratch.pcm) >= MIN_VOICE_S * self.run.sample_rate]
+        by_source: dict[str, list[Record]] = {}
         for r in records:
-            r.scratch.latents = {}
-            r.scratch.ref, r.scratch.voice_ref = nearest(r, records), nearest(r, voiced)
+            by_source.setdefault(r["source_id"], []).append(r)
+        for same in by_source.values():
+            voiced = [r for r in same if len(r.scratch.pcm) >= MIN_VOICE_S * self.run.sample_rate]
+            for r in same:
+                r.scratch.latents = {}
+                r.scratch.ref, r.scratch.voice_ref = nearest(r, same), nearest(r, voiced)
         if records[0].scratch.mp4 is None:  # audio-only samples: no picture to encode
             with torch.no_grad():
                 self.encode_audio_and_text(records, store)
