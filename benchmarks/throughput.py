@@ -85,7 +85,7 @@ def measure(paths: list[str], *settings, warm_up: str = "") -> tuple[dict, float
         for task in source_tasks([(p, os.path.basename(p), os.path.getsize(p)) for p in paths], cfg.group_sources,
                                  cfg.group_mb):  # the worker tasks the scheduler would send
             t0 = cpu_seconds()
-            results += json.loads(proc.run_group(json.dumps(task)))
+            results += proc.run_group(json.dumps(task))
             totals["total"] += cpu_seconds() - t0
         for path, result in zip(paths, results):
             src = result["source"]

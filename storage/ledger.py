@@ -94,7 +94,8 @@ def finished_lines(out_dir: str) -> list[dict]:
                 run, seq = part_order(pf.schema_arrow.metadata)
                 names = [c for c in LINE_COLUMNS if c in pf.schema_arrow.names]
                 rows = pf.read(columns=names).to_pylist()
-            with store.open(stem + PART_CLIPS) as f:
+            rel = stem + PART_CLIPS
+            with store.open(rel) as f:
                 pq.read_metadata(f)
         except Exception as e:  # noqa: BLE001 - any failure to read is the same news for the user
             raise stop_on(unreadable(store, rel, e), stem) from e

@@ -50,29 +50,43 @@ def test_a_rerun_starts_from_the_sources_columns_alone_and_stops_on_a_broken_par
 
 
 def test_sources_without_samples_reach_a_part_by_count_and_by_time_not_at_the_end(tmp_path, monkeypatch):
-    """The driver holds the rows of sources with no accepted clip only until `max_sources` of them are in,
-    or the first has waited `max_wait_s`: a crash then loses at most that much finished work."""
-    from pipeline.run import shard_packer
-    from pipeline.run.shard_packer import Packers
+    """The driver holds the rows it writes itself (listing rejects, sources whose worker died) only until
+    `max_sources` of them are in, or the first has waited `max_wait_s`: a crash then loses at most that much
+    finished work. The ledger's lines arrive by count and time too, and say what the parts say."""
+    import itertools
+
+    from pipeline.run import row_parts
+    from pipeline.run.row_parts import RowParts
+    from storage import ledger as ledger_module
+    from storage.ledger import LedgerWriter, finished_lines
 
     out = str(tmp_path)
     result = lambda i: {"source": {"source_id": f"s{i}", "source_path": f"{i}.mp4", "status": "rejected"}, "clips": []}
-    packers = Packers(out, 256, 1, max_sources=3, max_wait_s=60)
+    numbers = itertools.count(1)
+    ledger = LedgerWriter(out, 1, max_lines=4)
+    rows = RowParts(out, ledger, lambda: (1, next(numbers)), max_sources=3, max_wait_s=60)
     for i in range(7):
-        packers.add(result(i))
+        rows.add(result(i))
     assert finished_source_ids(out) == {f"s{i}" for i in range(6)}  # two parts of three, before any flush
+    assert len(list((tmp_path / "ledger").glob("*.parquet"))) == 1  # six lines: one file of four, two held
     now = [1000.0]
-    monkeypatch.setattr(shard_packer.time, "monotonic", lambda: now[0])
-    packers = Packers(out, 256, 2, max_sources=100, max_wait_s=60)
-    packers.add(result(7))
+    monkeypatch.setattr(row_parts.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(ledger_module.time, "monotonic", lambda: now[0])
+    ledger = LedgerWriter(out, 2, max_lines=100)
+    rows = RowParts(out, ledger, lambda: (2, next(numbers)), max_sources=100, max_wait_s=60)
+    rows.add(result(7))
     now[0] += 30
-    packers.add(result(8))
+    rows.add(result(8))
     assert "s7" not in finished_source_ids(out)
     now[0] += 31
-    packers.add(result(9))
+    rows.add(result(9))
     assert {"s7", "s8", "s9"} <= finished_source_ids(out)
     sources, _ = read_parts(out)
     assert sorted(sources.column("source_id").to_pylist()) == sorted(f"s{i}" for i in range(10) if i != 6)
+    now[0] += 600
+    ledger.add([], (2, 99))  # an empty message still lets the waiting lines out
+    assert sorted((r["source_id"], r["part"]) for r in finished_lines(out)) == sorted(
+        zip(sources.column("source_id").to_pylist(), ["shards/" + p for p in sources.column("part").to_pylist()]))
 
 
 def test_a_copied_output_reruns_to_nothing(corpus_run, models_dir, tmp_path):

@@ -32,6 +32,7 @@ def assert_same(path: str) -> None:
         assert ours[k] == (pytest.approx(v, abs=2e-6) if isinstance(v, float) else v), (path, k, ours[k], v)
 
 
+@pytest.mark.integration  # building the corpus takes half a minute
 def test_same_facts_as_ffprobe_on_the_sample_corpus(corpus):
     folder, _ = corpus
     files = sorted(p for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True) if os.path.isfile(p))
