@@ -49,20 +49,29 @@ def synthetic_clips(n: int, workdir: str) -> list[dict]:
 
 
 def cpu_debug(n: int, bucket: int) -> None:
+    """The stage on the same clips with the next batch decoded while the VAE runs, and without."""
     from model.loading.latent_models import write_debug_models
     from pipeline.stages.encode import EncodeStage
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = PipelineConfig.of(input=out, output=out, debug_models=True, buckets=f"{bucket}x{bucket}")
+        cfg = PipelineConfig.of(input=out, output=out, debug_models=True, buckets=f"{bucket}x{bucket}", encode_batch=2)
         write_debug_models(os.path.join(out, "debug_models"), cfg.video_vae)
         stage = EncodeStage(cfg)
         stage.setup()
         clips = synthetic_clips(n, out)
-        t0 = time.perf_counter()
-        stage(clips)
-        dt = time.perf_counter() - t0
-    print(f"encode stage, debug weights, CPU ({torch.get_num_threads()} threads), {bucket}x{bucket}x121: "
-          f"{n / dt:.2f} clips/s ({dt / n:.2f} s per clip, mp4 decode and crop included)")
+        stage(clips[:2])  # warm-up
+        took = {}
+        for prefetch in (False, True, False, True):
+            stage.prefetch = prefetch
+            t0 = time.perf_counter()
+            stage(clips)
+            took.setdefault(prefetch, []).append(time.perf_counter() - t0)
+        vae = sum(c["seconds_vae"] for c in clips)
+    serial, overlapped = min(took[False]), min(took[True])
+    print(f"encode stage, debug weights, CPU ({torch.get_num_threads()} threads), {bucket}x{bucket}x121, batches of 2: "
+          f"{n / overlapped:.2f} clips/s ({overlapped / n:.2f} s per clip, mp4 decode and crop included)")
+    print(f"  decoding the next batch while the VAE runs: {serial:.2f} s -> {overlapped:.2f} s "
+          f"({serial / overlapped:.2f}x; the VAE busy {vae / overlapped:.0%} of the stage, {vae / serial:.0%} without)")
     print("  latent shapes:", json.loads(clips[0]["latent_shapes"]))
 
 

@@ -150,4 +150,8 @@ def text_report(a: Audit) -> str:
             ["stage", "mean", "max", "n"],
             [[s, m, x, n] for s, (m, x, n) in sorted(a.stage_seconds.items(), key=lambda kv: -kv[1][0])]),
     ]
+    if "vae" in a.stage_seconds and a.stage_seconds.get("encode", (0,))[0]:
+        # the VAE's share of the encode workers' time: the rest is decoding, audio, text and writing
+        (vae, _, n), (enc, _, m) = a.stage_seconds["vae"], a.stage_seconds["encode"]
+        parts.append(f"encode workers: the VAE busy {vae * n / (enc * m):.0%} of the encode stage's time")
     return "\n\n".join(parts)

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from manifests.audit import SCORES, Audit
+from storage.layout import shard_file
 from storage.store import Store
 
 THUMB_WIDTH = 192
@@ -37,7 +38,7 @@ def thumbnail(out_dir: str, clip: dict, source: dict) -> str | None:
     frame = None
     mp4 = next((m["name"] for m in clip.get("members") or [] if m["name"].endswith(".mp4")), None)
     if clip["status"] == "accepted" and clip["shard"] and mp4:
-        with Store(out_dir).open(f"shards/{clip['shard']}") as f, tarfile.open(fileobj=f) as tar:
+        with Store(out_dir).open(shard_file(clip['shard'])) as f, tarfile.open(fileobj=f) as tar:
             frame = frame_at(tar.extractfile(mp4).read(), (clip["end_s"] - clip["start_s"]) / 2)
     if frame is None:  # rejected clips have no mp4 of their own
         frame = source_frame(source, (clip["start_s"] + clip["end_s"]) / 2)

@@ -11,6 +11,7 @@ import tarfile
 import pyarrow.compute as pc
 
 from storage.parts import UnreadablePart, manifest_columns, part_stems, read_part, read_parts
+from storage.layout import SHARDS, shard_file
 from storage.store import Store
 
 
@@ -87,7 +88,7 @@ def expected_by_shard(out_dir: str, problems: list[str]):
 
 
 def check_shard(store: Store, shard: str, want: dict, problems: list[str]) -> None:
-    rel = f"shards/{shard}"
+    rel = shard_file(shard)
     try:
         found = shard_members(store, rel)
     except (tarfile.TarError, OSError) as e:
@@ -114,7 +115,7 @@ def verify(out_dir: str) -> list[str]:
     problems: list[str] = []
     store = Store(out_dir)
     compare_with_parts(out_dir, problems)
-    on_disk = {store.relative(i.path)[len("shards/"):] for i in store.files("shards", (".tar",))
+    on_disk = {store.relative(i.path)[len(SHARDS) + 1:] for i in store.files(SHARDS, (".tar",))
                if "/.staging/" not in i.path}
     named = set()
     for shard, want in expected_by_shard(out_dir, problems):

@@ -15,7 +15,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pipeline.config import PipelineConfig, parse_config  # noqa: E402
-from pipeline.run.listing import VIDEO_EXTENSIONS, exact_duplicates, list_sources, listing_rejects  # noqa: E402
+from pipeline.run.listing import (VIDEO_EXTENSIONS, digests_on_workers, exact_duplicates, list_sources,  # noqa: E402
+                                  listing_rejects, size_collisions)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,6 +26,8 @@ def connect_ray(cfg: PipelineConfig) -> None:
     neither, Ray joins a cluster that `ray start` left running on this machine, and the run says so."""
     import ray
 
+    if ray.is_initialized():
+        return
     address = cfg.ray_address or os.environ.get("RAY_ADDRESS")
     if address and address != "local":  # a job submitted with --working-dir already ships the code
         ray.init(address=address, log_to_driver=False)
@@ -43,6 +46,7 @@ def connect_ray(cfg: PipelineConfig) -> None:
 def run(cfg: PipelineConfig) -> dict:
     import itertools
 
+    import pyarrow.compute as pc
     from tqdm import tqdm
 
     from pipeline import scratch
@@ -51,7 +55,7 @@ def run(cfg: PipelineConfig) -> dict:
     from pipeline.run.source_worker import new_source_record
     from records.messages import SourceTask
     from storage.layout import STAGING, task_name
-    from storage.ledger import LedgerWriter, finished_lines, next_run, remove_unfinished
+    from storage.ledger import LedgerWriter, finished_table, next_run, remove_unfinished
     from storage.parts import write_manifests
     from storage.store import Store, is_remote
 
@@ -60,8 +64,8 @@ def run(cfg: PipelineConfig) -> dict:
     cfg.input = cfg.input if is_remote(cfg.input) else os.path.abspath(cfg.input)
     cfg.output = cfg.output if is_remote(cfg.output) else os.path.abspath(cfg.output)
     cfg.models_dir = os.path.abspath(cfg.models_dir)
-    lines = finished_lines(cfg.output)
-    finished = {r["source_id"] for r in lines if r["status"] != "failed"}
+    lines = finished_table(cfg.output, ["status"], repair=True)
+    finished = set(lines.filter(pc.not_equal(lines.column("status"), "failed")).column("source_id").to_pylist())
     run_no, numbers = next_run(cfg.output, lines), itertools.count(1)
     del lines
     order = lambda: (run_no, next(numbers))
@@ -76,7 +80,10 @@ def run(cfg: PipelineConfig) -> dict:
         from pipeline.stages.audio_only import AUDIO_EXTENSIONS
 
         sources = list_sources(cfg.input, AUDIO_EXTENSIONS if cfg.audio_only else VIDEO_EXTENSIONS)[: cfg.limit or None]
-        duplicates = exact_duplicates(sources)  # finished ones too: a new copy of done work is a duplicate
+        if size_collisions(sources):  # only files whose size another shares are read, by workers, near the bytes
+            connect_ray(cfg)
+        # finished ones too: a new copy of done work is a duplicate
+        duplicates = exact_duplicates(sources, digests_on_workers) if size_collisions(sources) else {}
         sources = [s if s[1] not in duplicates else (*s[:3], "duplicate_of") for s in sources]
         fresh = [s for s in sources if new_source_record(*s[:3])["source_id"] not in finished]
         todo = [s[:3] for s in fresh if not s[3]]
@@ -102,7 +109,7 @@ def run(cfg: PipelineConfig) -> dict:
     left = len(todo) + sum(len(t.sources) for t in encode_only)
     print(f"{total} sources, {skipped} already finished, {left} to process", flush=True)
     if tasks or encode_only:
-        connect_ray(cfg)
+        connect_ray(cfg)  # once: a second call finds Ray connected
         with tqdm(total=left, unit="source", desc="build_shards") as bar:
             def progress(line) -> None:
                 bar.set_postfix_str(f"{line.source_path[:30]} {line.status}")

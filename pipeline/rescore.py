@@ -26,7 +26,9 @@ import tempfile
 import numpy as np
 
 from records.sample import META, MP4, WAV, SampleMeta
+from storage.layout import LEDGER
 from storage.parts import part_stems, read_manifest, read_part, write_manifests, write_part, write_table
+from storage.layout import shard_file
 from storage.store import Store
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,7 +102,7 @@ def rescore_part(store: Store, stem: str, score: ClipSyncNet) -> dict[str, int]:
     counts = {"rescored": 0, "flipped": 0, "shards_rewritten": 0}
     if not kept:
         return counts
-    shard_rel = f"shards/{kept[0]['shard']}"
+    shard_rel = shard_file(kept[0]['shard'])
     members = read_samples(store, shard_rel)
     moved = False
     for c in kept:
@@ -153,6 +155,7 @@ def rescore(out_dir: str, score: ClipSyncNet) -> dict[str, int]:
     for stem in tqdm(part_stems(store), desc="rescoring parts"):
         for k, v in rescore_part(store, stem, score).items():
             total[k] += v
+    store.remove_dir(LEDGER)  # it summarised the parts as they were: the next run rebuilds it from them
     write_manifests(out_dir)
     return total
 

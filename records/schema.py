@@ -60,12 +60,12 @@ CLIPS = pa.schema([
     *[(name, STR) for name in ("caption", "prompt", "latent_bucket", "latent_shapes", "latent_dtype",
                                "reference_clip_id", "ref_image_clip_id", "ref_voice_clip_id",
                                "video_vae_version", "audio_vae_version", "text_encoder_version")],
-    ("seconds_encode", F64),
+    ("seconds_encode", F64), ("seconds_vae", F64),
 ])
 
 # What a re-encode (build_shards --from-clips) may change in a clip row.
 LATENT_COLUMNS = {"members", "shard", "prompt", "latent_bucket", "latent_shapes", "latent_dtype",
-                  "video_vae_version", "audio_vae_version", "text_encoder_version", "seconds_encode"}
+                  "video_vae_version", "audio_vae_version", "text_encoder_version", "seconds_encode", "seconds_vae"}
 
 # Columns that legitimately differ between two runs over the same input (placement and timing).
 RUN_DEPENDENT = {"shard", "part", "source_uri"} | {n for n in SOURCES.names + CLIPS.names if n.startswith("seconds_")}

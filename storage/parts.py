@@ -8,10 +8,11 @@ from __future__ import annotations
 import io
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from records.schema import CLIPS, SOURCES, to_table
-from storage.layout import PART_CLIPS, PART_SOURCES
+from storage.layout import PART_CLIPS, PART_SOURCES, SHARDS, manifest_file
 from storage.store import Store
 
 def write_table(store: Store, table: pa.Table, rel: str) -> None:
@@ -48,7 +49,7 @@ def write_part(store: Store, stem: str, sources: list[dict], clips: list[dict], 
 
 def part_stems(store: Store) -> list[str]:
     """Relative stems of the parts present (those whose sources file exists), by path."""
-    return sorted(store.relative(i.path)[: -len(PART_SOURCES)] for i in store.files("shards", (PART_SOURCES,)))
+    return sorted(store.relative(i.path)[: -len(PART_SOURCES)] for i in store.files(SHARDS, (PART_SOURCES,)))
 
 
 def unreadable(store: Store, rel: str, e: Exception) -> UnreadablePart:
@@ -107,23 +108,64 @@ def finished_source_ids(out_dir: str) -> set[str]:
     """Sources a rerun skips: everything with a final decision (failed ones are tried again)."""
     from storage.ledger import finished_lines
 
-    return {r["source_id"] for r in finished_lines(out_dir) if r["status"] != "failed"}
+    return {r["source_id"] for r in finished_lines(out_dir, ["status"]) if r["status"] != "failed"}
+
+
+SHARD_INDEX = pa.schema([("shard", pa.string()), ("bucket", pa.string()), ("samples", pa.int64()),
+                         ("sources", pa.int64()), ("latent_shapes", pa.string()), ("run", pa.int64())])
 
 
 def write_manifests(out_dir: str) -> tuple[str, str]:
-    """manifests/sources.parquet and manifests/clips.parquet, sorted so equal work gives equal files."""
+    """manifests/sources.parquet and manifests/clips.parquet, the rows of each source's latest part, written
+    a part at a time (memory: one part, and the latest part of each source); and manifests/shards.parquet,
+    the shard index the trainer reads instead of listing shards: each shard's path under shards/, bucket,
+    sample count and latent shapes. Parts go in (run, sequence, path) order, so equal work gives equal files."""
+    import os
+    import tempfile
+
+    from storage.ledger import finished_table
+
     store = Store(out_dir)
-    s, c = read_parts(out_dir)
-    s = s.sort_by([("source_path", "ascending")])
-    c = c.sort_by([("source_path", "ascending"), ("start_frame", "ascending")])
-    write_table(store, s, "manifests/sources.parquet")
-    write_table(store, c, "manifests/clips.parquet")
-    return store.uri_of("manifests/sources.parquet"), store.uri_of("manifests/clips.parquet")
+    lines = finished_table(out_dir, [])
+    latest: dict[str, set[str]] = {}
+    for sid, part in zip(lines.column("source_id").to_pylist(), lines.column("part").to_pylist()):
+        latest.setdefault(part, set()).add(sid)
+    orders = {p: (r, q) for p, r, q in zip(*(lines.column(n).to_pylist() for n in ("part", "run", "seq")))}
+    del lines
+    index = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {name: os.path.join(tmp, f"{name}.parquet") for name in ("sources", "clips", "shards")}
+        with pq.ParquetWriter(paths["sources"], SOURCES) as s_out, pq.ParquetWriter(paths["clips"], CLIPS) as c_out:
+            for stem in sorted(latest, key=lambda p: (orders[p], p)):
+                _, s, c = read_part(store, stem)
+                keep = pa.array(sorted(latest[stem]), pa.string())
+                s = s.filter(pc.is_in(s.column("source_id"), keep)).replace_schema_metadata(None)
+                c = c.filter(pc.is_in(c.column("source_id"), keep)).replace_schema_metadata(None)
+                s_out.write_table(s.sort_by([("source_path", "ascending")]))
+                c_out.write_table(c.sort_by([("source_path", "ascending"), ("start_frame", "ascending")]))
+                index += shard_rows(stem, s, c, orders[stem][0])
+        pq.write_table(pa.Table.from_pylist(index, SHARD_INDEX), paths["shards"])
+        for name, path in paths.items():
+            store.upload(path, manifest_file(name))
+    return store.uri_of(manifest_file("sources")), store.uri_of(manifest_file("clips"))
+
+
+def shard_rows(stem: str, sources: pa.Table, clips: pa.Table, run: int) -> list[dict]:
+    """The shard index's row for the shard beside part `stem`, if it has one with samples."""
+    accepted = clips.filter(pc.equal(clips.column("status"), "accepted"))
+    if not len(accepted) or not stem.startswith(SHARDS + "/"):
+        return []
+    shards = accepted.column("shard").unique().to_pylist()
+    shapes = accepted.column("latent_shapes").to_pylist() if "latent_shapes" in accepted.column_names else []
+    return [{"shard": shard, "bucket": shard.split("/")[0], "run": run,
+             "samples": int(pc.sum(pc.equal(accepted.column("shard"), shard)).as_py()),
+             "sources": len(sources), "latent_shapes": next((x for x in shapes if x), None)}
+            for shard in shards if shard]
 
 
 def read_manifest(out_dir: str, name: str) -> list[dict]:
     """manifests/{name}.parquet of a run, as rows."""
-    return read_table(Store(out_dir), f"manifests/{name}.parquet").to_pylist()
+    return read_table(Store(out_dir), manifest_file(name)).to_pylist()
 
 
 def manifest_columns(out_dir: str, name: str, columns: list[str]) -> pa.Table:
@@ -135,7 +177,7 @@ def manifest_batches(out_dir: str, name: str, columns: list[str] | None = None, 
     """manifests/{name}.parquet of a run in record batches of `rows` (only `columns`, if given): what the
     tools that read a whole run hold at once, whatever its size (a clip row with its transcript and word
     times is about 10 KB)."""
-    with Store(out_dir).open(f"manifests/{name}.parquet") as f:
+    with Store(out_dir).open(manifest_file(name)) as f:
         pf = pq.ParquetFile(f)
         names = pf.schema_arrow.names
         yield from pf.iter_batches(batch_size=rows, columns=[c for c in columns if c in names] if columns else None)

@@ -102,3 +102,30 @@ def test_a_tar_on_object_storage_is_read_in_one_request(s3_env, tmp_path, monkey
 
     assert requests_to_read(store.open_stream, "r|") == 1
     assert requests_to_read(store.open, "r:") > 100  # what tarfile over a seekable S3 file costs
+
+
+def test_the_trainer_finds_shards_by_the_index_on_object_storage(corpus_run, s3_env):
+    """The trainer's shard list comes from the pipeline's shard index, not a listing: the same shards
+    locally and on S3 (a copy of the corpus run's output), read through the same stream; a selection by
+    manifest columns drops shards that hold no clip it allows before any is opened."""
+    import glob
+
+    from train.data import LatentStream, StreamSpec, list_shards
+
+    out = corpus_run["out"]
+    local = list_shards([os.path.join(out, "shards")], 2)
+    assert local == sorted(p for p in glob.glob(os.path.join(out, "shards", "*", "*.tar")) if "/clips/" not in p)
+    assert list_shards([out], 2) == local
+    assert list_shards([out], 2, {"language": ("en",), "sync_status": ("in_sync", "unverified")}) == local
+    with pytest.raises(FileNotFoundError):
+        list_shards([out], 2, {"language": ("xx",)})
+    fs = pafs.S3FileSystem(endpoint_override=s3_env["AWS_ENDPOINT_URL"], access_key="test", secret_key="test",
+                           region="us-east-1", allow_bucket_creation=True)
+    fs.create_dir("trained")
+    for path in glob.glob(os.path.join(out, "manifests", "*.parquet")) + local:
+        with open(path, "rb") as src, fs.open_output_stream("trained/" + os.path.relpath(path, out)) as dst:
+            dst.write(src.read())
+    remote = list_shards(["s3://trained/shards"], 2)
+    assert [r.removeprefix("s3://trained/") for r in remote] == [os.path.relpath(p, out) for p in local]
+    batch = next(iter(LatentStream(StreamSpec(remote, stage=2, seed=0, tokens_per_batch=1400, max_batch=4), 0)))
+    assert batch["keys"] and not batch["skipped"]

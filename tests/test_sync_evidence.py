@@ -113,15 +113,18 @@ def test_the_trainer_leaves_out_clips_whose_sync_status_it_was_not_asked_for():
     def sample(status):
         arr = io.BytesIO()
         np.save(arr, np.zeros((4, 2), np.float32))
-        meta = {"fps": 24, "transcript": "", "sync": {"sync_status": status} if status else None}
+        meta = {"fps": 24, "transcript": "", "language": "en", "sync": {"sync_status": status} if status else None}
         return {"__key__": "k", "json": json.dumps(meta).encode(), "audio_mean.npy": arr.getvalue(),
                 "text.npy": arr.getvalue()}
 
-    decode(sample("in_sync"), 1, ("in_sync",))
-    decode(sample(None), 1, ("in_sync",))  # audio-only samples carry no status
+    only_in_sync = {"sync_status": ("in_sync",)}
+    decode(sample("in_sync"), 1, only_in_sync)
+    decode(sample(None), 1, only_in_sync)  # audio-only samples carry no status
     decode(sample("unverified"), 1, None)
     with pytest.raises(Unwanted, match="unverified"):
-        decode(sample("unverified"), 1, ("in_sync",))
+        decode(sample("unverified"), 1, only_in_sync)
+    with pytest.raises(Unwanted, match="language:en"):
+        decode(sample("in_sync"), 1, {"language": ("de",)})
 
 
 def test_left_out_samples_are_counted_per_shard_not_kept_one_by_one(tmp_path):
@@ -144,7 +147,7 @@ def test_left_out_samples_are_counted_per_shard_not_kept_one_by_one(tmp_path):
                 tar.addfile(info, io.BytesIO(data))
     bad, filtered = {}, {}
     for _ in range(2):
-        samples = read_shard(str(path), 1, bad, ("in_sync",), filtered)
+        samples = read_shard(str(path), 1, bad, {"sync_status": ("in_sync",)}, filtered)
         assert [s is not None for s in samples] == [True, False, False, False, True]
     assert bad == {} and len(filtered) == 2
     assert reasons(bad, filtered) == {"filtered:sync_status:unverified": 2, "filtered:sync_status:out_of_sync": 1}

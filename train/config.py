@@ -53,6 +53,9 @@ class DataConfig:
     sync_status: list[str] = field(default_factory=lambda: ["in_sync", "unverified"])
     """Lip-sync statuses (the manifests' `sync_status`) a clip may have to be trained on; `[in_sync]` leaves
     out the clips the offline check could not verify. Samples without a status (audio-only) always pass."""
+    languages: list[str] = field(default_factory=list)
+    """Whisper languages (the manifests' `language`) a clip may have to be trained on; empty: any. With the
+    pipeline's shard index, shards holding no such clip are never opened."""
 
 
 @dataclass

@@ -29,13 +29,19 @@ AUDIO_BUCKET = "audio"  # the pipeline's audio-only shards (stage 1)
 NOT_LATENT = {"clips", ".staging"}  # shard folders without latents
 
 
-def list_shards(dirs: list[str], stage: int) -> list[str]:
-    """Shard paths under each folder (a shards/ root or one bucket); stage 2 skips audio-only buckets."""
+def list_shards(dirs: list[str], stage: int, where: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+    """Shard paths (or URIs) under each folder (a pipeline output, its shards/ root or one bucket): from the
+    output's shard index where it has one (train/shard_index.py; `where` selects by clip columns), else
+    the tars found there; stage 2 skips audio-only buckets."""
+    from train.shard_index import indexed_shards
+
     out = []
     for d in dirs:
-        tars = glob.glob(os.path.join(d, "*.tar")) or glob.glob(os.path.join(d, "*", "*.tar"))
-        for path in tars:
-            bucket = os.path.basename(os.path.dirname(path))
+        found = indexed_shards(d, where)
+        if found is None:
+            tars = glob.glob(os.path.join(d, "*.tar")) or glob.glob(os.path.join(d, "*", "*.tar"))
+            found = [(os.path.basename(os.path.dirname(p)), p) for p in tars]
+        for bucket, path in found:
             if bucket in NOT_LATENT or (stage == 2 and bucket == AUDIO_BUCKET):
                 continue
             out.append(path)
@@ -62,9 +68,10 @@ class Unwanted(Exception):
     """A sample the run's data filter leaves out (counted with its reason, like a bad one)."""
 
 
-def decode(sample: dict, stage: int, sync_status: tuple[str, ...] | None = None) -> dict:
+def decode(sample: dict, stage: int, where: dict[str, tuple[str, ...]] | None = None) -> dict:
     """Raw tar members -> arrays (never unpickled); raises on anything missing or malformed, and `Unwanted` on
-    a clip whose lip-sync status is not in `sync_status` (None, or a sample without a status: no filter)."""
+    a clip whose metadata field (`sync_status`, `language`) is not among the values `where` allows for it (a
+    sample without the field passes: audio-only samples have no lip-sync status)."""
     def array(name: str) -> np.ndarray:
         a = np.load(io.BytesIO(sample[latent_member(name)]), allow_pickle=False)
         if not np.isfinite(a).all():
@@ -72,9 +79,10 @@ def decode(sample: dict, stage: int, sync_status: tuple[str, ...] | None = None)
         return a.astype(np.float32)
 
     meta = SampleMeta.from_json(sample[META])
-    status = meta.sync_status
-    if sync_status is not None and status is not None and status not in sync_status:
-        raise Unwanted(f"sync_status:{status}")
+    for column, allowed in (where or {}).items():
+        value = getattr(meta, column)
+        if value is not None and value not in allowed:
+            raise Unwanted(f"{column}:{value}")
     out = {"key": sample["__key__"], "audio": array("audio_mean"), "text": array("text"),
            "fps": float(meta.fps or 24.0), "transcript": str(meta.transcript or "")}
     for name in ("audio_logvar", "ref_voice"):
@@ -87,7 +95,7 @@ def decode(sample: dict, stage: int, sync_status: tuple[str, ...] | None = None)
     return out
 
 
-def read_shard(path: str, stage: int, bad: dict[str, str], sync_status: tuple[str, ...] | None = None,
+def read_shard(path: str, stage: int, bad: dict[str, str], where: dict[str, tuple[str, ...]] | None = None,
                filtered: dict[str, int] | None = None) -> list[dict | None]:
     """Every sample of a shard in file order; None where a sample failed to decode or the data filter left
     it out. Failures land in `bad` (what failed -> why), left-out samples in `filtered` as one count per shard
@@ -95,16 +103,18 @@ def read_shard(path: str, stage: int, bad: dict[str, str], sync_status: tuple[st
     however often the shard is drawn."""
     import webdataset as wds
 
+    from train.shard_index import open_shard
+
     wanted = lambda name: not name.endswith(tuple(f".{m}" for m in MEDIA))  # the media are not training inputs
     out, left_out = [], {}
     try:
-        with open(path, "rb") as f:
+        with open_shard(path) as f:
             members = ({**m, "__url__": path} for m in wds.tariterators.tar_file_iterator(f, select_files=wanted))
             for sample in wds.tariterators.group_by_keys(members):
                 try:
                     if stage == 2 and latent_member("video_mean") not in sample:
                         raise KeyError("no video latent (audio-only sample)")
-                    out.append(decode(sample, stage, sync_status))
+                    out.append(decode(sample, stage, where))
                 except Unwanted as e:
                     left_out[str(e)] = left_out.get(str(e), 0) + 1
                     out.append(None)
@@ -184,7 +194,7 @@ class StreamSpec:
     tokens_per_batch: int
     max_batch: int
     restart: int = 0  # the step the streams restarted at (0: the run's first streams)
-    sync_status: tuple[str, ...] | None = None  # lip-sync statuses trained on (None: every sample)
+    where: dict[str, tuple[str, ...]] | None = None  # clip fields' allowed values (train/shard_index.py; None: all)
 
 
 class LatentStream:
@@ -207,7 +217,7 @@ class LatentStream:
             extra = ([self.spec.restart] if self.spec.restart else []) + ([self.bucket] if self.bucket else [])
             rng = seeded(self.spec.seed, self.id, draw, *extra)
             path = rng.choice(self.shards)
-            samples = read_shard(path, self.spec.stage, self.bad, self.spec.sync_status, self.filtered)
+            samples = read_shard(path, self.spec.stage, self.bad, self.spec.where, self.filtered)
             rng.shuffle(samples)
             self._cache = (draw, samples)
         return self._cache[1]

@@ -131,8 +131,9 @@ def data_streams(cfg: Config, rank: int, plan: Resume):
     same = plan.data is not None and plan.data.get("ids") == ids
     plan.streams_restarted = plan.tag is not None and not same
     position = DataPosition(ids, plan.data if same else None, restart=plan.step if plan.streams_restarted else 0)
-    spec = StreamSpec(list_shards(d.dirs, stage), stage, cfg.train.seed, d.tokens_per_batch, d.max_batch,
-                      sync_status=tuple(d.sync_status))
+    where = {"sync_status": tuple(d.sync_status), **({"language": tuple(d.languages)} if d.languages else {})}
+    spec = StreamSpec(list_shards(d.dirs, stage, where), stage, cfg.train.seed, d.tokens_per_batch, d.max_batch,
+                      where=where)
     batches = iter(train_loader(spec, position, d.workers))
     val = (validation_batches(list_shards(d.val_dirs, stage), stage, d.tokens_per_batch, d.max_batch,
                               cfg.train.val_batches) if d.val_dirs else [])

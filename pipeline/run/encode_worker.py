@@ -29,7 +29,8 @@ from storage.samples import read_samples, write_samples
 from storage.store import Store
 
 PUBLIC_LATENT_COLUMNS = ("latent_bucket", "latent_shapes", "latent_dtype", "reference_clip_id", "ref_image_clip_id",
-                         "ref_voice_clip_id", "video_vae_version", "audio_vae_version", "text_encoder_version", "prompt")
+                         "ref_voice_clip_id", "video_vae_version", "audio_vae_version", "text_encoder_version", "prompt",
+                         "seconds_encode", "seconds_vae")
 
 
 def npy_bytes(array: np.ndarray) -> bytes:

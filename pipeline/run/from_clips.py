@@ -10,7 +10,7 @@ import tempfile
 
 from records.messages import Finished, TaskDone
 from records.sample import META, MP4, WAV
-from storage.layout import staged_rows, staged_samples, task_name
+from storage.layout import manifest_file, shard_file, staged_rows, staged_samples, task_name
 from storage.parts import read_manifest
 from storage.store import Store
 
@@ -19,7 +19,7 @@ CLIP_MEMBERS = (MP4, WAV, META)  # what a clip needs to be encoded again
 
 def previous_results(old_out: str) -> list[dict]:
     """The earlier run's rows as scheduler results, one per source, in source order."""
-    if not Store(old_out).exists("manifests/clips.parquet"):
+    if not Store(old_out).exists(manifest_file("clips")):
         raise SystemExit(f"--from-clips: {old_out}/manifests/clips.parquet not found; point --input at a "
                          "build_shards output")
     sources, clips = read_manifest(old_out, "sources"), read_manifest(old_out, "clips")
@@ -46,7 +46,7 @@ def restage(old_out: str, cfg, results: list[dict], order) -> tuple[list[TaskDon
             local = os.path.join(tmp, "staged.tar")
             with tarfile.open(local, "w", format=tarfile.USTAR_FORMAT) as out:
                 for shard in shards:
-                    with old.open_stream(f"shards/{shard}") as f, tarfile.open(fileobj=f, mode="r|") as tar:
+                    with old.open_stream(shard_file(shard)) as f, tarfile.open(fileobj=f, mode="r|") as tar:
                         for member in tar:
                             key, ext = os.path.basename(member.name).split(".", 1)
                             if ext in CLIP_MEMBERS and key in wanted:

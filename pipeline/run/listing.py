@@ -36,18 +36,39 @@ def content_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def exact_duplicates(sources: list[tuple[str, str, int, str]]) -> dict[str, str]:
-    """rel path -> rel path of the copy kept (the first by path), for files with the same bytes. Only files
-    whose size another file shares are read."""
+def digests_here(paths: list[str]) -> list[str]:
+    return [content_sha256(p) for p in paths]
+
+
+def digests_on_workers(paths: list[str], per_task: int = 16) -> list[str]:
+    """content_sha256 of each path, computed by Ray tasks (a CPU each) on the cluster's workers, near the
+    bytes: the driver handles only the names and the digests."""
+    import ray
+
+    hash_files = ray.remote(num_cpus=1, max_retries=2)(digests_here)
+    refs = [hash_files.remote(paths[i:i + per_task]) for i in range(0, len(paths), per_task)]
+    return [d for chunk in ray.get(refs) for d in chunk]
+
+
+def size_collisions(sources: list[tuple[str, str, int, str]]) -> list[list[tuple[str, str]]]:
+    """Groups of (path, rel), sorted by rel, of the files whose size another file shares."""
     by_size: dict[int, list[tuple[str, str]]] = {}
     for path, rel, size, problem in sources:
         if not problem:
             by_size.setdefault(size, []).append((path, rel))
+    return [sorted(group, key=lambda s: s[1]) for group in by_size.values() if len(group) > 1]
+
+
+def exact_duplicates(sources: list[tuple[str, str, int, str]], digests=digests_here) -> dict[str, str]:
+    """rel path -> rel path of the copy kept (the first by path), for files with the same bytes. Only files
+    whose size another file shares are read, by `digests` (paths -> sha256 hex digests)."""
+    groups = size_collisions(sources)
+    found = iter(digests([path for group in groups for path, _ in group]))
     kept: dict[str, str] = {}
-    for same in (group for group in by_size.values() if len(group) > 1):
+    for same in groups:
         first: dict[str, str] = {}
-        for path, rel in sorted(same, key=lambda s: s[1]):
-            digest = content_sha256(path)
+        for path, rel in same:
+            digest = next(found)
             if digest in first:
                 kept[rel] = first[digest]
             else:

@@ -57,6 +57,11 @@ def asking(register):
     return claim
 
 
+PROCESSORS = {"source": "pipeline.run.source_worker:SourceProcessor", "encode": "pipeline.run.encode_worker:EncodeProcessor"}
+"""What each kind of worker runs (module:class, with setup() and run_task(message)); benchmarks/scale.py
+puts trivial workers here to measure the driver alone."""
+
+
 def actor_classes(cfg: PipelineConfig, cluster: dict[str, float], register=None):
     """Makers of source and encode workers: an actor class per kind (so a process says what it runs), placed
     by the resources its stages declare. Ray never restarts them: the scheduler replaces a dead one."""
@@ -65,12 +70,11 @@ def actor_classes(cfg: PipelineConfig, cluster: dict[str, float], register=None)
     class Worker:
         kind = ""
 
-        def __init__(self, cfg: PipelineConfig, register=None):
-            if self.kind == "source":
-                from pipeline.run.source_worker import SourceProcessor as Processor
-            else:
-                from pipeline.run.encode_worker import EncodeProcessor as Processor
-            self.processor = Processor(cfg)
+        def __init__(self, cfg: PipelineConfig, processor: str, register=None):
+            import importlib
+
+            module, name = processor.split(":")
+            self.processor = getattr(importlib.import_module(module), name)(cfg)
             if register is not None:
                 self.processor.claim = asking(register)
             self.processor.setup()
@@ -84,10 +88,10 @@ def actor_classes(cfg: PipelineConfig, cluster: dict[str, float], register=None)
     # node labels of ray_cluster.yaml: CPU stages on CPU workers, encoders on GPU workers, where they exist
     on = lambda label: {"resources": {label: 0.001}} if label in cluster else {}
     source = lambda: SourceWorker.options(num_cpus=cfg.worker_cpus or need.cpus, num_gpus=need.gpus,
-                                          memory=int(need.memory_gb * 2**30), **on("cpu_node")).remote(cfg, register)
+                                          memory=int(need.memory_gb * 2**30), **on("cpu_node")).remote(cfg, PROCESSORS["source"], register)
     encode = lambda: EncodeWorker.options(num_cpus=EncodeStage.resources.cpus,
                                           num_gpus=cfg.encode_gpus if cluster.get("GPU") else 0,
-                                          **on("gpu_node")).remote(cfg)
+                                          **on("gpu_node")).remote(cfg, PROCESSORS["encode"])
     return source, encode
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -57,6 +59,7 @@ class EncodeStage(Stage):
     def __init__(self, cfg: PipelineConfig):
         super().__init__(cfg)
         self.models = None
+        self.prefetch = True  # decode the next batch while the VAE runs (benchmarks/encode_stage.py turns it off)
 
     def setup(self) -> None:
         from model.loading.latent_models import LatentModels
@@ -95,18 +98,34 @@ class EncodeStage(Stage):
             cw, ch = (x1 - x0) * meta.width, (y1 - y0) * meta.height
             r.scratch.size = choose_bucket(self.buckets, cw, ch)
             r.scratch.crop = (int(round(x0 * meta.width)), int(round(y0 * meta.height)), int(round(cw)), int(round(ch)))
-        with torch.no_grad():
-            for i in range(0, len(records), cfg.encode_batch):  # frames of one batch in memory at a time
-                batch = records[i:i + cfg.encode_batch]
-                for r in batch:
-                    frames = decode_crop(r.scratch.mp4, r.scratch.crop, r.scratch.size, r.scratch.meta.num_frames)
-                    r.scratch.frames, r.scratch.first, r.scratch.middle = frames, frames[0].copy(), frames[len(frames) // 2].copy()
+        batches = [records[i:i + cfg.encode_batch] for i in range(0, len(records), cfg.encode_batch)]
+        with torch.no_grad(), ThreadPoolExecutor(1) as decoder:
+            # the next batch decodes (ffmpeg, off the GIL) while the VAE encodes this one: two batches of
+            # frames in memory at most
+            ahead = decoder.submit(self.decode_batch, batches[0]) if self.prefetch else None
+            for k, batch in enumerate(batches):
+                if ahead is not None:
+                    ahead.result()
+                    ahead = decoder.submit(self.decode_batch, batches[k + 1]) if k + 1 < len(batches) else None
+                else:
+                    self.decode_batch(batch)
+                t0 = time.perf_counter()
                 self.encode_video(batch, store)
+                if self.models.device != "cpu":
+                    torch.cuda.synchronize()
+                vae_s = time.perf_counter() - t0
                 for r in batch:
                     r.scratch.frames = None
+                    r["seconds_vae"] = round(vae_s / len(batch), 4)
             self.encode_reference_images(records, store)
             self.encode_audio_and_text(records, store)
         self.describe(records, None, store)
+
+    @staticmethod
+    def decode_batch(batch: list[Record]) -> None:
+        for r in batch:
+            frames = decode_crop(r.scratch.mp4, r.scratch.crop, r.scratch.size, r.scratch.meta.num_frames)
+            r.scratch.frames, r.scratch.first, r.scratch.middle = frames, frames[0].copy(), frames[len(frames) // 2].copy()
 
     def describe(self, records: list[Record], bucket: str | None, store: np.dtype) -> None:
         """The manifest columns of what was encoded."""
