@@ -34,6 +34,16 @@ def s3_env():
 
 
 def test_job_reads_and_writes_object_storage(corpus, models_dir, s3_env):
+    """The run of the kill tests, on object storage: a source worker killed by SIGKILL mid-task, its task
+    run again under the same names; the run ends with no repeated shard keys, `verify` clean, and a rerun
+    with nothing to do."""
+    import signal
+    import tarfile
+    import time
+
+    from storage.store import Store
+    from tests.test_resume import find_process
+
     corpus_dir, labels = corpus
     fs = pafs.S3FileSystem(endpoint_override=s3_env["AWS_ENDPOINT_URL"], access_key="test", secret_key="test",
                            region="us-east-1", allow_bucket_creation=True)
@@ -42,8 +52,19 @@ def test_job_reads_and_writes_object_storage(corpus, models_dir, s3_env):
     for name in names:
         with open(os.path.join(corpus_dir, name), "rb") as src, fs.open_output_stream(f"media/raw/{name}") as dst:
             dst.write(src.read())
-    proc = build_shards("s3://media/raw", "s3://media/out", models_dir, "--latents", "off", "--sync-scorer", "mouth_motion", env=s3_env)
-    assert "3 sources, 0 already finished, 3 to process" in proc.stdout
+    args = ["--latents", "off", "--sync-scorer", "mouth_motion", "--workers", "1"]
+    cmd = [sys.executable, os.path.join(REPO, "pipeline", "build_shards.py"), "--input", "s3://media/raw",
+           "--output", "s3://media/out", "--models-dir", models_dir, *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=s3_env)
+    killed, deadline = None, time.time() + 300
+    while killed is None and proc.poll() is None and time.time() < deadline:
+        killed = find_process(lambda a: a.startswith("ray::SourceWorker.run_task"))
+        time.sleep(0.05)
+    assert killed, "no source worker was seen running a task"
+    os.kill(killed, signal.SIGKILL)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log[-3000:]
+    assert "3 sources, 0 already finished, 3 to process" in log and "retrying it on a new worker" in log
     sources = {s["source_path"]: s for s in read_manifest("s3://media/out", "sources")}
     clips = read_manifest("s3://media/out", "clips")
     assert set(sources) == set(names) and sources["insync_24fps.mp4"]["source_uri"] == "s3://media/raw/insync_24fps.mp4"
@@ -52,10 +73,15 @@ def test_job_reads_and_writes_object_storage(corpus, models_dir, s3_env):
     assert [c["source_path"] for c in accepted] == ["insync_24fps.mp4"]
     assert fs.get_file_info(f"media/out/shards/{accepted[0]['shard']}").size > 0
     assert fs.get_file_info(pafs.FileSelector("media/out/shards/.staging", allow_not_found=True)) == []
+    store, keys = Store("s3://media/out"), []
+    for info in store.files("shards", (".tar",)):
+        with store.open_stream(store.relative(info.path)) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+            keys += sorted({m.name.split(".", 1)[0] for m in tar})
+    assert keys == [c["clip_id"] for c in accepted]  # each accepted clip once, in one shard
     verify = subprocess.run([sys.executable, "-m", "manifests", "verify", "s3://media/out"], cwd=REPO,
                             capture_output=True, text=True, env=s3_env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    again = build_shards("s3://media/raw", "s3://media/out", models_dir, "--latents", "off", "--sync-scorer", "mouth_motion", env=s3_env)
+    again = build_shards("s3://media/raw", "s3://media/out", models_dir, *args, env=s3_env)
     assert "3 already finished, 0 to process" in again.stdout
 
 

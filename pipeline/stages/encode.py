@@ -24,6 +24,16 @@ from pipeline.config import PipelineConfig
 from pipeline.stages.base import Record, Resources, Stage
 
 MIN_VOICE_S = 3.0  # a reference voice shorter than this says too little about the speaker
+REF_BATCH, AUDIO_BATCH = 4, 8  # items per reference-image and audio VAE call, always (see `padded`)
+
+
+def padded(items: list, size: int) -> list[list]:
+    """`items` in calls of exactly `size`, the last filled up by repeating its final item. A VAE's output for
+    an item differs in the last bits between batch sizes (not between neighbours in a batch of one size), so
+    calls of one shape give a clip byte-identical latents whatever else its task holds: a retried task, or
+    a resumed run that groups sources differently, writes the same samples."""
+    calls = [items[i:i + size] for i in range(0, len(items), size)]
+    return [call + [call[-1]] * (size - len(call)) for call in calls]
 
 
 def choose_bucket(buckets: list[tuple[int, int]], crop_w: float, crop_h: float) -> tuple[int, int]:
@@ -98,7 +108,11 @@ class EncodeStage(Stage):
             cw, ch = (x1 - x0) * meta.width, (y1 - y0) * meta.height
             r.scratch.size = choose_bucket(self.buckets, cw, ch)
             r.scratch.crop = (int(round(x0 * meta.width)), int(round(y0 * meta.height)), int(round(cw)), int(round(ch)))
-        batches = [records[i:i + cfg.encode_batch] for i in range(0, len(records), cfg.encode_batch)]
+        by_size: dict[tuple[int, int], list[Record]] = {}
+        for r in records:
+            by_size.setdefault(r.scratch.size, []).append(r)
+        batches = [group[i:i + cfg.encode_batch] for group in by_size.values()
+                   for i in range(0, len(group), cfg.encode_batch)]  # one bucket each
         with torch.no_grad(), ThreadPoolExecutor(1) as decoder:
             # the next batch decodes (ffmpeg, off the GIL) while the VAE encodes this one: two batches of
             # frames in memory at most
@@ -141,24 +155,23 @@ class EncodeStage(Stage):
                         if video or k != "video_vae"})
 
     def encode_video(self, batch: list[Record], store: np.dtype) -> None:
+        """One VAE call of `encode_batch` clips of one bucket (`padded`)."""
         m = self.models
-        for size in {r.scratch.size for r in batch}:  # one VAE call per bucket
-            group = [r for r in batch if r.scratch.size == size]
-            mean, logvar = m.video.encode(to_video_tensor(np.stack([r.scratch.frames for r in group])).to(m.device, m.dtype))
-            for k, r in enumerate(group):
-                lat = r.scratch.latents
-                lat["video_mean"] = mean[k].float().cpu().numpy().astype(store)
-                if self.cfg.save_video_logvar:
-                    lat["video_logvar"] = logvar[k].float().cpu().numpy().astype(store)
+        (call,) = padded([r.scratch.frames for r in batch], self.cfg.encode_batch)
+        mean, logvar = m.video.encode(to_video_tensor(np.stack(call)).to(m.device, m.dtype))
+        for k, r in enumerate(batch):
+            lat = r.scratch.latents
+            lat["video_mean"] = mean[k].float().cpu().numpy().astype(store)
+            if self.cfg.save_video_logvar:
+                lat["video_logvar"] = logvar[k].float().cpu().numpy().astype(store)
 
     def encode_reference_images(self, records: list[Record], store: np.dtype) -> None:
         """The reference clip's middle frame (same bucket), else the clip's own first frame, as 1-frame videos."""
         m = self.models
         same_bucket = lambda r: r.scratch.ref is not None and r.scratch.ref.scratch.size == r.scratch.size
         stills = [r.scratch.ref.scratch.middle if same_bucket(r) else r.scratch.first for r in records]
-        for i in range(0, len(records), 16):
-            for size in {r.scratch.size for r in records[i:i + 16]}:
-                idx = [k for k in range(i, min(i + 16, len(records))) if records[k].scratch.size == size]
+        for size in {r.scratch.size for r in records}:
+            for idx in padded([k for k, r in enumerate(records) if r.scratch.size == size], REF_BATCH):
                 mean, _ = m.video.encode(to_video_tensor(np.stack([stills[k][None] for k in idx])).to(m.device, m.dtype))
                 for j, k in enumerate(idx):
                     records[k].scratch.latents["ref_image"] = mean[j].float().cpu().numpy().astype(store)
@@ -183,11 +196,11 @@ class EncodeStage(Stage):
             r["prompt"] = prompts[k]
 
     def encode_audio(self, pcms: list[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(mean, logvar) of each waveform, one batched VAE call per distinct length."""
+        """(mean, logvar) of each waveform, in VAE calls of AUDIO_BATCH waveforms of one length."""
         m, out = self.models, [None] * len(pcms)
         for length in {len(p) for p in pcms}:
-            idx = [k for k, p in enumerate(pcms) if len(p) == length]
-            mean, logvar = m.audio.encode(m.mel(torch.from_numpy(np.stack([pcms[k] for k in idx])).to(m.device)))
-            for j, k in enumerate(idx):
-                out[k] = (mean[j], logvar[j])
+            for idx in padded([k for k, p in enumerate(pcms) if len(p) == length], AUDIO_BATCH):
+                mean, logvar = m.audio.encode(m.mel(torch.from_numpy(np.stack([pcms[k] for k in idx])).to(m.device)))
+                for j, k in enumerate(idx):
+                    out[k] = (mean[j], logvar[j])
         return out
