@@ -54,9 +54,8 @@ def run(cfg: PipelineConfig) -> dict:
     from pipeline.run.scheduler import check_models, register_actor, run_sources, source_tasks
     from pipeline.run.source_worker import new_source_record
     from records.messages import SourceTask
-    from storage.layout import STAGING, task_name
+    from storage.layout import STAGING, manifest_file, task_name
     from storage.ledger import LedgerWriter, finished_table, next_run, remove_unfinished
-    from storage.parts import write_manifests
     from storage.store import Store, is_remote
 
     if not Store(cfg.input).exists(""):
@@ -117,13 +116,28 @@ def run(cfg: PipelineConfig) -> dict:
 
             register = None if cfg.keep_near_duplicates or cfg.audio_only else register_actor(cfg)
             run_sources(cfg, tasks, rows, ledger, progress, encode_only, register)
+    wrote = bool(rows.sources) or bool(ledger.lines) or ledger.files > 0
     rows.flush()
     ledger.flush()
-    paths = write_manifests(cfg.output)
-    return summarize(cfg.output, paths)
+    if wrote or not Store(cfg.output).exists(manifest_file("clips")):
+        write_manifests_off_driver(cfg)
+    return summarize(cfg.output)
 
 
-def summarize(out_dir: str, paths: tuple[str, str]) -> dict:
+def write_manifests_off_driver(cfg: PipelineConfig) -> None:
+    """The merged manifests and the shard index, written a part at a time by a Ray task on a worker when the
+    run has a cluster (every row passes through it: the driver keeps to messages), else here."""
+    import ray
+
+    from storage.parts import write_manifests
+
+    if ray.is_initialized():
+        ray.get(ray.remote(num_cpus=1, max_retries=2)(write_manifests).remote(cfg.output))
+    else:
+        write_manifests(cfg.output)
+
+
+def summarize(out_dir: str) -> dict:
     from manifests.summary import summary_text, summary_counts
 
     counts = summary_counts(out_dir)

@@ -84,7 +84,7 @@ def finished_table(out_dir: str, columns: list[str] | None = None, repair: bool 
     found = []
     for info in store.files(LEDGER, (".parquet",)):
         with store.open(store.relative(info.path)) as f:
-            found.append(pq.read_table(f, columns=names).cast(schema))
+            found.append(pq.read_table(f, columns=names, pre_buffer=False).cast(schema))
     known = set(pa.concat_tables(found).column("part").unique().to_pylist()) if found else set()
     missing = lines_from_parts(store, sorted(stems - known))
     if len(missing):
