@@ -1,4 +1,5 @@
-"""Peak memory and CPU time of `summary`, `audit` and `verify` over a run of many synthetic clip rows.
+"""Peak memory and CPU time of `summary`, `audit`, `verify` and the run's last step, `write_manifests` (the
+merged manifests and the shard index), over a run of many synthetic clip rows.
 
     python benchmarks/manifest_memory.py --clips 1000000 --work /tmp/mm      # builds the run once, then measures
     python benchmarks/manifest_memory.py --work /tmp/mm --repo /tmp/old     # the same run, another checkout's tools
@@ -26,6 +27,7 @@ TOOLS = {
     "audit": "from manifests.audit import load, text_report; a = load(OUT); text_report(a); print(a.clips if "
              "isinstance(a.clips, int) else len(a.clips))",
     "verify": "from manifests.verify import verify; print(len(verify(OUT)), 'problems')",
+    "write_manifests": "from storage.parts import write_manifests; write_manifests(OUT); print('merged')",
 }
 EXTS = ("mp4", "wav", "json", "video_latent.npy", "audio_latent.npy", "text_embed.npy")
 
@@ -101,13 +103,13 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=1_000_000)
     p.add_argument("--work", required=True, help="where the synthetic run is built (kept for reruns)")
     p.add_argument("--repo", default=REPO, help="the checkout whose tools are measured")
-    p.add_argument("--tools", default=",".join(TOOLS), help="which of summary, audit, verify to run")
+    p.add_argument("--tools", default=",".join(TOOLS), help="which of " + ", ".join(TOOLS) + " to run")
     a = p.parse_args()
     out = os.path.join(a.work, f"run_{a.clips}")
     if not os.path.exists(os.path.join(out, "manifests", "clips.parquet")):
         sys.path.insert(0, REPO)
         build(out, a.clips)
-    print(f"| tool | peak memory (MiB) | CPU s | said |\n|---|---|---|---|")
+    print("| tool | peak memory (MiB) | CPU s | said |\n|---|---|---|---|")
     for tool in a.tools.split(","):
         mib, cpu, said = measure(out, a.repo, tool)
         print(f"| {tool} | {mib:.0f} | {cpu:.1f} | {said} |", flush=True)

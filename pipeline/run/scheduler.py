@@ -68,8 +68,6 @@ def actor_classes(cfg: PipelineConfig, cluster: dict[str, float], register=None)
     import ray
 
     class Worker:
-        kind = ""
-
         def __init__(self, cfg: PipelineConfig, processor: str, register=None):
             import importlib
 
@@ -82,13 +80,14 @@ def actor_classes(cfg: PipelineConfig, cluster: dict[str, float], register=None)
         def run_task(self, message: str) -> str:
             return self.processor.run_task(message)
 
-    SourceWorker = ray.remote(max_restarts=0)(type("SourceWorker", (Worker,), {"kind": "source"}))
-    EncodeWorker = ray.remote(max_restarts=0)(type("EncodeWorker", (Worker,), {"kind": "encode"}))
+    SourceWorker = ray.remote(max_restarts=0)(type("SourceWorker", (Worker,), {}))
+    EncodeWorker = ray.remote(max_restarts=0)(type("EncodeWorker", (Worker,), {}))
     need = worker_resources()
     # node labels of ray_cluster.yaml: CPU stages on CPU workers, encoders on GPU workers, where they exist
     on = lambda label: {"resources": {label: 0.001}} if label in cluster else {}
     source = lambda: SourceWorker.options(num_cpus=cfg.worker_cpus or need.cpus, num_gpus=need.gpus,
-                                          memory=int(need.memory_gb * 2**30), **on("cpu_node")).remote(cfg, PROCESSORS["source"], register)
+                                          memory=int(need.memory_gb * 2**30),
+                                          **on("cpu_node")).remote(cfg, PROCESSORS["source"], register)
     encode = lambda: EncodeWorker.options(num_cpus=EncodeStage.resources.cpus,
                                           num_gpus=cfg.encode_gpus if cluster.get("GPU") else 0,
                                           **on("gpu_node")).remote(cfg, PROCESSORS["encode"])
@@ -141,9 +140,11 @@ def run_sources(cfg: PipelineConfig, tasks: list[SourceTask], rows: RowParts, le
     pending, tries = {}, {}
     while queue["source"] or queue["encode"] or pending:
         for kind in ("source", "encode"):
-            # backpressure: staged work waits on storage, not in memory, and never more than the encoders take
+            # backpressure: no new source task while the encoders have ENCODE_BACKLOG staged tasks each waiting
+            # (staged work waits on storage, not in memory, and its scratch stays bounded)
             held = len(queue["encode"]) + sum(k == "encode" for k, _, _ in pending.values())
-            while idle[kind] and queue[kind] and (kind == "encode" or not n_enc or held < ENCODE_BACKLOG * n_enc + n_enc):
+            room = lambda: kind == "encode" or not n_enc or held < (ENCODE_BACKLOG + 1) * n_enc
+            while idle[kind] and queue[kind] and room():
                 actor, message = idle[kind].pop(), queue[kind].popleft()
                 pending[actor.run_task.remote(message.to_json())] = (kind, actor, message)
                 held += kind == "source"
