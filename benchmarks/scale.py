@@ -154,8 +154,12 @@ def main() -> None:
         print(row("local, first run", n, in_fresh_process("--driver", inp, out)), flush=True)
         print(row("local, rerun", n, in_fresh_process("--driver", inp, out)), flush=True)
     if a.s3:
-        from moto.server import ThreadedMotoServer
+        import logging
+
         import pyarrow.fs as pafs
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
 
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
