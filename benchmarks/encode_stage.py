@@ -42,7 +42,8 @@ def synthetic_clips(n: int, workdir: str) -> list[dict]:
         wav = io.BytesIO()
         wavfile.write(wav, 16000, (audio * 32767).astype(np.int16))
         meta = SampleMeta(f"clip{k}", width=512, height=512, num_frames=121, transcript=SENTENCES[k % len(SENTENCES)])
-        clips.append(ClipRow({"clip_id": f"clip{k}", "start_frame": 121 * k, "crop_box": [0.2, 0.05, 0.8, 0.65],
+        clips.append(ClipRow({"clip_id": f"clip{k}", "source_id": f"s{k // 2}", "start_frame": 121 * k,
+                              "crop_box": [0.2, 0.05, 0.8, 0.65],
                               "status": "accepted"},
                              scratch=EncodeScratch(open(path, "rb").read(), wav.getvalue(), audio, meta)))
     return clips
