@@ -79,10 +79,10 @@ def run(cfg: PipelineConfig) -> dict:
         from pipeline.stages.audio_only import AUDIO_EXTENSIONS
 
         sources = list_sources(cfg.input, AUDIO_EXTENSIONS if cfg.audio_only else VIDEO_EXTENSIONS)[: cfg.limit or None]
+        duplicates = {}  # finished ones too: a new copy of done work is a duplicate
         if size_collisions(sources):  # only files whose size another shares are read, by workers, near the bytes
             connect_ray(cfg)
-        # finished ones too: a new copy of done work is a duplicate
-        duplicates = exact_duplicates(sources, digests_on_workers) if size_collisions(sources) else {}
+            duplicates = exact_duplicates(sources, digests_on_workers)
         sources = [s if s[1] not in duplicates else (*s[:3], "duplicate_of") for s in sources]
         fresh = [s for s in sources if new_source_record(*s[:3])["source_id"] not in finished]
         todo = [s[:3] for s in fresh if not s[3]]
