@@ -17,13 +17,13 @@ from scipy.io import wavfile
 
 from pipeline import scratch
 from pipeline.config import PipelineConfig
+from pipeline.run.task_output import write_task
 from pipeline.stages.base import reject
 from pipeline.stages.encode import EncodeStage
 from pipeline.stages.worker_state import EncodeScratch
+from records.messages import TaskDone
 from records.rows import ClipRow
 from records.sample import META, MP4, WAV, SampleMeta, latent_member, member_rows
-from records.messages import TaskDone
-from pipeline.run.task_output import write_task
 from storage.layout import staged_rows, staged_samples
 from storage.samples import read_samples, write_samples
 from storage.store import Store
@@ -68,9 +68,9 @@ class EncodeProcessor:
         store = Store(self.cfg.output)
         results = json.loads(store.read_bytes(staged_rows(done.name)))
         tars: dict[str, str] = {}
+        buckets: dict[str, str] = {}
         try:
             encoded = self.encode(store, done.name, results)
-            tars, buckets = {}, {}
             for sid, (bucket, samples) in encoded.items():
                 tars[sid], buckets[sid] = scratch.make_file("samples", ".tar", self.cfg.scratch_dir), bucket
                 write_samples(tars[sid], samples)
@@ -120,9 +120,10 @@ class EncodeProcessor:
         for sid, clips in accepted.items():
             by_id = {r["clip_id"]: r for r in records[sid]}
             made = [(r["clip_id"], self.sample(r)) for r in records[sid]]
+            members = dict(made)
             for c in clips:
                 c.update({k: by_id[c["clip_id"]].get(k) for k in PUBLIC_LATENT_COLUMNS})
-                c["members"] = member_rows(c["clip_id"], dict(made)[c["clip_id"]])
+                c["members"] = member_rows(c["clip_id"], members[c["clip_id"]])
             out[sid] = (records[sid][0]["latent_bucket"], made)
         return out
 
