@@ -62,6 +62,14 @@ def stop_on(e: UnreadablePart, stem: str) -> SystemExit:
     return SystemExit(f"{e}\ndelete that part's files ({stem}.*) and run again: its sources are processed again")
 
 
+def with_columns_of(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` as `schema`: a column the schema gained after the file was written reads as nulls."""
+    for field in schema:
+        if field.name not in table.column_names:
+            table = table.append_column(field.name, pa.nulls(len(table), field.type))
+    return table.select(schema.names).cast(schema)
+
+
 def read_part(store: Store, stem: str, columns: list[str] | None = None) -> tuple[tuple[int, int], pa.Table, pa.Table]:
     """(order, sources, clips) of one part (only `columns`, where given, and source_id); UnreadablePart
     says which file and why."""
@@ -71,8 +79,9 @@ def read_part(store: Store, stem: str, columns: list[str] | None = None) -> tupl
             schema = pa.schema([schema.field(n) for n in schema.names if n in columns or n == "source_id"])
         try:
             with store.open(stem + suffix) as f:
-                table = pq.read_table(f, columns=schema.names if columns else None, pre_buffer=not columns)
-            tables.append(table.select(schema.names).cast(schema).replace_schema_metadata(table.schema.metadata))
+                pf = pq.ParquetFile(f, pre_buffer=not columns)
+                table = pf.read(columns=[n for n in schema.names if n in pf.schema_arrow.names])
+            tables.append(with_columns_of(table, schema).replace_schema_metadata(table.schema.metadata))
         except Exception as e:  # noqa: BLE001 - any failure to read is the same news for the user
             raise unreadable(store, stem + suffix, e) from e
     return part_order(tables[0].schema.metadata), tables[0], tables[1]

@@ -108,3 +108,23 @@ def test_a_corrupt_part_is_named_by_verify_and_stops_a_run(corpus_run, models_di
     run = build_shards(corpus_run["corpus"], copy, models_dir, *LATENT_ARGS, check=False)
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert os.path.basename(part) in run.stderr and "run again" in run.stderr
+
+
+def test_a_part_written_before_a_column_existed_reads_it_as_nulls(tmp_path):
+    """Outputs outlive the schema: a part whose clips file lacks a column added later (`seconds_vae` here)
+    is read, and merged, with that column null, not reported unreadable."""
+    import pyarrow.parquet as pq
+
+    from storage.parts import write_manifests
+
+    store = Store(str(tmp_path))
+    row = {"source_id": "s0", "source_path": "0.mp4", "status": "done"}
+    clip = {"clip_id": "c0", "source_id": "s0", "source_path": "0.mp4", "status": "rejected", "seconds_vae": 1.0}
+    write_part(store, "shards/unsharded/r00001-00000001", [row], [clip], (1, 1))
+    path = tmp_path / "shards" / "unsharded" / "r00001-00000001.clips.parquet"
+    old = pq.read_table(path)
+    pq.write_table(old.drop_columns(["seconds_vae"]).replace_schema_metadata(old.schema.metadata), path)
+    _, clips = read_parts(str(tmp_path))
+    assert clips.column("seconds_vae").to_pylist() == [None] and clips.column("clip_id").to_pylist() == ["c0"]
+    write_manifests(str(tmp_path))
+    assert pq.read_table(tmp_path / "manifests" / "clips.parquet").column("clip_id").to_pylist() == ["c0"]
