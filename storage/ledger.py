@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from records.messages import Finished
 from storage.layout import LEDGER, PART_CLIPS, PART_SOURCES, SHARDS, ledger_file
+from storage.parts import part_order, read_table, stop_on, unreadable, write_table
 from storage.store import Store
 
 SCHEMA = pa.schema([("source_id", pa.string()), ("source_path", pa.string()), ("status", pa.string()),
@@ -46,7 +47,7 @@ class LedgerWriter:
         if not self.lines:
             return
         self.files += 1
-        write_lines(self.store, ledger_file(self.run, self.files), pa.Table.from_pylist(self.lines, SCHEMA))
+        write_table(self.store, pa.Table.from_pylist(self.lines, SCHEMA), ledger_file(self.run, self.files))
         self.lines = []
 
 
@@ -83,14 +84,13 @@ def finished_table(out_dir: str, columns: list[str] | None = None, repair: bool 
     stems, _ = part_listing(store)
     found = []
     for info in store.files(LEDGER, (".parquet",)):
-        with store.open(store.relative(info.path)) as f:
-            found.append(pq.read_table(f, columns=names, pre_buffer=False).cast(schema))
+        found.append(read_table(store, store.relative(info.path), columns=names).cast(schema))
     known = set(pa.concat_tables(found).column("part").unique().to_pylist()) if found else set()
     missing = lines_from_parts(store, sorted(stems - known))
     if len(missing):
         found.append(missing.select(names))
         if repair:  # the next rerun finds them in the ledger
-            write_lines(store, f"{LEDGER}/repair-{len(store.files(LEDGER, ('.parquet',))) + 1:06d}.parquet", missing)
+            write_table(store, missing, f"{LEDGER}/repair-{len(store.files(LEDGER, ('.parquet',))) + 1:06d}.parquet")
     if not found:
         return schema.empty_table()
     table = pa.concat_tables(found)
@@ -105,8 +105,6 @@ def finished_table(out_dir: str, columns: list[str] | None = None, repair: bool 
 
 def lines_from_parts(store: Store, stems: list[str]) -> pa.Table:
     """Ledger lines of the sources in parts `stems`, read from their sources files."""
-    from storage.parts import part_order, stop_on, unreadable
-
     lines = []
     for stem in stems:
         rel = stem + PART_SOURCES
@@ -122,14 +120,6 @@ def lines_from_parts(store: Store, stems: list[str]) -> pa.Table:
             raise stop_on(unreadable(store, rel, e), stem) from e
         lines += [dict(dataclasses.asdict(Finished.of(r, stem)), run=run, seq=seq) for r in rows]
     return pa.Table.from_pylist(lines, SCHEMA)
-
-
-def write_lines(store: Store, rel: str, table: pa.Table) -> None:
-    import io
-
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    store.write_bytes(rel, buf.getvalue())
 
 
 def finished_lines(out_dir: str, columns: list[str] | None = None) -> list[dict]:

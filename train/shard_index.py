@@ -5,8 +5,6 @@ object storage costs minutes per rank; local paths and `s3://` alike. A selectio
 no clip it allows; within a shard the reader leaves the other samples out by their JSON metadata."""
 from __future__ import annotations
 
-import os
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -62,6 +60,3 @@ def open_shard(path: str):
         return Store(parent).open_stream(name)
     return open(path, "rb")
 
-
-def bucket_of(path: str) -> str:
-    return os.path.basename(os.path.dirname(path.rstrip("/")))
