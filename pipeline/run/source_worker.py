@@ -236,7 +236,9 @@ class SourceProcessor:
                 os.remove(src.scratch.local_copy)
         if src["status"] == "failed":
             clips = []
-            self.sample_tars.pop(src["source_id"], None)
+            partial = self.sample_tars.pop(src["source_id"], None)
+            if partial and os.path.exists(partial):
+                os.remove(partial)
         count_clips(src, clips)
         src["seconds_total"] = round(seconds + time.perf_counter() - t0, 3)
         return {"source": src, "clips": clips}
