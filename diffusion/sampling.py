@@ -63,10 +63,11 @@ def model_timestep(s: float) -> float:
 
 
 def sample(velocity: Velocity, noise_video: torch.Tensor | None, noise_audio: torch.Tensor, cfg: SamplerConfig,
-           clean_video: torch.Tensor | None = None, clean_frames: torch.Tensor | None = None
-           ) -> tuple[torch.Tensor | None, torch.Tensor]:
+           clean_video: torch.Tensor | None = None, clean_frames: torch.Tensor | None = None,
+           clean_audio: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:
     """`velocity(xv, xa, t_video_frames, t_audio, conditional)`: t_video_frames is (B, F) per latent frame.
-    `clean_frames` (F,) bool marks latent frames taken from `clean_video` as given. `noise_video=None`
+    `clean_frames` (F,) bool marks latent frames taken from `clean_video` as given. `clean_audio` gives the
+    whole audio latent (timestep 0 on its tokens): video generated to given speech. `noise_video=None`
     samples audio alone."""
     v = guided(velocity, cfg)
     b = noise_audio.shape[0]
@@ -78,6 +79,8 @@ def sample(velocity: Velocity, noise_video: torch.Tensor | None, noise_audio: to
         *xs, s = xs_and_s
         xa, t = xs[-1], model_timestep(s)
         t_audio = torch.full((b,), t, device=xa.device)
+        if clean_audio is not None:
+            xa, t_audio = clean_audio, torch.zeros_like(t_audio)
         if noise_video is None:
             return [xa - s * v(None, xa, None, t_audio)[1]]  # data prediction: x0 = x_s - s * v
         xv = xs[0]
@@ -95,7 +98,7 @@ def sample(velocity: Velocity, noise_video: torch.Tensor | None, noise_audio: to
     xv, xa = xs
     if clean_video is not None:
         xv = torch.where(keep, clean_video, xv)
-    return xv, xa
+    return xv, (xa if clean_audio is None else clean_audio)
 
 
 def euler(x0_of, xs: list[torch.Tensor], sigmas: torch.Tensor) -> list[torch.Tensor]:

@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", required=True)
     p.add_argument("--models-dir", default="models")
     p.add_argument("--debug-models", action="store_true", help="seeded debug encoders/decoders (tests)")
+    p.add_argument("--toy-autoencoders", default="", metavar="FIT_DIR",
+                   help="fitted toy autoencoders in place of the VAEs (shards built with --toy-autoencoders)")
     p.add_argument("--size", default="704x704")
     p.add_argument("--frames", type=int, default=121)
     p.add_argument("--fps", type=float, default=24.0)
@@ -73,8 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--language", default="en")
     a = p.parse_args(argv)
     prompts = read_prompts(a.prompts)
-    gen = Generator(a.checkpoint, a.models_dir, a.debug_models)
-    (size,) = parse_buckets(a.size)
+    gen = Generator(a.checkpoint, a.models_dir, a.debug_models, toy=a.toy_autoencoders)
+    (size,) = parse_buckets(a.size, multiple=16 if a.toy_autoencoders else None)
     items = generate(gen, prompts, a.out, a.audio_only, a.seed, size=size, frames=a.frames, fps=a.fps,
                      sampler=SamplerConfig(steps=a.steps))
     del gen  # the generator's weights are not needed while scoring

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from scipy.io import wavfile
 
-from model import bigvgan, mmaudio_vae, wan_vae
+from model import bigvgan, mmaudio_vae, wan_vae  # noqa: F401 (the real decoders' types)
 from model.audio_norm import AudioNorm
 
 SAMPLE_RATE = 16000
@@ -24,17 +24,16 @@ class Decoders:
         self.video, self.audio, self.vocoder, self.device = video, audio, vocoder.to(device), device
 
     @classmethod
-    def load(cls, models_dir: str, debug: bool = False, device: str | torch.device = "cpu") -> "Decoders":
+    def load(cls, models_dir: str, debug: bool = False, device: str | torch.device = "cpu", toy: str = "") -> "Decoders":
         """Strictly from `models_dir`; `debug` writes and loads the pipeline's seeded debug weights (the ones
-        shards built with --debug-models were encoded with)."""
+        shards built with --debug-models were encoded with); `toy` loads fitted toy autoencoders instead of
+        the VAEs (shards built with --toy-autoencoders) and Griffin-Lim instead of the vocoder."""
         from model.loading import latent_models as lm
 
-        if debug:
+        if debug and not toy:
             lm.write_debug_models(models_dir, "2.2")
-        video_cfg, audio_cfg, vocoder_cfg = lm.configs("2.2", debug)
-        return cls(wan_vae.load_wan_vae(models_dir, video_cfg).to(device),
-                   mmaudio_vae.load_audio_vae(models_dir, audio_cfg).to(device),
-                   bigvgan.load_vocoder(models_dir, vocoder_cfg), device)
+        video, audio = lm.autoencoders(models_dir, "2.2", debug, toy)
+        return cls(video.to(device), audio.to(device), lm.vocoder(models_dir, debug, toy), device)
 
     @torch.no_grad()
     def waveform(self, audio: torch.Tensor, norm: AudioNorm) -> np.ndarray:
@@ -45,7 +44,8 @@ class Decoders:
     @torch.no_grad()
     def frames(self, video: torch.Tensor) -> np.ndarray:
         """(48, F, h, w) normalised video latent -> (T, H, W, 3) uint8 RGB."""
-        x = self.video.decode(video[None].to(self.device, next(self.video.parameters()).dtype))[0]
+        dtype = next(iter([*self.video.parameters(), *self.video.buffers()])).dtype
+        x = self.video.decode(video[None].to(self.device, dtype))[0]
         return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
 
 

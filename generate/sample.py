@@ -69,17 +69,17 @@ def audio_tokens(seconds: float) -> int:
 class Generator:
     """A checkpoint with the encoders and decoders it needs, loaded once for any number of clips."""
 
-    def __init__(self, checkpoint: str, models_dir: str, debug_models: bool = False, device: str | None = None):
-        from model.bigvgan import load_vocoder
-        from model.loading.latent_models import LatentModels, configs, write_debug_models
+    def __init__(self, checkpoint: str, models_dir: str, debug_models: bool = False, device: str | None = None,
+                 toy: str = ""):
+        from model.loading.latent_models import LatentModels, vocoder, write_debug_models
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model, self.norm = load_export(checkpoint, self.device)
         if debug_models:
             write_debug_models(models_dir, "2.2")
-        self.enc = LatentModels.load(models_dir, "2.2", debug_models)  # the encoders the pipeline uses
-        self.decoders = Decoders(self.enc.video, self.enc.audio, load_vocoder(models_dir, configs("2.2", debug_models)[2]),
-                                 self.enc.device)
+        self.enc = LatentModels.load(models_dir, "2.2", debug_models, toy)  # the encoders the pipeline uses
+        self.spatial = self.enc.video.config.spatial if toy else 16
+        self.decoders = Decoders(self.enc.video, self.enc.audio, vocoder(models_dir, debug_models, toy), self.enc.device)
 
     @torch.no_grad()
     def make(self, text: str, out: str, caption: str = "", negative_text: str | None = None, image: str | None = None,
@@ -98,7 +98,7 @@ class Generator:
         noise_a = noise_like((1, model.config.audio_channels, audio_tokens(frames / fps)), seed + 1, device)
         noise_v = clean = first = None
         if not audio_only:
-            f, h, w = (frames - 1) // 4 + 1, height // 16, width // 16
+            f, h, w = (frames - 1) // 4 + 1, height // self.spatial, width // self.spatial
             noise_v = noise_like((1, model.config.video_channels, f, h, w), seed, device)
             if image:
                 still = to_video_tensor(read_image(image, width, height)[None, None])
@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> str:
     p.add_argument("--out", required=True, help="output .mp4 (or .wav with --audio-only)")
     p.add_argument("--models-dir", default="models")
     p.add_argument("--debug-models", action="store_true", help="seeded debug encoders/decoders (tests)")
+    p.add_argument("--toy-autoencoders", default="", metavar="FIT_DIR",
+                   help="fitted toy autoencoders in place of the VAEs (shards built with --toy-autoencoders)")
     p.add_argument("--size", default="704x704", help="WxH (multiples of 32)")
     p.add_argument("--frames", type=int, default=121, help="1 + 4k frames")
     p.add_argument("--fps", type=float, default=24.0)
@@ -142,10 +144,10 @@ def main(argv: list[str] | None = None) -> str:
         p.error("--frames must be 1 + 4k")
     from model.buckets import parse_buckets
 
-    (size,) = parse_buckets(a.size)
+    (size,) = parse_buckets(a.size, multiple=16 if a.toy_autoencoders else None)
     sampler = SamplerConfig(steps=a.steps, shift=a.shift, solver=a.solver, video_scale=a.video_scale,
                             audio_scale=a.audio_scale)
-    gen = Generator(a.checkpoint, a.models_dir, a.debug_models, a.device)
+    gen = Generator(a.checkpoint, a.models_dir, a.debug_models, a.device, a.toy_autoencoders)
     return gen.make(a.text, a.out, a.caption, a.negative_text, a.image, a.ref_voice, size, a.frames, a.fps,
                     a.audio_only, sampler, a.seed)
 

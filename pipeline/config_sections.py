@@ -205,6 +205,9 @@ class EncodeConfig:
     buckets: str = opt("704x704", "Resolution buckets WxH (multiples of 32 for Wan2.2, 16 for Wan2.1); a clip's crop goes to the closest aspect.")
     latent_dtype: str = opt("float16", "dtype latents are stored in (.npy cannot hold bfloat16).",
                             choices=["float16", "float32"])
+    toy_autoencoders: str = opt("", "Folder of toy autoencoders fitted by `python -m pipeline.fit_toy_autoencoders` "
+                                    "(linear, decodable, for experiments at toy scale) in place of both VAEs; buckets "
+                                    "then need multiples of 16.")
     save_video_logvar: bool = opt(False, "Also store the video latent's log-variance.")
     encode_batch: int = opt(2, "Clips per video-VAE call.")
     encode_gpus: float = opt(1.0, "GPUs each encode worker reserves where the cluster has GPUs (fractions allowed).")

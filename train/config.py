@@ -178,6 +178,8 @@ class TrainConfig:
     """Folder with the VAEs and the vocoder that turn sampled latents into video and sound."""
     debug_models: bool = False
     """Decode samples with the pipeline's seeded debug weights (matches shards built with --debug-models)."""
+    toy_autoencoders: str = ""
+    """Folder of fitted toy autoencoders that decode samples (matches shards built with --toy-autoencoders)."""
     resume: str = "auto"
     """'auto': continue from run_dir's latest checkpoint if there is one; 'never'; or a tag (step00001000)."""
 

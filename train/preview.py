@@ -56,7 +56,7 @@ class Preview:
         from generate.media import SAMPLE_RATE, Decoders, write_mp4, write_wav
 
         models = os.path.join(t.run_dir, "debug_models") if t.debug_models else t.models_dir
-        decoders = Decoders.load(models, t.debug_models, self.device)  # loaded per sample, freed after it:
+        decoders = Decoders.load(models, t.debug_models, self.device, t.toy_autoencoders)  # loaded per sample, freed after it:
         wave = decoders.waveform(audio[0], self.norm)  # no VAE sits in GPU memory between samples
         frames = None if video is None else decoders.frames(video[0])
         del decoders

@@ -30,11 +30,11 @@ def configs(video_vae: str, debug: bool) -> tuple[wan_vae.WanVAEConfig, mmaudio_
     return (wan_vae.WAN22 if video_vae == "2.2" else wan_vae.WAN21), mmaudio_vae.AudioVAEConfig(), bigvgan.VocoderConfig()
 
 
-def required_files(models_dir: str, video_vae: str) -> list[str]:
-    """What a real (non-debug) encode needs in the models folder."""
-    return [os.path.join(models_dir, wan_vae.WEIGHT_FILES[video_vae]),
-            os.path.join(models_dir, mmaudio_vae.WEIGHT_FILE),
-            os.path.join(models_dir, UMT5_DIR, "config.json")]
+def required_files(models_dir: str, video_vae: str, toy: str = "") -> list[str]:
+    """What a real (non-debug) encode needs in the models folder (with toy autoencoders, the text encoder)."""
+    vaes = [] if toy else [os.path.join(models_dir, wan_vae.WEIGHT_FILES[video_vae]),
+                           os.path.join(models_dir, mmaudio_vae.WEIGHT_FILE)]
+    return vaes + [os.path.join(models_dir, UMT5_DIR, "config.json")]
 
 
 def write_debug_models(models_dir: str, video_vae: str, seed: int = 0) -> str:
@@ -64,14 +64,38 @@ class LatentModels:
     versions: dict[str, str]
 
     @classmethod
-    def load(cls, models_dir: str, video_vae: str = "2.2", debug: bool = False) -> "LatentModels":
+    def load(cls, models_dir: str, video_vae: str = "2.2", debug: bool = False, toy: str = "") -> "LatentModels":
+        """`toy`: a folder of fitted toy autoencoders (model/toy_autoencoders.py) in place of both VAEs; the
+        text encoder still comes from `models_dir` (debug or official)."""
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        video_cfg, audio_cfg, _ = configs(video_vae, debug)
-        video = wan_vae.load_wan_vae(models_dir, video_cfg).to(device, dtype)
-        audio = mmaudio_vae.load_audio_vae(models_dir, audio_cfg).to(device)  # float32: it is small
+        video, audio = autoencoders(models_dir, video_vae, debug, toy)
         text = TextEncoder(os.path.join(models_dir, UMT5_DIR), device, dtype)
         tag = "debug-random" if debug else "official"
         versions = {"video_vae": f"wan{video_vae}_vae:{tag}", "audio_vae": f"mmaudio_vae_16k:{tag}",
                     "text_encoder": f"{text.version}:{tag}"}
-        return cls(video, audio, LogMel().to(device), text, device, dtype, versions)
+        if toy:
+            from model.toy_autoencoders import version
+
+            versions.update(video_vae=f"video_{version(toy)}", audio_vae=f"audio_{version(toy)}")
+        return cls(video.to(device, dtype), audio.to(device), LogMel().to(device), text, device, dtype, versions)
+
+
+def autoencoders(models_dir: str, video_vae: str, debug: bool, toy: str = "") -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The video and audio autoencoders, loaded strictly: the toy ones from `toy` when given, else Wan's
+    and MMAudio's (debug or official) from `models_dir`. The audio one stays float32: it is small."""
+    if toy:
+        from model.toy_autoencoders import load_toy_audio, load_toy_video
+
+        return load_toy_video(toy), load_toy_audio(toy)
+    video_cfg, audio_cfg, _ = configs(video_vae, debug)
+    return wan_vae.load_wan_vae(models_dir, video_cfg), mmaudio_vae.load_audio_vae(models_dir, audio_cfg)
+
+
+def vocoder(models_dir: str, debug: bool, toy: str = "") -> torch.nn.Module:
+    """BigVGAN (debug or official), or with the toy autoencoders, Griffin-Lim (they have no vocoder)."""
+    if toy:
+        from model.toy_autoencoders import GriffinLim
+
+        return GriffinLim()
+    return bigvgan.load_vocoder(models_dir, configs("2.2", debug)[2])

@@ -204,7 +204,7 @@ def check_models(cfg: PipelineConfig) -> None:
                          f"runs; download it with: python -m model.loading.fetch --models-dir {cfg.models_dir} --only syncnet\n"
                          "(or choose the offline scorer explicitly: --sync-scorer motion_asd)")
     if cfg.latents == "on" and not cfg.debug_models:
-        missing = [p for p in required_files(cfg.models_dir, cfg.video_vae) if not os.path.exists(p)]
+        missing = [p for p in required_files(cfg.models_dir, cfg.video_vae, cfg.toy_autoencoders) if not os.path.exists(p)]
         if missing:
             raise SystemExit("missing model files:\n  " + "\n  ".join(missing) +
                              f"\ndownload them with: python -m model.loading.fetch --models-dir {cfg.models_dir}"

@@ -79,10 +79,11 @@ class EncodeStage(Stage):
             from model.loading.latent_models import write_debug_models
 
             models_dir = write_debug_models(scratch.make_dir("debug_models"), self.cfg.video_vae)
-        self.models = LatentModels.load(models_dir, self.cfg.video_vae, self.run.debug_models)
+        self.models = LatentModels.load(models_dir, self.cfg.video_vae, self.run.debug_models, self.cfg.toy_autoencoders)
         if self.run.debug_models:  # loaded: the random weights are not needed on disk any more
             shutil.rmtree(models_dir, ignore_errors=True)
-        self.buckets = parse_buckets(self.cfg.buckets, self.cfg.video_vae)
+        multiple = 2 * self.models.video.config.spatial if self.cfg.toy_autoencoders else None
+        self.buckets = parse_buckets(self.cfg.buckets, self.cfg.video_vae, multiple)
 
     def process(self, records: list[Record]) -> None:
         """The accepted clips of one or more sources (a worker task's: the VAE's batches span sources), each
