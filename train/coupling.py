@@ -6,7 +6,9 @@ Video gap: the video denoising loss with another clip's audio latent given clean
 token) minus the same loss with the clip's own audio given clean, at fixed noise levels and noise seeds (the
 text is the clip's own in both). Audio gap: the same with the roles swapped. A positive gap means the model
 uses the other modality to denoise; the spread is over seeds. A model whose streams cannot attend to each
-other gives exactly zero, whatever its weights: a check of the measurement itself.
+other gives exactly zero, whatever its weights: a check of the measurement itself. Given a region (for
+example the latent cells under each clip's mouth), the video gap is also measured on those cells alone: a
+mouth-sized signal is diluted in the whole-frame mean.
 """
 from __future__ import annotations
 
@@ -51,9 +53,11 @@ def held_out(shards: list[str], count: int) -> dict:
 
 
 @torch.no_grad()
-def losses(model, batch: dict, norm, s: float, seed: int, partner: torch.Tensor) -> dict[str, float]:
+def losses(model, batch: dict, norm, s: float, seed: int, partner: torch.Tensor,
+           region: torch.Tensor | None = None) -> dict[str, float]:
     """Video and audio losses at noise level `s`, the other modality given clean from the clip itself or
-    from its partner clip (`partner[i]` is the clip whose latent clip i is given)."""
+    from its partner clip (`partner[i]` is the clip whose latent clip i is given); with `region` (B, 1, 1,
+    h, w) of 0/1, the video loss on those cells too."""
     from model.unitalking import Conditioning
 
     g = torch.Generator().manual_seed(seed)
@@ -70,17 +74,22 @@ def losses(model, batch: dict, norm, s: float, seed: int, partner: torch.Tensor)
         _, pa = model(x0v[idx], add_noise(x0a, eps_a, torch.full((b,), s)), t_clean_v, t_noisy, cond,
                       audio_mask=batch["audio_mask"], fps=batch["fps"])
         out[f"video_{name}"] = float(masked_mse(pv, velocity_target(x0v, eps_v)))
+        if region is not None:
+            out[f"region_{name}"] = float(masked_mse(pv, velocity_target(x0v, eps_v), region))
         out[f"audio_{name}"] = float(masked_mse(pa, velocity_target(x0a, eps_a), batch["audio_mask"][:, None].float()))
     return out
 
 
-def coupling_gaps(model, batch: dict, norm, seeds: int = 5, timesteps=TIMESTEPS) -> dict[str, Gap]:
-    """Video and audio gaps, each averaged over clips and `timesteps`, with their spread over `seeds`."""
+def coupling_gaps(model, batch: dict, norm, seeds: int = 5, timesteps=TIMESTEPS,
+                  region: torch.Tensor | None = None) -> dict[str, Gap]:
+    """Video and audio gaps (and the video gap on `region`, as 'region'), each averaged over clips and
+    `timesteps`, with their spread over `seeds`."""
     b = batch["video"].shape[0]
     partner = (torch.arange(b) + 1) % b  # every clip paired with the next: never itself
-    per_seed, own = {"video": [], "audio": []}, {"video": [], "audio": []}
+    names = ("video", "audio") + (() if region is None else ("region",))
+    per_seed, own = {m: [] for m in names}, {m: [] for m in names}
     for seed in range(seeds):
-        runs = [losses(model, batch, norm, s, 1000 + seed, partner) for s in timesteps]
+        runs = [losses(model, batch, norm, s, 1000 + seed, partner, region) for s in timesteps]
         for m in per_seed:
             per_seed[m].append(float(np.mean([r[f"{m}_other"] - r[f"{m}_own"] for r in runs])))
             own[m] += [r[f"{m}_own"] for r in runs]

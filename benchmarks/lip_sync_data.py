@@ -1,0 +1,90 @@
+"""The data of the lip-sync learning experiment (benchmarks/lip_sync_learning.py), made with the product's
+own tools: the toy corpus, a pipeline run that cuts and checks its clips, toy autoencoders fitted on the
+training clips, a second run that encodes them (`--from-clips --toy-autoencoders`), and the shards split
+into training and held-out folders by sentence. Each step is skipped when its output exists."""
+from __future__ import annotations
+
+import glob
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FPS, FRAMES, BUCKET = 25, 49, "128x128"
+HELD_OUT = "heldout-*"  # the toy corpus names the sources of its held-out sentences so
+
+
+@dataclass
+class ToyData:
+    train: str  # shard folder of the training sentences' clips
+    val: str  # shard folder of the held-out sentences' clips
+    fit: str  # the fitted toy autoencoders
+    fit_report: dict  # their reconstruction quality
+    clips: int  # accepted clips, both splits
+
+
+def build_shards(args: list[str], models_dir: str) -> None:
+    """One pipeline run on a private local Ray cluster (stopped after)."""
+    cmd = [sys.executable, os.path.join(REPO, "pipeline", "build_shards.py"), *args, "--debug-models",
+           "--fps", str(FPS), "--clip-frames", str(FRAMES), "--ray-address", "local", "--models-dir", models_dir]
+    subprocess.run(cmd, cwd=REPO, check=True)
+
+
+def split(out: str, work: str) -> tuple[str, str, int]:
+    """train/ and val/ shard folders, one tar each per bucket: held-out sentences' clips go to val."""
+    import fnmatch
+    import json
+
+    writers, count = {}, 0
+    try:
+        for shard in sorted(glob.glob(os.path.join(out, "shards", "*x*x*", "*.tar"))):
+            bucket = os.path.basename(os.path.dirname(shard))
+            with tarfile.open(shard) as tar:
+                members = {}
+                for m in tar.getmembers():
+                    members.setdefault(m.name.split(".", 1)[0], []).append((m, tar.extractfile(m).read()))
+            for key, parts in sorted(members.items()):
+                meta = json.loads(next(data for m, data in parts if m.name.endswith(".json")))
+                which = "val" if fnmatch.fnmatch(os.path.basename(meta["source_path"]), HELD_OUT) else "train"
+                if (which, bucket) not in writers:
+                    os.makedirs(os.path.join(work, which, bucket), exist_ok=True)
+                    writers[which, bucket] = tarfile.open(os.path.join(work, which, bucket, "000000.tar"), "w")
+                for m, data in parts:
+                    writers[which, bucket].addfile(m, io.BytesIO(data))
+                count += 1
+    finally:
+        for w in writers.values():
+            w.close()
+    return os.path.join(work, "train"), os.path.join(work, "val"), count
+
+
+def toy_data(work: str, models_dir: str, faces: int = 6, voices: int = 5, sentences: int = 10,
+             heldout: int = 2) -> ToyData:
+    """Everything under `work`: corpus/, clips/ (cut and checked), toy/ (the autoencoders), latents/, and
+    the split train/ and val/."""
+    import json
+
+    from pipeline.fit_toy_autoencoders import fit
+    from sample_corpus import toy
+
+    corpus, clips, fit_dir, latents = (os.path.join(work, d) for d in ("corpus", "clips", "toy", "latents"))
+    if not os.path.isfile(os.path.join(corpus, "toy.json")):
+        toy.build(corpus, faces, voices, sentences, heldout)
+    if not os.path.isfile(os.path.join(clips, "manifests", "clips.parquet")):
+        build_shards(["--input", corpus, "--output", clips, "--latents", "off", "--language", "en",
+                      "--keep-near-duplicates"], models_dir)
+    if not os.path.isfile(os.path.join(fit_dir, "toy.json")):
+        w, h = (int(v) for v in BUCKET.split("x"))
+        fit(clips, fit_dir, (w, h), HELD_OUT)
+    if not os.path.isfile(os.path.join(latents, "manifests", "clips.parquet")):
+        build_shards(["--input", clips, "--output", latents, "--from-clips", "--toy-autoencoders", fit_dir,
+                      "--buckets", BUCKET], models_dir)
+    if not os.path.isdir(os.path.join(work, "val")):
+        split(latents, work)
+    with open(os.path.join(fit_dir, "toy.json"), encoding="utf-8") as f:
+        report = json.load(f)["report"]
+    return ToyData(os.path.join(work, "train"), os.path.join(work, "val"), fit_dir, report,
+                   report["fitted_clips"] + report["held_out_clips"])

@@ -1,0 +1,252 @@
+"""Does the recipe learn lip sync? Trains the debug-size model on stage 2 twice (joint attention, and the
+ablation whose streams never see each other) on the toy corpus encoded with decodable toy autoencoders,
+then, on clips of held-out sentences, generates video to given audio and looks at the generated mouth.
+
+    python benchmarks/lip_sync_learning.py --work /tmp/lip_sync [--steps 1500] [--cases 12]
+
+For each model (untrained, joint, ablation) and for the ground truth passed through the toy autoencoders
+(the instrument's ceiling):
+- A2V: the clip's first latent frame and its audio given clean (timestep 0), the audio shifted by k in
+  {0, -6, -3, +3, +6} frames (k > 0: heard k frames early); the rest of the video is generated, decoded,
+  and scored against the audio heard with the offline scorer `python -m eval` uses. A case follows the audio
+  when |offset - k| <= 1.
+- T2AV and TI2AV: audio and video generated together, scored against each other (in sync: |offset| <= 1).
+- the coupling gaps of train/coupling.py, the video gap on the whole frame and on the mouth's cells.
+Prints a table and writes WORK/results.json (every case's scores) and WORK/mouths.png (contact sheet).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import io
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from benchmarks.lip_sync_data import FPS, toy_data  # noqa: E402
+
+SHIFTS = (0, -6, -3, 3, 6)
+SAMPLE_RATE = 16000
+
+
+@dataclasses.dataclass
+class Case:
+    name: str  # source file
+    sample: dict  # decoded latents (train.data.decode)
+    wave: np.ndarray  # the clip's 16 kHz audio
+    region: torch.Tensor  # (h, w) 1 on the latent cells under the mouth
+
+
+def read_cases(val_dir: str, count: int, cell: int) -> list[Case]:
+    """`count` held-out clips spread over faces and voices (every n-th in source-name order)."""
+    from scipy.io import wavfile
+
+    from pipeline.fit_toy_autoencoders import mouth_box
+    from records.sample import SampleMeta
+    from storage.samples import read_samples
+    from storage.store import Store
+    from train.data import decode
+
+    cases = []
+    for tar in sorted(glob.glob(os.path.join(val_dir, "*x*x*", "*.tar"))):
+        for key, members in read_samples(Store(val_dir), os.path.relpath(tar, val_dir)).items():
+            sample = decode({**members, "__key__": key}, 2)
+            meta = SampleMeta.from_json(members["json"])
+            _, pcm = wavfile.read(io.BytesIO(members["wav"]))
+            h, w = sample["video"].shape[2:]
+            x0, y0, x1, y1 = mouth_box(meta, (w * cell, h * cell))
+            region = torch.zeros(h, w)
+            region[y0 // cell:-(-y1 // cell), x0 // cell:-(-x1 // cell)] = 1.0
+            cases.append(Case(os.path.basename(meta.source_path), sample, pcm.astype(np.float32) / 32768.0, region))
+    cases.sort(key=lambda c: c.name)
+    if len(cases) < 2:
+        raise SystemExit(f"{len(cases)} held-out clips in {val_dir}: too few")
+    step = max(1, len(cases) // count)
+    return cases[::step][:count]
+
+
+def shifted(wave: np.ndarray, k: int) -> np.ndarray:
+    """The audio heard k video frames early (k > 0) or late (k < 0), its length kept."""
+    n = abs(k) * SAMPLE_RATE // FPS
+    pad = np.zeros(n, np.float32)
+    return np.concatenate([wave[n:], pad]) if k > 0 else np.concatenate([pad, wave[:len(wave) - n]]) if k else wave
+
+
+class Toy:
+    """The toy autoencoders, the mel front end and Griffin-Lim: latents to pictures and sound and back."""
+
+    def __init__(self, fit_dir: str):
+        from model.mel import LogMel
+        from model.toy_autoencoders import GriffinLim, load_toy_audio, load_toy_video
+
+        self.video, self.audio, self.mel, self.vocoder = load_toy_video(fit_dir), load_toy_audio(fit_dir), LogMel(), GriffinLim()
+
+    @torch.no_grad()
+    def audio_latent(self, wave: np.ndarray, length: int) -> torch.Tensor:
+        return self.audio.encode(self.mel(torch.from_numpy(wave)[None]))[0][0, :, :length]
+
+    @torch.no_grad()
+    def sound(self, latent: torch.Tensor) -> np.ndarray:
+        return self.vocoder(self.audio.decode(latent[None]))[0, 0].numpy()
+
+    @torch.no_grad()
+    def frames(self, latent: torch.Tensor) -> np.ndarray:
+        x = self.video.decode(latent[None].float())[0]
+        return ((x + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 3, 0).numpy()
+
+
+def generate(model, norm, cases: list[Case], sampler, seed: int, first: bool, audio: list[torch.Tensor] | None = None):
+    """Video and (normalised) audio latents for every case at once: the first latent frame given when
+    `first`, the audio (raw latents) given clean when `audio`."""
+    from diffusion.sampling import model_velocity, noise_like, sample, unconditional
+    from model.unitalking import Conditioning
+    from train.data import collate
+
+    batch = collate([c.sample for c in cases], 2)
+    cond = Conditioning(text=batch["text"])
+    video = batch["video"]
+    mask = torch.arange(video.shape[2]) == 0
+    given = None if audio is None else norm.normalize(torch.stack(audio))
+    return sample(model_velocity(model, cond, unconditional(cond), fps=batch["fps"]),
+                  noise_like(tuple(video.shape), seed), noise_like(tuple(batch["audio"].shape), seed + 1), sampler,
+                  video if first else None, mask if first else None, given)
+
+
+def score(scorer, frames: np.ndarray, wave: np.ndarray) -> dict:
+    s = scorer(frames, wave, SAMPLE_RATE)
+    return {"offset": s.get("offset"), "confidence": s.get("motion_conf"), "error": s.get("error")}
+
+
+def evaluate(models: dict, cases: list[Case], toy: Toy, scorer, sampler, seed: int) -> tuple[list[dict], dict]:
+    """Every case's scores, and a few frames per model for the contact sheet."""
+    from tqdm import tqdm
+
+    length = cases[0].sample["audio"].shape[1]
+    given = {k: [toy.audio_latent(shifted(c.wave, k), length) for c in cases] for k in SHIFTS}
+    heard = {k: [toy.sound(z) for z in given[k]] for k in SHIFTS}
+    rows, sheet = [], {}
+    with tqdm(total=len(cases) * (len(SHIFTS) * (len(models) + 1) + 2 * len(models)), desc="score", unit="case") as bar:
+        for k in SHIFTS:
+            for i, c in enumerate(cases):
+                frames = toy.frames(torch.from_numpy(c.sample["video"]))
+                if k == 0 and i == 0:
+                    sheet["ground truth"] = frames
+                rows.append({"model": "ground truth", "task": "a2v", "k": k, "case": c.name, **score(scorer, frames, heard[k][i])})
+                bar.update()
+        for name, (model, norm) in models.items():
+            for k in SHIFTS:
+                video, _ = generate(model, norm, cases, sampler, seed, True, given[k])
+                for i, c in enumerate(cases):
+                    frames = toy.frames(video[i])
+                    if k == 0 and i == 0:
+                        sheet[name] = frames
+                    rows.append({"model": name, "task": "a2v", "k": k, "case": c.name, **score(scorer, frames, heard[k][i])})
+                    bar.update()
+            for task, first in (("t2av", False), ("ti2av", True)):
+                video, audio = generate(model, norm, cases, sampler, seed, first)
+                for i, c in enumerate(cases):
+                    wave = toy.sound(norm.denormalize(audio[i:i + 1])[0])
+                    rows.append({"model": name, "task": task, "k": 0, "case": c.name, **score(scorer, toy.frames(video[i]), wave)})
+                bar.update(len(cases))
+    return rows, sheet
+
+
+def summary(rows: list[dict]) -> dict:
+    """Per model and task: the share of cases whose mouth is where the audio says (|offset - k| <= 1), the
+    share per k, and the mean confidence."""
+    out = {}
+    for key in sorted({(r["model"], r["task"]) for r in rows}):
+        sel = [r for r in rows if (r["model"], r["task"]) == key]
+        hit = lambda r: r["offset"] is not None and abs(r["offset"] - r["k"]) <= 1
+        out[" / ".join(key)] = {
+            "follows": round(float(np.mean([hit(r) for r in sel])), 3), "cases": len(sel),
+            "by_k": {k: round(float(np.mean([hit(r) for r in sel if r["k"] == k])), 3) for k in sorted({r["k"] for r in sel})},
+            "confidence": round(float(np.mean([r["confidence"] or 0.0 for r in sel])), 3),
+            "no_face": sum(r["offset"] is None for r in sel)}
+    return out
+
+
+def mouth_gaps(models: dict, cases: list[Case], seeds: int) -> dict:
+    """train/coupling.py's gaps on the held-out cases, the video gap also on the mouth's cells."""
+    from train.coupling import coupling_gaps
+    from train.data import collate
+
+    batch = collate([c.sample for c in cases], 2)
+    region = torch.stack([c.region for c in cases])[:, None, None]
+    out = {}
+    for name, (model, norm) in models.items():
+        g = coupling_gaps(model, batch, norm, seeds, region=region)
+        out[name] = {m: {"gap": v.mean, "std": v.std, "share": v.mean / v.own_loss} for m, v in g.items()}
+    return out
+
+
+def contact_sheet(sheet: dict, path: str) -> str:
+    """Every 6th frame of one held-out case per model, one row each, named."""
+    import cv2
+
+    rows = []
+    for name, frames in sheet.items():
+        row = np.concatenate(list(frames[::6]), 1).copy()
+        cv2.putText(row, name, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1, cv2.LINE_AA)
+        rows.append(row)
+    cv2.imwrite(path, cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", default="/tmp/unitalking-lip-sync")
+    p.add_argument("--models-dir", default=os.path.join(REPO, "models"))
+    p.add_argument("--faces", type=int, default=6)
+    p.add_argument("--voices", type=int, default=5)
+    p.add_argument("--sentences", type=int, default=10)
+    p.add_argument("--heldout", type=int, default=2, help="sentences held out")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--cases", type=int, default=12, help="held-out clips generated for")
+    p.add_argument("--sample-steps", type=int, default=16)
+    p.add_argument("--seeds", type=int, default=3, help="noise seeds of the coupling gaps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recipe", default="", help="extra trainer overrides for both runs, space-separated")
+    a = p.parse_args(argv)
+    from benchmarks.joint_coupling import train
+    from diffusion.sampling import SamplerConfig
+    from eval.lip_sync import LipSyncScorer
+    from generate.sample import load_export
+    from train.coupling import load_model
+
+    data = toy_data(a.work, a.models_dir, a.faces, a.voices, a.sentences, a.heldout)
+    extra = ["--train.toy_autoencoders", data.fit, "--data.tokens_per_batch", "4000", "--data.max_batch", "4",
+             "--train.sample_every", "0", "--train.seed", str(a.seed), *a.recipe.split()]
+    runs = {"joint": train(os.path.join(a.work, "joint"), data.train, data.val, a.steps, 29621, *extra),
+            "ablation": train(os.path.join(a.work, "ablation"), data.train, data.val, a.steps, 29622, *extra,
+                              "--model.cross_modal", "false")}
+    models = {"untrained": load_model(None, [data.train], True, a.seed),
+              "joint": load_export(runs["joint"], "cpu"), "ablation": load_export(runs["ablation"], "cpu")}
+    toy = Toy(data.fit)
+    cases = read_cases(data.val, a.cases, toy.video.config.spatial)
+    rows, sheet = evaluate(models, cases, toy, LipSyncScorer(a.models_dir), SamplerConfig(steps=a.sample_steps,
+                           solver="euler", video_scale=1.0, audio_scale=1.0), a.seed)
+    result = {"steps": a.steps, "clips": data.clips, "held_out_cases": len(cases), "autoencoders": data.fit_report,
+              "summary": summary(rows), "gaps": mouth_gaps(models, cases, a.seeds), "rows": rows,
+              "contact_sheet": contact_sheet(sheet, os.path.join(a.work, "mouths.png"))}
+    with open(os.path.join(a.work, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    print(f"{'model / task':28s} {'follows':>8s}  {'by k (' + ' '.join(map(str, SHIFTS)) + ')':32s} {'conf':>6s}")
+    for key, s in result["summary"].items():
+        print(f"{key:28s} {s['follows']:8.2f}  {' '.join(f'{v:.2f}' for v in s['by_k'].values()):32s} {s['confidence']:6.3f}")
+    print(f"{'model':12s} {'video gap (% own loss)':>24s} {'mouth cells':>14s} {'audio gap':>12s}")
+    for name, g in result["gaps"].items():
+        print(f"{name:12s} {100 * g['video']['share']:+23.3f}% {100 * g['region']['share']:+13.3f}% "
+              f"{100 * g['audio']['share']:+11.3f}%")
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
