@@ -173,9 +173,10 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
-def mouth_gaps(models: dict, cases: list[Case], seeds: int) -> dict:
-    """train/coupling.py's gaps on the held-out cases, the video gap also on the mouth's cells."""
-    from train.coupling import coupling_gaps
+def couplings(models: dict, cases: list[Case], seeds: int) -> dict:
+    """train/coupling.py's gaps on the held-out cases (the video gap also on the mouth's cells), and the share
+    of the video queries' attention on audio keys per block."""
+    from train.coupling import audio_attention, coupling_gaps
     from train.data import collate
 
     batch = collate([c.sample for c in cases], 2)
@@ -184,6 +185,7 @@ def mouth_gaps(models: dict, cases: list[Case], seeds: int) -> dict:
     for name, (model, norm) in models.items():
         g = coupling_gaps(model, batch, norm, seeds, region=region)
         out[name] = {m: {"gap": v.mean, "std": v.std, "share": v.mean / v.own_loss} for m, v in g.items()}
+        out[name]["attention_to_audio"] = audio_attention(model, batch, norm)
     return out
 
 
@@ -200,6 +202,15 @@ def contact_sheet(sheet: dict, path: str) -> str:
     return path
 
 
+def free_port() -> int:
+    """A port no one listens on now: the trainer's rendezvous, so that two runs on one machine never meet."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="/tmp/unitalking-lip-sync")
@@ -214,6 +225,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", type=int, default=3, help="noise seeds of the coupling gaps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--recipe", default="", help="extra trainer overrides for both runs, space-separated")
+    p.add_argument("--tag", default="", help="a name for this recipe: its runs and results get it as a suffix, "
+                                               "and the data under --work is shared")
     a = p.parse_args(argv)
     from benchmarks.joint_coupling import train
     from diffusion.sampling import SamplerConfig
@@ -224,27 +237,29 @@ def main(argv: list[str] | None = None) -> dict:
     data = toy_data(a.work, a.models_dir, a.faces, a.voices, a.sentences, a.heldout)
     extra = ["--train.toy_autoencoders", data.fit, "--data.tokens_per_batch", "4000", "--data.max_batch", "4",
              "--train.sample_every", "0", "--train.seed", str(a.seed), *a.recipe.split()]
-    runs = {"joint": train(os.path.join(a.work, "joint"), data.train, data.val, a.steps, 29621, *extra),
-            "ablation": train(os.path.join(a.work, "ablation"), data.train, data.val, a.steps, 29622, *extra,
-                              "--model.cross_modal", "false")}
+    suffix = f"-{a.tag}" if a.tag else ""
+    runs = {"joint": train(os.path.join(a.work, "joint" + suffix), data.train, data.val, a.steps, free_port(), *extra),
+            "ablation": train(os.path.join(a.work, "ablation" + suffix), data.train, data.val, a.steps, free_port(),
+                              *extra, "--model.cross_modal", "false")}
     models = {"untrained": load_model(None, [data.train], True, a.seed),
               "joint": load_export(runs["joint"], "cpu"), "ablation": load_export(runs["ablation"], "cpu")}
     toy = Toy(data.fit)
     cases = read_cases(data.val, a.cases, toy.video.config.spatial)
     rows, sheet = evaluate(models, cases, toy, LipSyncScorer(a.models_dir), SamplerConfig(steps=a.sample_steps,
                            solver="euler", video_scale=1.0, audio_scale=1.0), a.seed)
-    result = {"steps": a.steps, "clips": data.clips, "held_out_cases": len(cases), "autoencoders": data.fit_report,
-              "summary": summary(rows), "gaps": mouth_gaps(models, cases, a.seeds), "rows": rows,
-              "contact_sheet": contact_sheet(sheet, os.path.join(a.work, "mouths.png"))}
-    with open(os.path.join(a.work, "results.json"), "w", encoding="utf-8") as f:
+    result = {"steps": a.steps, "recipe": a.recipe, "clips": data.clips, "held_out_cases": len(cases), "autoencoders": data.fit_report,
+              "summary": summary(rows), "gaps": couplings(models, cases, a.seeds), "rows": rows,
+              "contact_sheet": contact_sheet(sheet, os.path.join(a.work, f"mouths{suffix}.png"))}
+    with open(os.path.join(a.work, f"results{suffix}.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
     print(f"{'model / task':28s} {'follows':>8s}  {'by k (' + ' '.join(map(str, SHIFTS)) + ')':32s} {'conf':>6s}")
     for key, s in result["summary"].items():
         print(f"{key:28s} {s['follows']:8.2f}  {' '.join(f'{v:.2f}' for v in s['by_k'].values()):32s} {s['confidence']:6.3f}")
-    print(f"{'model':12s} {'video gap (% own loss)':>24s} {'mouth cells':>14s} {'audio gap':>12s}")
+    print(f"{'model':12s} {'video gap (% own loss)':>24s} {'mouth cells':>14s} {'audio gap':>12s}  "
+          "attention of video on audio, per block")
     for name, g in result["gaps"].items():
         print(f"{name:12s} {100 * g['video']['share']:+23.3f}% {100 * g['region']['share']:+13.3f}% "
-              f"{100 * g['audio']['share']:+11.3f}%")
+              f"{100 * g['audio']['share']:+11.3f}%  {' '.join(f'{v:.3f}' for v in g['attention_to_audio'])}")
     return result
 
 

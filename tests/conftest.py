@@ -12,7 +12,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a test that takes one of these fixtures waits on a pipeline or training run, a Ray cluster, an S3 server or
 # the real footage: it belongs to the integration tier (the fast tier is -m "not integration")
 INTEGRATION_FIXTURES = {"corpus_run", "runs", "audio_run", "bad_run", "derived_run", "held_out", "offline_run",
-                        "local_cluster", "s3_env", "footage", "real_videos", "real_speech"}
+                        "local_cluster", "s3_env", "footage", "real_videos", "real_speech", "lip_sync_run"}
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -96,6 +96,38 @@ def coupling_gaps(model, batch: dict, norm, seeds: int = 5, timesteps=TIMESTEPS,
     return {m: Gap(float(np.mean(v)), float(np.std(v)), v, float(np.mean(own[m]))) for m, v in per_seed.items()}
 
 
+@torch.no_grad()
+def audio_attention(model, batch: dict, norm, s: float = 0.5, seed: int = 0) -> list[float]:
+    """Per joint block, the share of the video queries' attention that lands on audio keys (mean over clips,
+    heads and queries), with the video at noise level `s` and the clip's own audio given clean. Uniform
+    attention would give the audio tokens' share of all tokens; the ablation gives 0."""
+    import model.joint_block as joint_block
+    from model.unitalking import Conditioning
+
+    x0v, x0a = batch["video"], norm.normalize(batch["audio"]) * batch["audio_mask"][:, None]
+    pt, ph, pw = model.config.video_patch
+    video_tokens = x0v.shape[2] // pt * (x0v.shape[3] // ph) * (x0v.shape[4] // pw)
+    shares, attend = [], joint_block.attend
+
+    def spy(q, k, v, key_mask=None):
+        if q.shape[1] > video_tokens and k.shape[1] > video_tokens:  # the joint call: video queries first
+            logits = torch.einsum("blhd,bmhd->bhlm", q[:, :video_tokens].float(), k.float()) / q.shape[-1] ** 0.5
+            if key_mask is not None:
+                logits = logits.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+            shares.append(float(logits.softmax(-1)[..., video_tokens:].sum(-1).mean()))
+        return attend(q, k, v, key_mask)
+
+    b, frames = x0v.shape[0], x0v.shape[2]
+    eps = torch.randn(x0v.shape, generator=torch.Generator().manual_seed(seed))
+    joint_block.attend = spy
+    try:
+        model(add_noise(x0v, eps, torch.full((b,), s)), x0a, torch.full((b, frames), s * 1000), torch.zeros(b),
+              Conditioning(text=batch["text"]), audio_mask=batch["audio_mask"], fps=batch["fps"])
+    finally:
+        joint_block.attend = attend
+    return shares
+
+
 def load_model(checkpoint: str | None, shards: list[str], cross_modal: bool, seed: int):
     """A trained export (its own config and audio statistics), or an untrained debug model with the audio
     statistics of the shards."""
