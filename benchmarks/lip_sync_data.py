@@ -13,7 +13,7 @@ import tarfile
 from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FPS, FRAMES, BUCKET = 25, 49, "128x128"
+FPS, FRAMES, BUCKET = 25, 49, "128x128"  # the bucket is the experiment's default; others get their own folders
 HELD_OUT = "heldout-*"  # the toy corpus names the sources of its held-out sentences so
 
 
@@ -62,29 +62,32 @@ def split(out: str, work: str) -> tuple[str, str, int]:
 
 
 def toy_data(work: str, models_dir: str, faces: int = 6, voices: int = 5, sentences: int = 10,
-             heldout: int = 2) -> ToyData:
+             heldout: int = 2, bucket: str = BUCKET) -> ToyData:
     """Everything under `work`: corpus/, clips/ (cut and checked), toy/ (the autoencoders), latents/, and
-    the split train/ and val/."""
+    the split train/ and val/; the last four with a `-WxH` suffix for a bucket other than BUCKET (the
+    corpus and its checked clips are shared)."""
     import json
 
     from pipeline.fit_toy_autoencoders import fit
     from sample_corpus import toy
 
-    corpus, clips, fit_dir, latents = (os.path.join(work, d) for d in ("corpus", "clips", "toy", "latents"))
+    tag = "" if bucket == BUCKET else f"-{bucket}"
+    corpus, clips = os.path.join(work, "corpus"), os.path.join(work, "clips")
+    fit_dir, latents, split_dir = (os.path.join(work, d + tag) for d in ("toy", "latents", "split"))
     if not os.path.isfile(os.path.join(corpus, "toy.json")):
         toy.build(corpus, faces, voices, sentences, heldout)
     if not os.path.isfile(os.path.join(clips, "manifests", "clips.parquet")):
         build_shards(["--input", corpus, "--output", clips, "--latents", "off", "--language", "en",
                       "--keep-near-duplicates"], models_dir)
     if not os.path.isfile(os.path.join(fit_dir, "toy.json")):
-        w, h = (int(v) for v in BUCKET.split("x"))
+        w, h = (int(v) for v in bucket.split("x"))
         fit(clips, fit_dir, (w, h), HELD_OUT)
     if not os.path.isfile(os.path.join(latents, "manifests", "clips.parquet")):
         build_shards(["--input", clips, "--output", latents, "--from-clips", "--toy-autoencoders", fit_dir,
-                      "--buckets", BUCKET], models_dir)
-    if not os.path.isdir(os.path.join(work, "val")):
-        split(latents, work)
+                      "--buckets", bucket], models_dir)
+    if not os.path.isdir(os.path.join(split_dir, "val")):
+        split(latents, split_dir)
     with open(os.path.join(fit_dir, "toy.json"), encoding="utf-8") as f:
         report = json.load(f)["report"]
-    return ToyData(os.path.join(work, "train"), os.path.join(work, "val"), fit_dir, report,
+    return ToyData(os.path.join(split_dir, "train"), os.path.join(split_dir, "val"), fit_dir, report,
                    report["fitted_clips"] + report["held_out_clips"])

@@ -9,7 +9,7 @@ For each model (untrained, joint, ablation) and for the ground truth passed thro
 - A2V: the clip's first latent frame and its audio given clean (timestep 0), the audio shifted by k in
   {0, -6, -3, +3, +6} frames (k > 0: heard k frames early); the rest of the video is generated, decoded,
   and scored against the audio heard with the offline scorer `python -m eval` uses. A case follows the audio
-  when |offset - k| <= 1.
+  when |offset - k| <= 1. A2V noised: the same audio given noised to the video's noise level at each step.
 - T2AV and TI2AV: audio and video generated together, scored against each other (in sync: |offset| <= 1).
 - the coupling gaps of train/coupling.py, the video gap on the whole frame and on the mouth's cells.
 Prints a table and writes WORK/results.json (every case's scores) and WORK/mouths.png (contact sheet).
@@ -30,10 +30,11 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from benchmarks.lip_sync_data import FPS, toy_data  # noqa: E402
+from benchmarks.lip_sync_data import BUCKET, FPS, toy_data  # noqa: E402
 
 SHIFTS = (0, -6, -3, 3, 6)
 SAMPLE_RATE = 16000
+SCORED_SIDE = 128  # smaller frames are upscaled to this before scoring: the face detector and mouth landmarks want it
 
 
 @dataclasses.dataclass
@@ -102,9 +103,11 @@ class Toy:
         return ((x + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 3, 0).numpy()
 
 
-def generate(model, norm, cases: list[Case], sampler, seed: int, first: bool, audio: list[torch.Tensor] | None = None):
+def generate(model, norm, cases: list[Case], sampler, seed: int, first: bool, audio: list[torch.Tensor] | None = None,
+             noised: bool = False):
     """Video and (normalised) audio latents for every case at once: the first latent frame given when
-    `first`, the audio (raw latents) given clean when `audio`."""
+    `first`, the audio (raw latents) given clean when `audio`, or with `noised` given at each step noised to
+    the video's level (what training shows the model: one noise level for both, `task.shared_timesteps`)."""
     from diffusion.sampling import model_velocity, noise_like, sample, unconditional
     from model.unitalking import Conditioning
     from train.data import collate
@@ -114,12 +117,25 @@ def generate(model, norm, cases: list[Case], sampler, seed: int, first: bool, au
     video = batch["video"]
     mask = torch.arange(video.shape[2]) == 0
     given = None if audio is None else norm.normalize(torch.stack(audio))
-    return sample(model_velocity(model, cond, unconditional(cond), fps=batch["fps"]),
-                  noise_like(tuple(video.shape), seed), noise_like(tuple(batch["audio"].shape), seed + 1), sampler,
-                  video if first else None, mask if first else None, given)
+    velocity = model_velocity(model, cond, unconditional(cond), fps=batch["fps"])
+    if noised:
+        eps, clean = noise_like(tuple(given.shape), seed + 2), given
+
+        def velocity(xv, xa, t_frames, t_audio, conditional, inner=velocity):
+            s = (t_audio / 1000).view(-1, 1, 1)
+            return inner(xv, (1 - s) * clean + s * eps, t_frames, t_audio, conditional)
+        given = None
+    return sample(velocity, noise_like(tuple(video.shape), seed), noise_like(tuple(batch["audio"].shape), seed + 1),
+                  sampler, video if first else None, mask if first else None, given)
 
 
 def score(scorer, frames: np.ndarray, wave: np.ndarray) -> dict:
+    if max(frames.shape[1:3]) < SCORED_SIDE:
+        import cv2
+
+        f = SCORED_SIDE / max(frames.shape[1:3])
+        size = (int(round(frames.shape[2] * f)), int(round(frames.shape[1] * f)))
+        frames = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_CUBIC) for x in frames])
     s = scorer(frames, wave, SAMPLE_RATE)
     return {"offset": s.get("offset"), "confidence": s.get("motion_conf"), "error": s.get("error")}
 
@@ -132,7 +148,7 @@ def evaluate(models: dict, cases: list[Case], toy: Toy, scorer, sampler, seed: i
     given = {k: [toy.audio_latent(shifted(c.wave, k), length) for c in cases] for k in SHIFTS}
     heard = {k: [toy.sound(z) for z in given[k]] for k in SHIFTS}
     rows, sheet = [], {}
-    with tqdm(total=len(cases) * (len(SHIFTS) * (len(models) + 1) + 2 * len(models)), desc="score", unit="case") as bar:
+    with tqdm(total=len(cases) * (len(SHIFTS) * (2 * len(models) + 1) + 2 * len(models)), desc="score", unit="case") as bar:
         for k in SHIFTS:
             for i, c in enumerate(cases):
                 frames = toy.frames(torch.from_numpy(c.sample["video"]))
@@ -141,13 +157,13 @@ def evaluate(models: dict, cases: list[Case], toy: Toy, scorer, sampler, seed: i
                 rows.append({"model": "ground truth", "task": "a2v", "k": k, "case": c.name, **score(scorer, frames, heard[k][i])})
                 bar.update()
         for name, (model, norm) in models.items():
-            for k in SHIFTS:
-                video, _ = generate(model, norm, cases, sampler, seed, True, given[k])
+            for task, k in ((task, k) for task in ("a2v", "a2v_noised") for k in SHIFTS):
+                video, _ = generate(model, norm, cases, sampler, seed, True, given[k], task == "a2v_noised")
                 for i, c in enumerate(cases):
                     frames = toy.frames(video[i])
                     if k == 0 and i == 0:
-                        sheet[name] = frames
-                    rows.append({"model": name, "task": "a2v", "k": k, "case": c.name, **score(scorer, frames, heard[k][i])})
+                        sheet[f"{name} {task}"] = frames
+                    rows.append({"model": name, "task": task, "k": k, "case": c.name, **score(scorer, frames, heard[k][i])})
                     bar.update()
             for task, first in (("t2av", False), ("ti2av", True)):
                 video, audio = generate(model, norm, cases, sampler, seed, first)
@@ -174,17 +190,23 @@ def summary(rows: list[dict]) -> dict:
 
 
 def couplings(models: dict, cases: list[Case], seeds: int) -> dict:
-    """train/coupling.py's gaps on the held-out cases (the video gap also on the mouth's cells), and the share
-    of the video queries' attention on audio keys per block."""
-    from train.coupling import audio_attention, coupling_gaps
+    """train/coupling.py's gaps on the held-out cases (the video gap also on the mouth's cells), overall and
+    per noise level, and the share of the video queries' attention on audio keys per block."""
+    from train.coupling import TIMESTEPS, audio_attention, coupling_gaps
     from train.data import collate
 
     batch = collate([c.sample for c in cases], 2)
     region = torch.stack([c.region for c in cases])[:, None, None]
     out = {}
     for name, (model, norm) in models.items():
-        g = coupling_gaps(model, batch, norm, seeds, region=region)
-        out[name] = {m: {"gap": v.mean, "std": v.std, "share": v.mean / v.own_loss} for m, v in g.items()}
+        per_s = {s: coupling_gaps(model, batch, norm, seeds, (s,), region) for s in TIMESTEPS}
+        out[name] = {}
+        for m in per_s[TIMESTEPS[0]]:
+            seeds_mean = np.mean([g[m].per_seed for g in per_s.values()], 0)  # over noise levels, per seed
+            own = float(np.mean([g[m].own_loss for g in per_s.values()]))
+            out[name][m] = {"gap": float(seeds_mean.mean()), "std": float(seeds_mean.std()),
+                            "share": float(seeds_mean.mean()) / own,
+                            "share_by_s": {s: g[m].mean / g[m].own_loss for s, g in per_s.items()}}
         out[name]["attention_to_audio"] = audio_attention(model, batch, norm)
     return out
 
@@ -220,6 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sentences", type=int, default=10)
     p.add_argument("--heldout", type=int, default=2, help="sentences held out")
     p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--bucket", default=BUCKET, help="WxH of the clips' crops (multiples of 16)")
+    p.add_argument("--preset", default="debug", help="model size (train/config.py model.preset)")
     p.add_argument("--cases", type=int, default=12, help="held-out clips generated for")
     p.add_argument("--sample-steps", type=int, default=16)
     p.add_argument("--seeds", type=int, default=3, help="noise seeds of the coupling gaps")
@@ -234,20 +258,20 @@ def main(argv: list[str] | None = None) -> dict:
     from generate.sample import load_export
     from train.coupling import load_model
 
-    data = toy_data(a.work, a.models_dir, a.faces, a.voices, a.sentences, a.heldout)
-    extra = ["--train.toy_autoencoders", data.fit, "--data.tokens_per_batch", "4000", "--data.max_batch", "4",
+    data = toy_data(a.work, a.models_dir, a.faces, a.voices, a.sentences, a.heldout, a.bucket)
+    extra = ["--model.preset", a.preset, "--train.toy_autoencoders", data.fit, "--data.tokens_per_batch", "4000", "--data.max_batch", "4",
              "--train.sample_every", "0", "--train.seed", str(a.seed), *a.recipe.split()]
     suffix = f"-{a.tag}" if a.tag else ""
     runs = {"joint": train(os.path.join(a.work, "joint" + suffix), data.train, data.val, a.steps, free_port(), *extra),
             "ablation": train(os.path.join(a.work, "ablation" + suffix), data.train, data.val, a.steps, free_port(),
                               *extra, "--model.cross_modal", "false")}
-    models = {"untrained": load_model(None, [data.train], True, a.seed),
+    models = {"untrained": load_model(None, [data.train], True, a.seed, a.preset),
               "joint": load_export(runs["joint"], "cpu"), "ablation": load_export(runs["ablation"], "cpu")}
     toy = Toy(data.fit)
     cases = read_cases(data.val, a.cases, toy.video.config.spatial)
     rows, sheet = evaluate(models, cases, toy, LipSyncScorer(a.models_dir), SamplerConfig(steps=a.sample_steps,
                            solver="euler", video_scale=1.0, audio_scale=1.0), a.seed)
-    result = {"steps": a.steps, "recipe": a.recipe, "clips": data.clips, "held_out_cases": len(cases), "autoencoders": data.fit_report,
+    result = {"steps": a.steps, "preset": a.preset, "bucket": a.bucket, "recipe": a.recipe, "clips": data.clips, "held_out_cases": len(cases), "autoencoders": data.fit_report,
               "summary": summary(rows), "gaps": couplings(models, cases, a.seeds), "rows": rows,
               "contact_sheet": contact_sheet(sheet, os.path.join(a.work, f"mouths{suffix}.png"))}
     with open(os.path.join(a.work, f"results{suffix}.json"), "w", encoding="utf-8") as f:

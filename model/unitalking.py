@@ -57,6 +57,9 @@ class UniTalkingConfig:
 PRESETS = {
     "paper": UniTalkingConfig(),
     "debug": UniTalkingConfig(dim=64, ffn_dim=128, heads=4, layers=2, text_dim=32, text_len=16),
+    # twice the debug width: a video token (48 channels x 2 x 2 patch = 192 numbers) is not squeezed into
+    # 64; for the toy experiments (benchmarks/lip_sync_learning.py), on the debug text encoder's states
+    "toy": UniTalkingConfig(dim=128, ffn_dim=256, heads=4, layers=2, text_dim=32, text_len=16),
     # large enough that a tensor (ffn: 4M elements) stands out of a process's memory noise, small enough
     # for a CPU; reads the debug text encoder's states
     "mid": UniTalkingConfig(dim=1024, ffn_dim=4096, heads=8, layers=2, text_dim=32, text_len=16),

@@ -41,8 +41,9 @@ def test_every_model_and_task_was_scored(lip_sync_run):
 
     keys = set(lip_sync_run["summary"])
     for model in ("untrained", "joint", "ablation"):
-        assert {f"{model} / a2v", f"{model} / t2av", f"{model} / ti2av"} <= keys
+        assert {f"{model} / a2v", f"{model} / a2v_noised", f"{model} / t2av", f"{model} / ti2av"} <= keys
         assert lip_sync_run["summary"][f"{model} / a2v"]["cases"] == 4 * len(SHIFTS)
+        assert lip_sync_run["summary"][f"{model} / ti2av"]["cases"] == 4
     fit = lip_sync_run["autoencoders"]
     # what the toy space can show: the mouth comes back recognisably (held-out sentences, same faces)
     assert fit["held_out"]["mouth_psnr_db"] > 22 and fit["held_out"]["mel_l1_log10"] < 0.3, fit

@@ -12,8 +12,8 @@ import yaml
 @dataclass
 class ModelConfig:
     preset: str = "debug"
-    """Joint model size: 'debug' (CPU, seconds), 'mid' (93M, for memory measurements on a CPU) or 'paper'
-    (Wan2.2-TI2V-5B streams, about 11B)."""
+    """Joint model size: 'debug' (CPU, seconds), 'toy' (twice debug's width, for the toy experiments), 'mid'
+    (93M, for memory measurements on a CPU) or 'paper' (Wan2.2-TI2V-5B streams, about 11B)."""
     layers: int = 0
     """Override the preset's number of joint blocks (0 keeps it): the full-size block at reduced depth."""
     video_dit: str = ""

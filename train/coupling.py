@@ -128,7 +128,7 @@ def audio_attention(model, batch: dict, norm, s: float = 0.5, seed: int = 0) -> 
     return shares
 
 
-def load_model(checkpoint: str | None, shards: list[str], cross_modal: bool, seed: int):
+def load_model(checkpoint: str | None, shards: list[str], cross_modal: bool, seed: int, preset: str = "debug"):
     """A trained export (its own config and audio statistics), or an untrained debug model with the audio
     statistics of the shards."""
     from model.audio_norm import AudioNorm
@@ -141,7 +141,7 @@ def load_model(checkpoint: str | None, shards: list[str], cross_modal: bool, see
         return load_export(checkpoint, "cpu")
     torch.manual_seed(seed)
     stats = compute(shards)
-    model = UniTalking(dataclasses.replace(PRESETS["debug"], cross_modal=cross_modal)).eval()
+    model = UniTalking(dataclasses.replace(PRESETS[preset], cross_modal=cross_modal)).eval()
     return model, AudioNorm(stats["mean"], stats["std"])
 
 
