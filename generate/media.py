@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from scipy.io import wavfile
 
-from model import bigvgan, mmaudio_vae, wan_vae  # noqa: F401 (the real decoders' types)
+from model import bigvgan, mmaudio_vae, wan_vae
 from model.audio_norm import AudioNorm
 
 SAMPLE_RATE = 16000
