@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import io
 import json
 import os
 import sys
@@ -47,11 +46,9 @@ class Case:
 
 def read_cases(val_dir: str, count: int, cell: int) -> list[Case]:
     """`count` held-out clips spread over faces and voices (every n-th in source-name order)."""
-    from scipy.io import wavfile
-
     from pipeline.fit_toy_autoencoders import mouth_box
     from records.sample import SampleMeta
-    from storage.samples import read_samples
+    from storage.samples import read_samples, wav_pcm
     from storage.store import Store
     from train.data import decode
 
@@ -60,12 +57,11 @@ def read_cases(val_dir: str, count: int, cell: int) -> list[Case]:
         for key, members in read_samples(Store(val_dir), os.path.relpath(tar, val_dir)).items():
             sample = decode({**members, "__key__": key}, 2)
             meta = SampleMeta.from_json(members["json"])
-            _, pcm = wavfile.read(io.BytesIO(members["wav"]))
             h, w = sample["video"].shape[2:]
             x0, y0, x1, y1 = mouth_box(meta, (w * cell, h * cell))
             region = torch.zeros(h, w)
             region[y0 // cell:-(-y1 // cell), x0 // cell:-(-x1 // cell)] = 1.0
-            cases.append(Case(os.path.basename(meta.source_path), sample, pcm.astype(np.float32) / 32768.0, region))
+            cases.append(Case(os.path.basename(meta.source_path), sample, wav_pcm(members["wav"]), region))
     cases.sort(key=lambda c: c.name)
     if len(cases) < 2:
         raise SystemExit(f"{len(cases)} held-out clips in {val_dir}: too few")

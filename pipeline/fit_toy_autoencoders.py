@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import fnmatch
 import glob
-import io
 import json
 import os
 import sys
@@ -48,12 +47,11 @@ def mouth_box(meta, size: tuple[int, int]) -> tuple[int, int, int, int]:
 def read_clips(out_dir: str, size: tuple[int, int]):
     """Every clip with an mp4 in the run's shards, as the encode stage would crop it."""
     import torch
-    from scipy.io import wavfile
 
     from model.mel import LogMel
-    from pipeline.stages.encode import decode_crop
+    from pipeline.stages.encode import crop_pixels, decode_crop
     from records.sample import MP4, WAV, SampleMeta
-    from storage.samples import read_samples
+    from storage.samples import read_samples, wav_pcm
     from storage.store import Store
 
     mel = LogMel()
@@ -63,12 +61,8 @@ def read_clips(out_dir: str, size: tuple[int, int]):
             if MP4 not in members:
                 continue
             meta = SampleMeta.from_json(members["json"])
-            x0, y0, x1, y1 = meta.crop_box
-            crop = (int(round(x0 * meta.width)), int(round(y0 * meta.height)),
-                    int(round((x1 - x0) * meta.width)), int(round((y1 - y0) * meta.height)))
-            frames = decode_crop(members[MP4], crop, size, meta.num_frames)
-            rate, pcm = wavfile.read(io.BytesIO(members[WAV]))
-            wave = torch.from_numpy(pcm.astype(np.float32) / 32768.0)[None]
+            frames = decode_crop(members[MP4], crop_pixels(meta.crop_box, meta.width, meta.height), size, meta.num_frames)
+            wave = torch.from_numpy(wav_pcm(members[WAV]))[None]
             yield Clip(os.path.basename(meta.source_path), frames, mel(wave)[0].numpy(), mouth_box(meta, size))
 
 

@@ -5,6 +5,8 @@ import io
 import os
 import tarfile
 
+import numpy as np
+
 from storage.store import Store
 
 
@@ -17,6 +19,13 @@ def read_samples(store: Store, rel: str) -> dict[str, dict[str, bytes]]:
                 key, ext = os.path.basename(member.name).split(".", 1)
                 out.setdefault(key, {})[ext] = tar.extractfile(member).read()
     return out
+
+
+def wav_pcm(data: bytes) -> np.ndarray:
+    """A sample's 16-bit wav member as float32 samples in [-1, 1]."""
+    from scipy.io import wavfile
+
+    return wavfile.read(io.BytesIO(data))[1].astype(np.float32) / 32768.0
 
 
 def write_samples(path: str, samples: list[tuple[str, dict[str, bytes]]]) -> None:

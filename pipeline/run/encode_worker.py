@@ -13,7 +13,6 @@ import os
 import traceback
 
 import numpy as np
-from scipy.io import wavfile
 
 from pipeline import scratch
 from pipeline.config import PipelineConfig
@@ -25,7 +24,7 @@ from records.messages import TaskDone
 from records.rows import ClipRow
 from records.sample import META, MP4, WAV, SampleMeta, latent_member, member_rows
 from storage.layout import staged_rows, staged_samples
-from storage.samples import read_samples, write_samples
+from storage.samples import read_samples, wav_pcm, write_samples
 from storage.store import Store
 
 PUBLIC_LATENT_COLUMNS = ("latent_bucket", "latent_shapes", "latent_dtype", "reference_clip_id", "ref_image_clip_id",
@@ -132,8 +131,7 @@ class EncodeProcessor:
         records = []
         for c in accepted:
             s = samples[c["clip_id"]]
-            rate, pcm = wavfile.read(io.BytesIO(s[WAV]))
-            records.append(ClipRow(c, scratch=EncodeScratch(s.get(MP4), s[WAV], pcm.astype(np.float32) / 32768.0,
+            records.append(ClipRow(c, scratch=EncodeScratch(s.get(MP4), s[WAV], wav_pcm(s[WAV]),
                                                             SampleMeta.from_json(s[META]))))
         return records
 

@@ -42,6 +42,13 @@ def choose_bucket(buckets: list[tuple[int, int]], crop_w: float, crop_h: float) 
     return min(buckets, key=lambda b: abs(np.log(b[0] / b[1]) - aspect))
 
 
+def crop_pixels(crop_box: list[float], width: int, height: int) -> tuple[int, int, int, int]:
+    """A crop box (x0 y0 x1 y1 as shares of the frame) as whole pixels (x, y, w, h) of a width x height frame."""
+    x0, y0, x1, y1 = crop_box
+    return (int(round(x0 * width)), int(round(y0 * height)), int(round((x1 - x0) * width)),
+            int(round((y1 - y0) * height)))
+
+
 def decode_crop(mp4: bytes, crop_px: tuple[int, int, int, int], size: tuple[int, int], frames: int) -> np.ndarray:
     """(T, H, W, 3) uint8: the crop (x, y, w, h) of every frame of an in-memory clip, resized to `size`."""
     x, y, w, h = crop_px
@@ -106,9 +113,8 @@ class EncodeStage(Stage):
         for r in records:
             meta = r.scratch.meta
             x0, y0, x1, y1 = r["crop_box"]
-            cw, ch = (x1 - x0) * meta.width, (y1 - y0) * meta.height
-            r.scratch.size = choose_bucket(self.buckets, cw, ch)
-            r.scratch.crop = (int(round(x0 * meta.width)), int(round(y0 * meta.height)), int(round(cw)), int(round(ch)))
+            r.scratch.size = choose_bucket(self.buckets, (x1 - x0) * meta.width, (y1 - y0) * meta.height)
+            r.scratch.crop = crop_pixels(r["crop_box"], meta.width, meta.height)
         by_size: dict[tuple[int, int], list[Record]] = {}
         for r in records:
             by_size.setdefault(r.scratch.size, []).append(r)
