@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     from eval.report import write_report
     from generate.sample import Generator
     from model.buckets import parse_buckets
+    from model.toy_autoencoders import toy_multiple
 
     p = argparse.ArgumentParser(prog="python -m eval.samples", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = p.parse_args(argv)
     prompts = read_prompts(a.prompts)
     gen = Generator(a.checkpoint, a.models_dir, a.debug_models, toy=a.toy_autoencoders)
-    (size,) = parse_buckets(a.size, multiple=16 if a.toy_autoencoders else None)
+    (size,) = parse_buckets(a.size, multiple=toy_multiple(a.toy_autoencoders))
     items = generate(gen, prompts, a.out, a.audio_only, a.seed, size=size, frames=a.frames, fps=a.fps,
                      sampler=SamplerConfig(steps=a.steps))
     del gen  # the generator's weights are not needed while scoring

@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> str:
     if (a.frames - 1) % 4:
         p.error("--frames must be 1 + 4k")
     from model.buckets import parse_buckets
+    from model.toy_autoencoders import toy_multiple
 
-    (size,) = parse_buckets(a.size, multiple=16 if a.toy_autoencoders else None)
+    (size,) = parse_buckets(a.size, multiple=toy_multiple(a.toy_autoencoders))
     sampler = SamplerConfig(steps=a.steps, shift=a.shift, solver=a.solver, video_scale=a.video_scale,
                             audio_scale=a.audio_scale)
     gen = Generator(a.checkpoint, a.models_dir, a.debug_models, a.device, a.toy_autoencoders)

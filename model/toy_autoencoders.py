@@ -46,6 +46,11 @@ class ToyConfig:
     """Mel bands of the project's front end."""
 
     @property
+    def bucket_multiple(self) -> int:
+        """Pixels per transformer token side: a cell times the transformer's 2x2 patch."""
+        return 2 * self.spatial
+
+    @property
     def video_channels(self) -> int:
         return self.still_channels + self.motion_channels
 
@@ -160,6 +165,11 @@ def read_config(fit_dir: str) -> ToyConfig:
         raise FileNotFoundError(f"no toy autoencoders in {fit_dir} (fit them with: python -m pipeline.fit_toy_autoencoders)")
     with open(path, encoding="utf-8") as f:
         return ToyConfig(**json.load(f)["config"])
+
+
+def toy_multiple(fit_dir: str) -> int | None:
+    """The bucket multiple the toy autoencoders in `fit_dir` need; None without them (the VAE's own)."""
+    return read_config(fit_dir).bucket_multiple if fit_dir else None
 
 
 def load_toy_video(fit_dir: str) -> ToyVideoAE:

@@ -93,16 +93,9 @@ class PipelineConfig:
             raise ValueError(f"--max-sync-offset {self.max_sync_offset} exceeds the search range --sync-vshift "
                              f"{self.sync_vshift}")
         self.validate_paths()
-        parse_buckets(self.buckets, self.video_vae, self.bucket_multiple)
+        from model.toy_autoencoders import toy_multiple
 
-    @property
-    def bucket_multiple(self) -> int | None:
-        """Pixels per transformer token side with the toy autoencoders (their cell times the patch of 2)."""
-        if not self.toy_autoencoders:
-            return None
-        from model.toy_autoencoders import read_config
-
-        return 2 * read_config(self.toy_autoencoders).spatial
+        parse_buckets(self.buckets, self.video_vae, toy_multiple(self.toy_autoencoders))
 
     def validate_paths(self) -> None:
         """A local --input is a folder; a local --output lies outside it (its shards would become inputs)."""

@@ -80,6 +80,7 @@ class EncodeStage(Stage):
 
     def setup(self) -> None:
         from model.loading.latent_models import LatentModels
+        from model.toy_autoencoders import toy_multiple
 
         models_dir = self.run.models_dir
         if self.run.debug_models:  # seeded, so every worker on every node writes the same weights
@@ -89,8 +90,7 @@ class EncodeStage(Stage):
         self.models = LatentModels.load(models_dir, self.cfg.video_vae, self.run.debug_models, self.cfg.toy_autoencoders)
         if self.run.debug_models:  # loaded: the random weights are not needed on disk any more
             shutil.rmtree(models_dir, ignore_errors=True)
-        multiple = 2 * self.models.video.config.spatial if self.cfg.toy_autoencoders else None
-        self.buckets = parse_buckets(self.cfg.buckets, self.cfg.video_vae, multiple)
+        self.buckets = parse_buckets(self.cfg.buckets, self.cfg.video_vae, toy_multiple(self.cfg.toy_autoencoders))
 
     def process(self, records: list[Record]) -> None:
         """The accepted clips of one or more sources (a worker task's: the VAE's batches span sources), each
