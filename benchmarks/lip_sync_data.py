@@ -5,11 +5,9 @@ into training and held-out folders by sentence. Each step is skipped when its ou
 from __future__ import annotations
 
 import glob
-import io
 import os
 import subprocess
 import sys
-import tarfile
 from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,32 +31,23 @@ def build_shards(args: list[str], models_dir: str) -> None:
     subprocess.run(cmd, cwd=REPO, check=True)
 
 
-def split(out: str, work: str) -> tuple[str, str, int]:
+def split(out: str, work: str) -> None:
     """train/ and val/ shard folders, one tar each per bucket: held-out sentences' clips go to val."""
     import fnmatch
-    import json
 
-    writers, count = {}, 0
-    try:
-        for shard in sorted(glob.glob(os.path.join(out, "shards", "*x*x*", "*.tar"))):
-            bucket = os.path.basename(os.path.dirname(shard))
-            with tarfile.open(shard) as tar:
-                members = {}
-                for m in tar.getmembers():
-                    members.setdefault(m.name.split(".", 1)[0], []).append((m, tar.extractfile(m).read()))
-            for key, parts in sorted(members.items()):
-                meta = json.loads(next(data for m, data in parts if m.name.endswith(".json")))
-                which = "val" if fnmatch.fnmatch(os.path.basename(meta["source_path"]), HELD_OUT) else "train"
-                if (which, bucket) not in writers:
-                    os.makedirs(os.path.join(work, which, bucket), exist_ok=True)
-                    writers[which, bucket] = tarfile.open(os.path.join(work, which, bucket, "000000.tar"), "w")
-                for m, data in parts:
-                    writers[which, bucket].addfile(m, io.BytesIO(data))
-                count += 1
-    finally:
-        for w in writers.values():
-            w.close()
-    return os.path.join(work, "train"), os.path.join(work, "val"), count
+    from records.sample import SampleMeta
+    from storage.samples import read_samples, write_samples
+    from storage.store import Store
+
+    parts: dict[tuple[str, str], list] = {}
+    for shard in sorted(glob.glob(os.path.join(out, "shards", "*x*x*", "*.tar"))):
+        bucket = os.path.basename(os.path.dirname(shard))
+        for key, members in sorted(read_samples(Store(out), os.path.relpath(shard, out)).items()):
+            source = os.path.basename(SampleMeta.from_json(members["json"]).source_path)
+            parts.setdefault(("val" if fnmatch.fnmatch(source, HELD_OUT) else "train", bucket), []).append((key, members))
+    for (which, bucket), samples in parts.items():
+        os.makedirs(os.path.join(work, which, bucket), exist_ok=True)
+        write_samples(os.path.join(work, which, bucket, "000000.tar"), samples)
 
 
 def toy_data(work: str, models_dir: str, faces: int = 6, voices: int = 5, sentences: int = 10,

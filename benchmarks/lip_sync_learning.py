@@ -71,32 +71,35 @@ def read_cases(val_dir: str, count: int, cell: int) -> list[Case]:
 
 def shifted(wave: np.ndarray, k: int) -> np.ndarray:
     """The audio heard k video frames early (k > 0) or late (k < 0), its length kept."""
-    n = abs(k) * SAMPLE_RATE // FPS
-    pad = np.zeros(n, np.float32)
-    return np.concatenate([wave[n:], pad]) if k > 0 else np.concatenate([pad, wave[:len(wave) - n]]) if k else wave
+    from sample_corpus.media import shift
+
+    return shift(wave, -k / FPS)
 
 
 class Toy:
-    """The toy autoencoders, the mel front end and Griffin-Lim: latents to pictures and sound and back."""
+    """The toy autoencoders as the trainer and `generate.sample` decode with them (generate.media.Decoders:
+    pictures, and sound through Griffin-Lim), and the mel front end that encodes given audio."""
 
     def __init__(self, fit_dir: str):
+        from generate.media import Decoders
+        from model.audio_norm import AudioNorm
         from model.mel import LogMel
-        from model.toy_autoencoders import GriffinLim, load_toy_audio, load_toy_video
 
-        self.video, self.audio, self.mel, self.vocoder = load_toy_video(fit_dir), load_toy_audio(fit_dir), LogMel(), GriffinLim()
+        self.decoders, self.mel = Decoders.load(fit_dir, toy=fit_dir), LogMel()
+        self.video, self.audio = self.decoders.video, self.decoders.audio
+        channels = self.audio.config.audio_channels
+        self.raw = AudioNorm([0.0] * channels, [1.0] * channels)  # latents as the autoencoder makes them
 
     @torch.no_grad()
     def audio_latent(self, wave: np.ndarray, length: int) -> torch.Tensor:
         return self.audio.encode(self.mel(torch.from_numpy(wave)[None]))[0][0, :, :length]
 
-    @torch.no_grad()
-    def sound(self, latent: torch.Tensor) -> np.ndarray:
-        return self.vocoder(self.audio.decode(latent[None]))[0, 0].numpy()
+    def sound(self, latent: torch.Tensor, norm=None) -> np.ndarray:
+        """(20, L) audio latent, normalised by `norm` (None: as the autoencoder made it) -> waveform."""
+        return self.decoders.waveform(latent, norm or self.raw)
 
-    @torch.no_grad()
     def frames(self, latent: torch.Tensor) -> np.ndarray:
-        x = self.video.decode(latent[None].float())[0]
-        return ((x + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 3, 0).numpy()
+        return self.decoders.frames(latent)
 
 
 def generate(model, norm, cases: list[Case], sampler, seed: int, first: bool, audio: list[torch.Tensor] | None = None,
@@ -145,12 +148,11 @@ def evaluate(models: dict, cases: list[Case], toy: Toy, scorer, sampler, seed: i
     heard = {k: [toy.sound(z) for z in given[k]] for k in SHIFTS}
     rows, sheet = [], {}
     with tqdm(total=len(cases) * (len(SHIFTS) * (2 * len(models) + 1) + 2 * len(models)), desc="score", unit="case") as bar:
+        truth = [toy.frames(torch.from_numpy(c.sample["video"])) for c in cases]
+        sheet["ground truth"] = truth[0]
         for k in SHIFTS:
             for i, c in enumerate(cases):
-                frames = toy.frames(torch.from_numpy(c.sample["video"]))
-                if k == 0 and i == 0:
-                    sheet["ground truth"] = frames
-                rows.append({"model": "ground truth", "task": "a2v", "k": k, "case": c.name, **score(scorer, frames, heard[k][i])})
+                rows.append({"model": "ground truth", "task": "a2v", "k": k, "case": c.name, **score(scorer, truth[i], heard[k][i])})
                 bar.update()
         for name, (model, norm) in models.items():
             for task, k in ((task, k) for task in ("a2v", "a2v_noised") for k in SHIFTS):
@@ -164,7 +166,7 @@ def evaluate(models: dict, cases: list[Case], toy: Toy, scorer, sampler, seed: i
             for task, first in (("t2av", False), ("ti2av", True)):
                 video, audio = generate(model, norm, cases, sampler, seed, first)
                 for i, c in enumerate(cases):
-                    wave = toy.sound(norm.denormalize(audio[i:i + 1])[0])
+                    wave = toy.sound(audio[i], norm)
                     rows.append({"model": name, "task": task, "k": 0, "case": c.name, **score(scorer, toy.frames(video[i]), wave)})
                 bar.update(len(cases))
     return rows, sheet
