@@ -16,8 +16,6 @@ import itertools
 import json
 import os
 
-import numpy as np
-
 from sample_corpus import media as cm
 
 SUBJECTS = ["my sister", "the old man", "our teacher", "a small dog", "the pilot", "your neighbour", "the baker",
@@ -53,15 +51,10 @@ def wheel_faces() -> list[cm.Face]:
             if f.width < 40:
                 continue
             cx, cy, side = f.x + f.width / 2, f.y + f.height * 0.55, 1.9 * max(f.width, f.height)
-            x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-            crop = np.zeros((int(side), int(side), 3), np.uint8) + 40
-            sx0, sy0 = max(0, x0), max(0, y0)
-            sx1, sy1 = min(picture.shape[1], x0 + int(side)), min(picture.shape[0], y0 + int(side))
-            crop[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = picture[sy0:sy1, sx0:sx1]
-            scale = CANVAS / crop.shape[0]
-            image = cv2.resize(crop, (CANVAS, CANVAS), interpolation=cv2.INTER_AREA)
-            mouth = [((p.x - x0) * scale, (p.y - y0) * scale) for p in f.landmarks[3:5]]
-            faces.append(cm.Face(image, mouth[0], mouth[1]))
+            scale = CANVAS / side
+            whole = cm.Face(picture, *((float(p.x), float(p.y)) for p in f.landmarks[3:5]))
+            offset = (int(round((side / 2 - cx) * scale)), int(round((side / 2 - cy) * scale)))
+            faces.append(cm.transform_face(whole, scale, canvas=(CANVAS, CANVAS), offset=offset))
     return faces
 
 
